@@ -1,0 +1,89 @@
+/**
+ * Store is the narrow async interface that sessions, SAML state, the directory and rate limits live in.
+ *
+ *   hot path -> TieredStore (sync LRU peek) -> Store (embedded SQLite | Redis standalone/Sentinel/Cluster)
+ *
+ * Every backend passes the same contract suite (test/sessions/store.contract.ts).
+ *
+ * Keys are plain strings chosen by callers. A caller that needs several keys changed together
+ * (`atomic`) puts the same hash tag in each of them, `{tag}`, so that Redis Cluster maps them to
+ * one slot; the embedded backend ignores tags.
+ *
+ * Sets are ordered by member (byte order), so listing pages are stable on every backend.
+ */
+export interface Store {
+  /** get returns the value, or null when absent or expired. */
+  get(key: string): Promise<string | null>;
+  /** set writes a value; ttlMs > 0 makes it expire, otherwise it lives until deleted. */
+  set(key: string, value: string, ttlMs?: number): Promise<void>;
+  /** createIfAbsent writes only when the key does not exist; true when it wrote. Atomic across nodes. */
+  createIfAbsent(key: string, value: string, ttlMs?: number): Promise<boolean>;
+  /** consume returns the value and deletes it in one atomic step; a second consume gets null. */
+  consume(key: string): Promise<string | null>;
+  /** del removes keys (plain values, sets or counters); returns how many existed. */
+  del(...keys: string[]): Promise<number>;
+
+  /** sadd adds a member to the set at key. */
+  sadd(key: string, member: string): Promise<void>;
+  /** srem removes a member from the set at key. */
+  srem(key: string, member: string): Promise<void>;
+  /** smembers lists members in byte order, optionally one page of them. */
+  smembers(key: string, page?: { offset: number; limit: number }): Promise<string[]>;
+  /** scard counts the members of a set. */
+  scard(key: string): Promise<number>;
+  /** sismember tells whether member is in the set. */
+  sismember(key: string, member: string): Promise<boolean>;
+
+  /** incr adds 1 to a counter and returns the new value; the first increment starts its TTL (a fixed window). */
+  incr(key: string, ttlMs: number): Promise<number>;
+
+  /**
+   * atomic applies all writes or none. When a key in `ifAbsent` exists, nothing is written and it
+   * returns false. All keys must share one hash tag (see above).
+   */
+  atomic(ops: WriteOp[], ifAbsent?: string[]): Promise<boolean>;
+
+  /** publish sends a message to every subscriber of channel on every node (including this one). */
+  publish(channel: string, message: string): Promise<void>;
+  /** subscribe calls handler for each message on channel; the returned function unsubscribes. */
+  subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>>;
+
+  /** ping fails when the backend cannot answer (used by /readyz). */
+  ping(): Promise<void>;
+  /** close releases connections and files. */
+  close(): Promise<void>;
+  /** kind names the backend for logs and the status page. */
+  readonly kind: string;
+}
+
+export type WriteOp =
+  | { op: 'set'; key: string; value: string; ttlMs?: number }
+  | { op: 'del'; key: string }
+  | { op: 'sadd'; key: string; member: string }
+  | { op: 'srem'; key: string; member: string };
+
+/** StoreUnavailableError is what every backend throws when it cannot answer in time; callers fail fast on it. */
+export class StoreUnavailableError extends Error {
+  readonly code = 'STORE_UNAVAILABLE';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreUnavailableError';
+  }
+}
+
+/** StoreConfig is the `store:` section of the config, already validated. */
+export type StoreConfig =
+  | { readonly type: 'embedded'; readonly path: string }
+  | {
+      readonly type: 'redis';
+      /** redis://[:password@]host:port/db for a standalone server. */
+      readonly url?: string;
+      /** host:port seeds of a Redis Cluster. */
+      readonly cluster?: readonly string[];
+      /** Sentinel: the master group name and host:port of the sentinels. */
+      readonly sentinel?: { readonly name: string; readonly hosts: readonly string[]; readonly db?: number };
+      /** Prefix of every key and channel, so several deployments can share one Redis. */
+      readonly keyPrefix: string;
+      /** A command that takes longer fails with StoreUnavailableError. */
+      readonly commandTimeoutMs: number;
+    };

@@ -1,0 +1,167 @@
+/**
+ * ip: allocation-free IPv4/IPv6 text parsing for the hot path, plus CIDR parsing for config.
+ *
+ * The proxy parses every client address on every request, so parseIPv4 and parseIPv6Into walk the
+ * string by char code and write into caller-owned storage instead of building arrays.
+ */
+
+/** parseIPv4 returns the address as an unsigned 32-bit number, or -1 when `s[from..to)` is not dotted quad. */
+export function parseIPv4(s: string, from = 0, to = s.length): number {
+  let value = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      // A leading zero ("010") is ambiguous (octal in some parsers), so it is refused.
+      if (digits > 0 && part === 0) return -1;
+      part = part * 10 + (c - 48);
+      if (part > 255 || ++digits > 3) return -1;
+    } else if (c === 46) {
+      if (digits === 0 || dots === 3) return -1;
+      value = value * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else {
+      return -1;
+    }
+  }
+  if (digits === 0 || dots !== 3) return -1;
+  return value * 256 + part;
+}
+
+/**
+ * parseIPv6Into parses an IPv6 address (with `::`, an embedded IPv4 tail and an optional `%zone`)
+ * into 8 hextets in `out`. Returns false when the text is not an IPv6 address.
+ */
+export function parseIPv6Into(s: string, out: Uint16Array): boolean {
+  let end = s.indexOf('%');
+  if (end < 0) end = s.length;
+  let n = 0; // hextets written before "::"
+  let gap = -1; // index in out where "::" sits
+  let i = 0;
+  if (end >= 2 && s.charCodeAt(0) === 58 && s.charCodeAt(1) === 58) {
+    gap = 0;
+    i = 2;
+    if (end === 2) {
+      out.fill(0);
+      return true;
+    }
+  } else if (s.charCodeAt(0) === 58) {
+    return false;
+  }
+  while (i < end) {
+    // Find the end of this group.
+    let j = i;
+    let hex = 0;
+    let len = 0;
+    let sawDot = false;
+    while (j < end) {
+      const c = s.charCodeAt(j);
+      if (c === 58) break;
+      if (c === 46) sawDot = true;
+      j++;
+    }
+    if (sawDot) {
+      // Dotted IPv4 tail takes two hextets and must be last.
+      if (j !== end || n > 6) return false;
+      const v4 = parseIPv4(s, i, end);
+      if (v4 < 0) return false;
+      out[n++] = Math.floor(v4 / 65536);
+      out[n++] = v4 & 0xffff;
+      i = end;
+      break;
+    }
+    for (let k = i; k < j; k++) {
+      const c = s.charCodeAt(k);
+      let d: number;
+      if (c >= 48 && c <= 57) d = c - 48;
+      else if (c >= 97 && c <= 102) d = c - 87;
+      else if (c >= 65 && c <= 70) d = c - 55;
+      else return false;
+      hex = hex * 16 + d;
+      len++;
+    }
+    if (len === 0 || len > 4 || n >= 8) return false;
+    out[n++] = hex;
+    if (j === end) {
+      i = end;
+      break;
+    }
+    // j is at ':'; a second ':' makes "::".
+    if (j + 1 < end && s.charCodeAt(j + 1) === 58) {
+      if (gap >= 0) return false;
+      gap = n;
+      i = j + 2;
+      if (i === end) break;
+    } else {
+      i = j + 1;
+      if (i === end) return false; // trailing single ':'
+    }
+  }
+  if (gap < 0) return n === 8;
+  if (n >= 8) return false;
+  // Move the hextets after "::" to the end and zero the gap.
+  const tail = n - gap;
+  for (let k = 0; k < tail; k++) out[7 - k] = out[n - 1 - k]!;
+  for (let k = gap; k < 8 - tail; k++) out[k] = 0;
+  return true;
+}
+
+/** Cidr is a parsed network: its family, prefix length and first/last address as big integers. */
+export interface Cidr {
+  readonly family: 4 | 6;
+  readonly prefix: number;
+  readonly start: bigint;
+  readonly end: bigint;
+  readonly text: string;
+}
+
+const scratch = new Uint16Array(8);
+
+/** ipToBigInt converts an address to its integer value and family, or null when it is not an address. */
+export function ipToBigInt(text: string): { family: 4 | 6; value: bigint } | null {
+  const v4 = parseIPv4(text);
+  if (v4 >= 0) return { family: 4, value: BigInt(v4) };
+  if (!parseIPv6Into(text, scratch)) return null;
+  let v = 0n;
+  for (let k = 0; k < 8; k++) v = (v << 16n) | BigInt(scratch[k]!);
+  return { family: 6, value: v };
+}
+
+/**
+ * parseCidr parses `a.b.c.d/n`, `x::y/n`, or a bare address (a host route). Host bits set below the
+ * prefix are refused, since `10.0.0.5/8` is almost always a typo for something else.
+ */
+export function parseCidr(text: string): Cidr | string {
+  const slash = text.indexOf('/');
+  const addr = slash < 0 ? text : text.slice(0, slash);
+  const ip = ipToBigInt(addr);
+  if (ip === null) return `"${text}" is not a CIDR`;
+  const bits = ip.family === 4 ? 32 : 128;
+  let prefix = bits;
+  if (slash >= 0) {
+    const p = text.slice(slash + 1);
+    if (!/^\d{1,3}$/.test(p) || Number(p) > bits) return `"${text}" is not a CIDR: prefix must be 0-${bits}`;
+    prefix = Number(p);
+  }
+  const hostBits = BigInt(bits - prefix);
+  const hostMask = (1n << hostBits) - 1n;
+  if ((ip.value & hostMask) !== 0n) return `"${text}" has host bits set below /${prefix}`;
+  return { family: ip.family, prefix, start: ip.value, end: ip.value | hostMask, text };
+}
+
+/** cidrContains tells whether `inner` lies wholly inside `outer`. */
+export function cidrContains(outer: Cidr, inner: Cidr): boolean {
+  return outer.family === inner.family && inner.start >= outer.start && inner.end <= outer.end;
+}
+
+/** normalizeIp strips an IPv4-mapped IPv6 prefix (`::ffff:1.2.3.4`), so dual-stack sockets report IPv4 peers as IPv4. */
+export function normalizeIp(addr: string): string {
+  if (addr.length > 7 && addr.charCodeAt(0) === 58 && addr.startsWith('::ffff:') && addr.indexOf('.') > 0) {
+    return addr.slice(7);
+  }
+  return addr;
+}

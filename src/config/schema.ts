@@ -1,0 +1,139 @@
+/**
+ * schema: the shape of Tollgate's config file and every default, in one place.
+ *
+ * Secure defaults live here: unknown sources are denied, CONNECT only reaches 443, the control
+ * listener binds loopback, and every socket has a timeout.
+ */
+import { z } from 'zod';
+import { parseCidr, ipToBigInt } from './ip.js';
+
+const hostnameRe = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
+
+/** cidr accepts `a.b.c.d/n`, IPv6 CIDRs and bare addresses. */
+const cidr = z.string().superRefine((v, ctx) => {
+  const r = parseCidr(v);
+  if (typeof r === 'string') ctx.addIssue({ code: 'custom', message: r });
+});
+
+const ipAddress = z.string().refine((v) => ipToBigInt(v) !== null, { message: 'is not an IP address' });
+
+/** hostPort accepts `host:port` and `[v6]:port`. */
+const hostPort = z.string().superRefine((v, ctx) => {
+  if (parseHostPort(v) === null) ctx.addIssue({ code: 'custom', message: `"${v}" is not host:port` });
+});
+
+/** parseHostPort splits `host:port` / `[v6]:port`; null when malformed. */
+export function parseHostPort(v: string): { host: string; port: number } | null {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(v);
+  if (!m) return null;
+  const port = Number(m[3]);
+  if (port > 65535) return null;
+  return { host: (m[1] ?? m[2])!, port };
+}
+
+const ms = (def: number, min = 1) => z.number().int().min(min).max(24 * 3600 * 1000).default(def);
+
+const sublocation = z.strictObject({
+  name: z.string().min(1).max(64),
+  ips: z.array(cidr).min(1),
+  enforceAuthentication: z.boolean().optional(),
+});
+
+const location = z.strictObject({
+  name: z.string().min(1).max(64),
+  ips: z.array(cidr).min(1),
+  enforceAuthentication: z.boolean().default(false),
+  trustedForwarders: z.array(ipAddress).default([]),
+  sublocations: z.array(sublocation).default([]),
+});
+
+const store = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('embedded'), path: z.string().min(1).default('./data') }),
+  z.strictObject({
+    type: z.literal('redis'),
+    url: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional(),
+    cluster: z.array(hostPort).min(1).optional(),
+    sentinel: z
+      .strictObject({ name: z.string().min(1), hosts: z.array(hostPort).min(1), db: z.number().int().min(0).optional() })
+      .optional(),
+    keyPrefix: z.string().max(64).default('tollgate:'),
+    commandTimeoutMs: ms(1000),
+  }),
+]);
+
+const limits = z.strictObject({
+  /** Largest request head a client may send (bytes); beyond it the client gets 431. */
+  maxHeaderBytes: z.number().int().min(1024).max(1024 * 1024).default(32 * 1024),
+  /** Time a client has to send a complete request head. */
+  headersTimeoutMs: ms(15_000),
+  /** A client connection idle this long is closed (keep-alive and tunnels alike). */
+  clientIdleTimeoutMs: ms(120_000),
+  /** Time an origin has to connect and send response headers; past it the client gets 504. */
+  upstreamTimeoutMs: ms(30_000),
+  /** An upstream connection idle this long (mid-body or in a tunnel) is closed. */
+  upstreamIdleTimeoutMs: ms(120_000),
+  /** Concurrent connections one client IP may hold; more get 429. */
+  maxConnectionsPerIp: z.number().int().min(1).max(100_000).default(512),
+  /** Time SIGTERM waits for in-flight work before closing what is left. */
+  shutdownGraceMs: ms(10_000, 0),
+});
+
+export const configSchema = z
+  .strictObject({
+    /** Tollgate's own domain: gateway.<cloud>, login.<cloud>, ip.<cloud>, pac.<cloud>, scim.<cloud>. */
+    cloud: z.string().regex(hostnameRe, 'is not a host name').default('tollgate.test'),
+    orgId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, _ or -').default('1'),
+    /** Name of this node on the status page, in logs and in Via. Defaults to the host name. */
+    nodeName: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 letters, digits, ., _ or -').optional(),
+    listeners: z
+      .strictObject({
+        proxy: hostPort.default('127.0.0.1:9400'),
+        control: hostPort.default('127.0.0.1:9401'),
+      })
+      .default({ proxy: '127.0.0.1:9400', control: '127.0.0.1:9401' }),
+    store: store.default({ type: 'embedded', path: './data' }),
+    locations: z.array(location).default([]),
+    unknownSources: z.enum(['deny', 'authenticate']).default('deny'),
+    connectPorts: z.array(z.number().int().min(1).max(65535)).min(1).default([443]),
+    /** Static name → address map consulted before DNS (lab setups, /etc/hosts style). */
+    hosts: z.record(z.string().regex(hostnameRe, 'is not a host name'), ipAddress).default({}),
+    limits: limits.default(limits.parse({})),
+    logging: z
+      .strictObject({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+        /** Where access-log lines go: `stdout` or a file path. */
+        accessLog: z.string().min(1).default('stdout'),
+      })
+      .default({ level: 'info', accessLog: 'stdout' }),
+  })
+  .superRefine((c, ctx) => {
+    const names = new Map<string, number>();
+    c.locations.forEach((loc, i) => {
+      const key = loc.name.toLowerCase();
+      if (names.has(key)) {
+        ctx.addIssue({ code: 'custom', path: ['locations', i, 'name'], message: `duplicates locations[${names.get(key)}].name "${loc.name}"` });
+      } else names.set(key, i);
+      const parents = loc.ips.map((p) => parseCidr(p));
+      loc.sublocations.forEach((sub, j) => {
+        sub.ips.forEach((ip, k) => {
+          const inner = parseCidr(ip);
+          if (typeof inner === 'string') return;
+          const inside = parents.some((p) => typeof p !== 'string' && p.family === inner.family && inner.start >= p.start && inner.end <= p.end);
+          if (!inside) {
+            ctx.addIssue({ code: 'custom', path: ['locations', i, 'sublocations', j, 'ips', k], message: `"${ip}" is outside location "${loc.name}"` });
+          }
+        });
+      });
+    });
+    if (c.store.type === 'redis') {
+      const forms = [c.store.url, c.store.cluster, c.store.sentinel].filter((x) => x !== undefined).length;
+      if (forms !== 1) ctx.addIssue({ code: 'custom', path: ['store'], message: 'redis needs exactly one of url, cluster, sentinel' });
+    }
+  });
+
+/** ConfigInput is what a file may contain; Config is the validated, defaulted, frozen result. */
+export type ConfigInput = z.input<typeof configSchema>;
+type DeepReadonly<T> = T extends (infer U)[] ? readonly DeepReadonly<U>[] : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
+export type Config = DeepReadonly<z.output<typeof configSchema>>;
+export type LocationConfig = Config['locations'][number];
+export type SublocationConfig = LocationConfig['sublocations'][number];

@@ -1,0 +1,128 @@
+/**
+ * app: the control-plane app, reached two ways with one set of handlers:
+ *
+ *   Ops / IdP -> control listener (loopback)  -> /healthz /readyz /metrics /admin/* and own hosts by Host
+ *   Browser   -> Proxy (GET http://ip.<cloud>/) -> own-host handler -> same app
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { normalizeIp } from '../config/ip.js';
+import { HttpError, sendError } from '../http/errors.js';
+import { Router, sendBody } from '../http/router.js';
+import type { Metrics } from '../metrics.js';
+import type { Transaction } from '../proxy/pipeline.js';
+import type { RuntimeRef, Runtime } from '../runtime.js';
+import type { Store } from '../sessions/store.js';
+import { renderStatusHtml, type StatusView } from '../status/page.js';
+
+/** ActivationResult is what an activation reports to the caller. */
+export type ActivationResult = { ok: true; version: number; warnings: string[] } | { ok: false; errors: readonly string[] };
+
+/** ControlDeps is what the control-plane app is given. */
+export interface ControlDeps {
+  readonly runtime: RuntimeRef;
+  readonly metrics: Metrics;
+  readonly store: Store;
+  readonly log: Logger;
+  readonly activate: () => Promise<ActivationResult>;
+  /** Whether shutdown has begun (readyz turns 503 so balancers drain us). */
+  readonly draining: () => boolean;
+}
+
+/** RequestCtx is one request's view: the runtime snapshot and, when it came via the proxy, its transaction. */
+interface RequestCtx {
+  readonly rt: Runtime;
+  readonly tx: Transaction | null;
+  readonly peerIp: string;
+}
+
+/** ControlApp serves the control listener and the own hosts. */
+export interface ControlApp {
+  /** direct handles a request on the control listener. */
+  direct(req: IncomingMessage, res: ServerResponse): void;
+  /** ownHost handles a request for *.<cloud> that came through the proxy. */
+  ownHost(req: IncomingMessage, res: ServerResponse, tx: Transaction): void;
+}
+
+const LOOPBACK = /^(127\.|::1$)/;
+
+/** createControlApp builds the app; route tables are built once, here. */
+export function createControlApp(deps: ControlDeps): ControlApp {
+  const ops = new Router<RequestCtx>()
+    .on('GET', '/healthz', (req, res) => sendBody(req, res, 200, 'text/plain; charset=utf-8', 'ok\n', { 'cache-control': 'no-store' }))
+    .on('GET', '/readyz', async (req, res, ctx) => {
+      if (deps.draining()) throw new HttpError(503, 'draining', 'Shutting down.');
+      try {
+        await deps.store.ping();
+      } catch (err) {
+        throw new HttpError(503, 'store_unavailable', `Store (${deps.store.kind}) is not reachable: ${(err as Error).message}`);
+      }
+      sendBody(req, res, 200, 'text/plain; charset=utf-8', `ready: config v${ctx.rt.version}, store ${deps.store.kind}\n`, { 'cache-control': 'no-store' });
+    })
+    .on('GET', '/metrics', async (req, res) => {
+      deps.metrics.configVersion.set(deps.runtime.current.version);
+      const text = await deps.metrics.registry.metrics();
+      sendBody(req, res, 200, deps.metrics.registry.contentType, text, { 'cache-control': 'no-store' });
+    })
+    .on('POST', '/admin/activate', async (req, res, ctx) => {
+      // The admin API answers loopback peers only until admin authentication exists.
+      if (!LOOPBACK.test(ctx.peerIp)) throw new HttpError(403, 'admin_loopback_only', 'The admin API answers loopback clients only.');
+      req.resume();
+      const r = await deps.activate();
+      sendBody(req, res, r.ok ? 200 : 422, 'application/json', JSON.stringify(r) + '\n', { 'cache-control': 'no-store' });
+    });
+
+  const status = new Router<RequestCtx>().on('GET', '/', (req, res, ctx) => {
+    const view = statusView(ctx);
+    const wantsJson = (req.headers.accept ?? '').includes('application/json') || (req.url ?? '').includes('format=json');
+    if (wantsJson) sendBody(req, res, 200, 'application/json', JSON.stringify(view) + '\n', { 'cache-control': 'no-store' });
+    else sendBody(req, res, 200, 'text/html; charset=utf-8', renderStatusHtml(view), { 'cache-control': 'no-store' });
+  });
+
+  /** hostApps maps the first label of an own host to its router. */
+  const hostApps = new Map<string, Router<RequestCtx>>([['ip', status]]);
+
+  function statusView(ctx: RequestCtx): StatusView {
+    const clientIp = ctx.tx?.clientIp ?? ctx.peerIp;
+    const match = ctx.tx ? ctx.tx.match : ctx.rt.locator.lookup(clientIp);
+    return {
+      cloud: ctx.rt.cloud,
+      node: ctx.rt.nodeName,
+      clientIp,
+      viaProxy: ctx.tx !== null,
+      location: match?.location.name ?? null,
+      sublocation: match?.sublocation?.name ?? null,
+      enforceAuthentication: match?.enforceAuthentication ?? false,
+      configVersion: ctx.rt.version,
+      authenticated: false,
+    };
+  }
+
+  function byHost(req: IncomingMessage, res: ServerResponse, ctx: RequestCtx, host: string): boolean {
+    const rt = ctx.rt;
+    if (!host.endsWith(`.${rt.cloud}`)) return false;
+    const label = host.slice(0, host.length - rt.cloud.length - 1);
+    const app = hostApps.get(label);
+    if (app && app.handle(req, res, ctx, deps.log)) return true;
+    sendError(req, res, new HttpError(404, 'not_found', `Nothing is served at ${host}${(req.url ?? '/').split('?')[0]}.`));
+    return true;
+  }
+
+  return {
+    direct(req, res) {
+      const rt = deps.runtime.current;
+      const ctx: RequestCtx = { rt, tx: null, peerIp: normalizeIp(req.socket.remoteAddress ?? '') };
+      const host = (req.headers.host ?? '').toLowerCase().replace(/:\d+$/, '');
+      if (byHost(req, res, ctx, host)) return;
+      if (ops.handle(req, res, ctx, deps.log)) return;
+      sendError(req, res, new HttpError(404, 'not_found', 'No such endpoint.'));
+    },
+    ownHost(req, res, tx) {
+      const ctx: RequestCtx = { rt: tx.rt, tx, peerIp: tx.peerIp };
+      if (byHost(req, res, ctx, tx.host)) return;
+      // The bare cloud name: show the status page too.
+      if (status.handle(req, res, ctx, deps.log)) return;
+      sendError(req, res, new HttpError(404, 'not_found', 'No such page.'));
+    },
+  };
+}

@@ -1,0 +1,77 @@
+/**
+ * log: the application logger and the access log, both pino JSON lines.
+ *
+ * The access log is one line per transaction with NSS-like fields. Request headers are never logged,
+ * so cookies, Authorization and Proxy-Authorization cannot leak; the app logger redacts them too in
+ * case an error object carries them.
+ */
+import pino, { type Logger, type DestinationStream } from 'pino';
+
+/** AccessEntry is one access-log line. */
+export interface AccessEntry {
+  time: string;
+  node: string;
+  login: string;
+  department: string;
+  location: string;
+  sublocation: string;
+  clientIp: string;
+  method: string;
+  url: string;
+  host: string;
+  status: number;
+  action: Action;
+  reason: string;
+  protocol: 'HTTP' | 'TUNNEL' | 'WS';
+  reqBytes: number;
+  respBytes: number;
+  durationMs: number;
+}
+
+/** Action is what Tollgate did with a transaction. */
+export type Action = 'allowed' | 'blocked' | 'exempt' | 'auth-redirect' | 'own-host' | 'error';
+
+/** AccessLog writes access entries. */
+export interface AccessLog {
+  write(entry: AccessEntry): void;
+}
+
+const REDACT = [
+  'req.headers.cookie',
+  'req.headers.authorization',
+  'req.headers["proxy-authorization"]',
+  'headers.cookie',
+  'headers.authorization',
+  'headers["proxy-authorization"]',
+  '*.token',
+  '*.password',
+  '*.secret',
+];
+
+/** createLogger builds the application logger (stderr by default, so stdout stays the access log). */
+export function createLogger(level: string, dest?: DestinationStream): Logger {
+  return pino(
+    { level, base: { svc: 'tollgate' }, redact: { paths: REDACT, censor: '[redacted]' }, timestamp: pino.stdTimeFunctions.isoTime },
+    dest ?? pino.destination({ fd: 2, sync: false }),
+  );
+}
+
+/** createAccessLog writes entries to stdout, a file, or a given stream (tests). */
+export function createAccessLog(target: string | DestinationStream): AccessLog & { flush(): void } {
+  const dest =
+    typeof target !== 'string'
+      ? target
+      : target === 'stdout'
+        ? pino.destination({ fd: 1, sync: false })
+        : pino.destination({ dest: target, mkdir: true, sync: false });
+  // A bare pino with no base fields and no level: the entry itself is the line.
+  const logger = pino({ base: null, timestamp: false, level: 'info', messageKey: 'message', formatters: { level: () => ({}) } }, dest);
+  return {
+    write(entry) {
+      logger.info(entry);
+    },
+    flush() {
+      logger.flush();
+    },
+  };
+}

@@ -1,0 +1,146 @@
+/**
+ * main: the composition root. It loads config, opens the store, builds the first runtime, wires
+ * the data plane and the control plane together, and owns activation and shutdown.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { DestinationStream, Logger } from 'pino';
+import { loadConfig, ConfigError, validateConfig } from './config/load.js';
+import type { Config, ConfigInput } from './config/schema.js';
+import { createControlApp, type ActivationResult } from './control/app.js';
+import { createAccessLog, createLogger } from './log.js';
+import { Metrics, timedStore } from './metrics.js';
+import { SelfGuard } from './proxy/dial.js';
+import { createProxyServer } from './proxy/server.js';
+import { buildRuntime, listenerAddresses, RuntimeRef } from './runtime.js';
+import { openStore } from './sessions/open.js';
+import { TieredStore } from './sessions/tiered.js';
+
+/** StartOptions selects the config (a file, an object for tests, or the built-in default) and log sinks. */
+export interface StartOptions {
+  readonly configPath?: string;
+  readonly config?: ConfigInput;
+  readonly accessLog?: DestinationStream;
+  readonly appLog?: DestinationStream;
+}
+
+/** Tollgate is a running instance. */
+export interface Tollgate {
+  readonly proxyAddress: AddressInfo;
+  readonly controlAddress: AddressInfo;
+  readonly runtime: RuntimeRef;
+  readonly store: TieredStore;
+  readonly log: Logger;
+  activate(): Promise<ActivationResult>;
+  shutdown(): Promise<void>;
+}
+
+/** startTollgate brings up both listeners; it rejects (and cleans up) when config or store fail. */
+export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> {
+  const readConfig = (): Promise<Config> =>
+    opts.config !== undefined ? Promise.resolve(validateConfig(opts.config, '(inline config)')) : loadConfig(opts.configPath);
+  const config = await readConfig();
+  const log = createLogger(config.logging.level, opts.appLog);
+  const accessLog = createAccessLog(opts.accessLog ?? config.logging.accessLog);
+  let version = 1;
+  const runtime = new RuntimeRef(buildRuntime(config, version));
+
+  const backend = await openStore(config.store, { onError: (err: Error) => log.warn({ err: err.message }, 'store connection problem') });
+  let cache: TieredStore | null = null;
+  const metrics = new Metrics(() => cache?.stats() ?? { hits: 0, misses: 0 });
+  const store = new TieredStore(timedStore(backend, metrics.storeLatency));
+  cache = store;
+  await store.start?.();
+  metrics.configVersion.set(version);
+
+  let draining = false;
+  const self = new SelfGuard();
+
+  let activating: Promise<ActivationResult> | null = null;
+  const activate = (): Promise<ActivationResult> => {
+    // Two activations at once would race for the version number; the second waits for the first.
+    const run = async (): Promise<ActivationResult> => {
+      try {
+        const next = await readConfig();
+        const warnings: string[] = [];
+        const cur = runtime.current.config;
+        if (JSON.stringify(next.listeners) !== JSON.stringify(cur.listeners)) warnings.push('listeners changed: restart to apply');
+        if (JSON.stringify(next.store) !== JSON.stringify(cur.store)) warnings.push('store changed: restart to apply');
+        if (JSON.stringify(next.limits) !== JSON.stringify(cur.limits)) warnings.push('limits: header size and header timeout apply after a restart');
+        const rt = buildRuntime(next, ++version);
+        runtime.swap(rt);
+        metrics.activations.inc({ outcome: 'ok' });
+        metrics.configVersion.set(rt.version);
+        log.info({ version: rt.version, warnings }, 'config activated');
+        return { ok: true, version: rt.version, warnings };
+      } catch (err) {
+        const errors = err instanceof ConfigError ? [...err.errors] : [(err as Error).message];
+        metrics.activations.inc({ outcome: 'failed' });
+        log.error({ errors, source: err instanceof ConfigError ? err.source : undefined }, 'activation failed; the previous config keeps running');
+        return { ok: false, errors };
+      }
+    };
+    const p = (activating ?? Promise.resolve()).then(run, run);
+    activating = p;
+    return p;
+  };
+
+  const control = createControlApp({ runtime, metrics, store, log, activate, draining: () => draining });
+  const proxy = createProxyServer({ runtime, ownHost: control.ownHost, accessLog, metrics, log, self }, config);
+  const controlServer = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000, maxHeaderSize: 16 * 1024 }, control.direct);
+  controlServer.keepAliveTimeout = 5000;
+  controlServer.timeout = 60_000;
+
+  const addrs = listenerAddresses(config);
+  try {
+    await listen(proxy.server, addrs.proxy.host, addrs.proxy.port);
+    await listen(controlServer, addrs.control.host, addrs.control.port);
+  } catch (err) {
+    proxy.server.close();
+    controlServer.close();
+    await store.close();
+    throw err;
+  }
+  const proxyAddress = proxy.server.address() as AddressInfo;
+  const controlAddress = controlServer.address() as AddressInfo;
+  self.add(proxyAddress.address, proxyAddress.port);
+  self.add(controlAddress.address, controlAddress.port);
+  log.info(
+    { proxy: `${proxyAddress.address}:${proxyAddress.port}`, control: `${controlAddress.address}:${controlAddress.port}`, store: store.kind, node: runtime.current.nodeName },
+    'tollgate listening',
+  );
+
+  let closing: Promise<void> | null = null;
+  return {
+    proxyAddress,
+    controlAddress,
+    runtime,
+    store,
+    log,
+    activate,
+    shutdown() {
+      closing ??= (async () => {
+        draining = true;
+        const grace = runtime.current.config.limits.shutdownGraceMs;
+        log.info({ graceMs: grace }, 'shutting down');
+        controlServer.closeIdleConnections();
+        await Promise.all([proxy.shutdown(grace), new Promise<void>((r) => controlServer.close(() => r()))]);
+        controlServer.closeAllConnections();
+        await store.close();
+        accessLog.flush();
+        log.flush();
+      })();
+      return closing;
+    },
+  };
+}
+
+function listen(server: http.Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,84 @@
+/**
+ * metrics: Prometheus counters and gauges on a private registry, served at /metrics.
+ */
+import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
+import type { Store } from './sessions/store.js';
+
+/** Metrics is the set of instruments the proxy and control plane update. */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly requests = new Counter({
+    name: 'tollgate_requests_total',
+    help: 'Transactions by action and status.',
+    labelNames: ['action', 'status', 'protocol'] as const,
+    registers: [this.registry],
+  });
+  readonly activeConnections = new Gauge({ name: 'tollgate_active_connections', help: 'Open client connections on the proxy listener.', registers: [this.registry] });
+  readonly activeTunnels = new Gauge({ name: 'tollgate_active_tunnels', help: 'Open CONNECT tunnels and WebSockets.', registers: [this.registry] });
+  readonly upstreamErrors = new Counter({
+    name: 'tollgate_upstream_errors_total',
+    help: 'Upstream failures by stable code.',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+  readonly storeLatency = new Histogram({
+    name: 'tollgate_store_seconds',
+    help: 'Store call latency by operation.',
+    labelNames: ['op', 'outcome'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+  readonly configVersion = new Gauge({ name: 'tollgate_config_version', help: 'Version of the active config.', registers: [this.registry] });
+  readonly activations = new Counter({
+    name: 'tollgate_activations_total',
+    help: 'Config activations by outcome.',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(cacheStats?: () => { hits: number; misses: number }) {
+    collectDefaultMetrics({ register: this.registry, prefix: 'tollgate_process_' });
+    new Gauge({
+      name: 'tollgate_lru_hit_ratio',
+      help: 'Share of session-store reads answered by the in-process LRU.',
+      registers: [this.registry],
+      collect() {
+        const s = cacheStats?.() ?? { hits: 0, misses: 0 };
+        const total = s.hits + s.misses;
+        this.set(total === 0 ? 0 : s.hits / total);
+      },
+    });
+  }
+}
+
+const TIMED = new Set(['get', 'set', 'createIfAbsent', 'consume', 'del', 'sadd', 'srem', 'smembers', 'scard', 'sismember', 'incr', 'atomic', 'publish', 'ping']);
+
+/** timedStore wraps a store so every call is observed in the store latency histogram. */
+export function timedStore<S extends Store>(store: S, hist: Histogram<'op' | 'outcome'>): S {
+  const cache = new Map<PropertyKey, unknown>();
+  return new Proxy(store, {
+    get(target, prop) {
+      const value = Reflect.get(target, prop, target) as unknown;
+      if (typeof value !== 'function') return value;
+      let fn = cache.get(prop);
+      if (fn === undefined) {
+        const bound = (value as (...a: unknown[]) => unknown).bind(target);
+        fn = !TIMED.has(String(prop))
+          ? bound
+          : async (...args: unknown[]) => {
+              const end = hist.startTimer({ op: String(prop) });
+              try {
+                const r = await bound(...args);
+                end({ outcome: 'ok' });
+                return r;
+              } catch (err) {
+                end({ outcome: 'error' });
+                throw err;
+              }
+            };
+        cache.set(prop, fn);
+      }
+      return fn;
+    },
+  });
+}

@@ -1,0 +1,43 @@
+/**
+ * errno: the one table that maps an upstream failure to what the client sees.
+ *
+ *   Client -> Proxy -> (DNS | connect | read) fails -> status + stable code + one-line reason
+ */
+
+/** UpstreamFailure is how one upstream error is reported to the client and the access log. */
+export interface UpstreamFailure {
+  readonly status: 502 | 504;
+  /** Stable code for logs, metrics and the error page. */
+  readonly code: string;
+  /** One line a user can act on. */
+  readonly reason: string;
+}
+
+const TABLE: Record<string, UpstreamFailure> = {
+  ENOTFOUND: { status: 502, code: 'dns_failure', reason: 'The host name could not be resolved.' },
+  EAI_AGAIN: { status: 502, code: 'dns_failure', reason: 'The host name could not be resolved (temporary DNS failure).' },
+  EAI_FAIL: { status: 502, code: 'dns_failure', reason: 'The host name could not be resolved.' },
+  ENODATA: { status: 502, code: 'dns_failure', reason: 'The host name has no address.' },
+  ECONNREFUSED: { status: 502, code: 'connection_refused', reason: 'The server refused the connection.' },
+  ECONNRESET: { status: 502, code: 'connection_reset', reason: 'The server reset the connection.' },
+  EPIPE: { status: 502, code: 'connection_reset', reason: 'The server closed the connection while we were sending.' },
+  ECONNABORTED: { status: 502, code: 'connection_reset', reason: 'The connection to the server was aborted.' },
+  EHOSTUNREACH: { status: 502, code: 'host_unreachable', reason: 'The server is unreachable.' },
+  ENETUNREACH: { status: 502, code: 'network_unreachable', reason: 'The network of the server is unreachable.' },
+  ETIMEDOUT: { status: 504, code: 'upstream_timeout', reason: 'The server did not answer in time.' },
+  ESOCKETTIMEDOUT: { status: 504, code: 'upstream_timeout', reason: 'The server did not answer in time.' },
+  HPE_INVALID_CONSTANT: { status: 502, code: 'bad_upstream_response', reason: 'The server sent a response that is not valid HTTP.' },
+};
+
+const FALLBACK: UpstreamFailure = { status: 502, code: 'upstream_error', reason: 'The request to the server failed.' };
+
+/** upstreamFailure maps a Node error (by its `code`, or the HTTP parser's) to the client-facing answer. */
+export function upstreamFailure(err: unknown): UpstreamFailure {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  if (typeof code === 'string') {
+    const hit = TABLE[code];
+    if (hit) return hit;
+    if (code.startsWith('HPE_')) return TABLE.HPE_INVALID_CONSTANT!;
+  }
+  return FALLBACK;
+}

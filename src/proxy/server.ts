@@ -1,0 +1,407 @@
+/**
+ * server: the explicit-proxy listener (data plane).
+ *
+ *   Client -> Proxy (GET http://host/..)  -> pipeline -> http-proxy (keep-alive agent) -> Web
+ *   Client -> Proxy (CONNECT host:443)    -> pipeline -> tunnel (spliced TCP)          -> Web
+ *   Client -> Proxy (GET http://h/ Upgrade: websocket) -> pipeline -> http-proxy ws   -> Web
+ *   Client -> Proxy (GET http://ip.<cloud>/) -> control-plane app (injected)
+ *
+ * This module knows no features beyond the pipeline; it depends on the Runtime, an own-host
+ * handler, the access log and metrics, all injected.
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import httpProxy from 'http-proxy';
+import type { Logger } from 'pino';
+import { normalizeIp } from '../config/ip.js';
+import type { Config } from '../config/schema.js';
+import { HttpError, rawErrorResponse, sendError } from '../http/errors.js';
+import type { AccessLog } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import { isOwnHost, type RuntimeRef, type Runtime } from '../runtime.js';
+import { SelfGuard, UpstreamAgent, LoopError, type DialOptions } from './dial.js';
+import { upstreamFailure } from './errno.js';
+import { cleanRequestHeaders, cleanResponseHeaders } from './headers.js';
+import { clientAddress, decide, type Transaction } from './pipeline.js';
+import { openTunnel } from './tunnel.js';
+
+/** OwnHostHandler answers a request for one of the cloud's hosts (the control-plane app). */
+export type OwnHostHandler = (req: IncomingMessage, res: ServerResponse, tx: Transaction) => void;
+
+/** ProxyDeps is everything the data plane is given by the composition root. */
+export interface ProxyDeps {
+  readonly runtime: RuntimeRef;
+  readonly ownHost: OwnHostHandler;
+  readonly accessLog: AccessLog;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly self: SelfGuard;
+}
+
+const TX = Symbol('tollgate.tx');
+const BYTES = Symbol('tollgate.bytes');
+type TxReq = IncomingMessage & { [TX]?: TxState };
+type CountedSocket = Socket & { [BYTES]?: { read: number; written: number } };
+
+interface TxState {
+  tx: Transaction;
+  logged: boolean;
+  proxyReq: http.ClientRequest | null;
+}
+
+/** ProxyServer is the listener plus what it needs to shut down cleanly. */
+export interface ProxyServer {
+  readonly server: http.Server;
+  /** Stop accepting, wait up to graceMs for in-flight work, then close what is left. */
+  shutdown(graceMs: number): Promise<void>;
+}
+
+/** createProxyServer builds the proxy listener (not yet listening). Limits are read from the initial config. */
+export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer {
+  const limits = config.limits;
+  const dialOpts: DialOptions = { hosts: () => deps.runtime.current.hosts, self: deps.self };
+  const agent = new UpstreamAgent(dialOpts, {
+    keepAlive: true,
+    keepAliveMsecs: 1000,
+    maxSockets: Infinity,
+    maxFreeSockets: 256,
+    scheduling: 'lifo',
+    timeout: limits.upstreamIdleTimeoutMs,
+  });
+  // Upgraded (WebSocket) sockets leave the pool anyway, so they get their own non-pooling agent.
+  const wsAgent = new UpstreamAgent(dialOpts, { keepAlive: false, timeout: limits.upstreamIdleTimeoutMs });
+  const proxy = httpProxy.createProxyServer({ xfwd: false, changeOrigin: false, selfHandleResponse: true, ws: true });
+
+  const server = http.createServer({
+    maxHeaderSize: limits.maxHeaderBytes,
+    headersTimeout: limits.headersTimeoutMs,
+    requestTimeout: 0, // long uploads are bounded by the idle timeout, not a total
+    keepAliveTimeout: limits.clientIdleTimeoutMs,
+    connectionsCheckingInterval: Math.min(limits.headersTimeoutMs, 5000),
+  });
+  server.timeout = limits.clientIdleTimeoutMs;
+
+  const perIp = new Map<string, number>();
+  const sockets = new Set<Socket>();
+
+  server.on('connection', (socket: CountedSocket) => {
+    const ip = normalizeIp(socket.remoteAddress ?? '');
+    const n = (perIp.get(ip) ?? 0) + 1;
+    perIp.set(ip, n);
+    sockets.add(socket);
+    deps.metrics.activeConnections.inc();
+    socket[BYTES] = { read: 0, written: 0 };
+    socket.once('close', () => {
+      sockets.delete(socket);
+      deps.metrics.activeConnections.dec();
+      const left = (perIp.get(ip) ?? 1) - 1;
+      if (left <= 0) perIp.delete(ip);
+      else perIp.set(ip, left);
+    });
+    if (n > deps.runtime.current.config.limits.maxConnectionsPerIp) {
+      deps.log.warn({ clientIp: ip, connections: n }, 'connection cap per client IP reached');
+      socket.end(rawErrorResponse(429, 'too_many_connections', 'Too many concurrent connections from your address.'));
+      socket.destroySoon();
+    }
+  });
+
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const code = err.code ?? '';
+    const [status, errCode, msg] =
+      code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'header_too_large', 'The request header is too large.']
+        : code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [408, 'request_timeout', 'The request header was not received in time.']
+          : [400, 'bad_request', 'The request is not valid HTTP.'];
+    deps.log.info({ clientIp: normalizeIp(socket.remoteAddress ?? ''), code }, 'malformed request');
+    deps.metrics.requests.inc({ action: 'blocked', status: String(status), protocol: 'HTTP' });
+    socket.end(rawErrorResponse(status, errCode, msg));
+  });
+
+  proxy.on('proxyReq', (proxyReq, req) => {
+    const st = (req as TxReq)[TX];
+    if (!st) return;
+    st.proxyReq = proxyReq;
+    const rt = st.tx.rt;
+    // Response-headers deadline: covers DNS, connect and the origin's think time.
+    const timer = setTimeout(() => {
+      const e: NodeJS.ErrnoException = new Error('upstream response timeout');
+      e.code = 'ETIMEDOUT';
+      proxyReq.destroy(e);
+    }, rt.config.limits.upstreamTimeoutMs);
+    proxyReq.once('response', () => clearTimeout(timer));
+    proxyReq.once('close', () => clearTimeout(timer));
+  });
+
+  proxy.on('proxyRes', (proxyRes, req, res) => {
+    const st = (req as TxReq)[TX];
+    if (!st) return;
+    proxyRes.setTimeout(st.tx.rt.config.limits.upstreamIdleTimeoutMs, () => proxyRes.destroy());
+    res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, cleanResponseHeaders(proxyRes.headers, st.tx.rt.viaToken));
+    proxyRes.pipe(res);
+    proxyRes.on('error', () => res.destroy());
+  });
+
+  proxy.on('error', (err, req, resOrSocket) => {
+    const st = (req as TxReq)[TX];
+    if (!st) return;
+    const fail = err instanceof LoopError ? null : upstreamFailure(err);
+    if (fail) deps.metrics.upstreamErrors.inc({ code: fail.code });
+    st.tx.action = 'error';
+    st.tx.reason = fail ? fail.code : 'loop_detected';
+    const httpErr = fail
+      ? new HttpError(fail.status, fail.code, fail.reason)
+      : new HttpError(403, 'loop_detected', 'The request is addressed to this proxy itself.');
+    if (resOrSocket instanceof http.ServerResponse) {
+      if ((req as IncomingMessage).destroyed && !resOrSocket.headersSent) return; // client left first
+      sendError(req, resOrSocket, httpErr);
+    } else {
+      const s = resOrSocket as Socket;
+      if (s.writable) s.end(rawErrorResponse(httpErr.status, httpErr.code, httpErr.message));
+      finishUpgrade(st, s, httpErr.status);
+    }
+  });
+
+  server.on('request', (req: TxReq, res: ServerResponse) => {
+    const rt = deps.runtime.current;
+    const tx = newTransaction(rt, req, 'HTTP');
+    const st: TxState = { tx, logged: false, proxyReq: null };
+    req[TX] = st;
+    res.once('close', () => {
+      if (!res.writableFinished && st.proxyReq !== null) st.proxyReq.destroy(); // client abort → upstream abort
+      logTx(st, req.socket as CountedSocket, res.headersSent ? res.statusCode : 0);
+    });
+
+    const target = parseTarget(req, rt);
+    if (target instanceof HttpError) {
+      tx.action = 'blocked';
+      tx.reason = target.code;
+      sendError(req, res, target);
+      return;
+    }
+    const d = decide(tx, req.headers);
+    if (d.kind === 'deny') {
+      tx.action = 'blocked';
+      tx.reason = d.code;
+      deps.log.debug({ clientIp: tx.clientIp, code: d.code, host: tx.host }, 'denied');
+      sendError(req, res, new HttpError(d.status, d.code, d.message));
+      return;
+    }
+    if (d.kind === 'own') {
+      tx.action = 'own-host';
+      req.url = target.path;
+      deps.ownHost(req, res, tx);
+      return;
+    }
+    tx.action = 'allowed';
+    cleanRequestHeaders(req.headers, rt.viaToken, target.authority, false);
+    req.url = target.path;
+    proxy.web(req, res, { target: { protocol: 'http:', host: tx.host, port: tx.port }, agent });
+  });
+
+  server.on('connect', (req: TxReq, socket: CountedSocket, head: Buffer) => {
+    const rt = deps.runtime.current;
+    const tx = newTransaction(rt, req, 'TUNNEL');
+    const st: TxState = { tx, logged: false, proxyReq: null };
+    socket.on('error', () => socket.destroy());
+    const authority = parseAuthority(req.url ?? '');
+    const refuse = (status: number, code: string, message: string) => {
+      tx.action = 'blocked';
+      tx.reason = code;
+      socket.end(rawErrorResponse(status, code, message));
+      logTx(st, socket, status);
+    };
+    if (authority === null) return refuse(400, 'bad_connect_target', 'CONNECT needs host:port.');
+    tx.host = authority.host;
+    tx.port = authority.port;
+    tx.url = `${authority.host.includes(':') ? `[${authority.host}]` : authority.host}:${authority.port}`;
+    const d = decide(tx, req.headers);
+    if (d.kind === 'deny') return refuse(d.status, d.code, d.message);
+    if (d.kind === 'own') return refuse(403, 'own_host_tls', 'Own hosts are not tunneled.');
+    tx.action = 'allowed';
+    const limits = rt.config.limits;
+    openTunnel(
+      { ...dialOpts, connectTimeoutMs: limits.upstreamTimeoutMs, idleTimeoutMs: limits.clientIdleTimeoutMs },
+      socket,
+      head,
+      tx.host,
+      tx.port,
+      () => deps.metrics.activeTunnels.inc(),
+      (r) => {
+        if (r.opened) deps.metrics.activeTunnels.dec();
+        if (r.connectError) {
+          const loopErr = r.connectError instanceof LoopError;
+          const fail = loopErr ? { status: 403, code: 'loop_detected', reason: 'The tunnel target is this proxy itself.' } : upstreamFailure(r.connectError);
+          if (!loopErr) deps.metrics.upstreamErrors.inc({ code: fail.code });
+          tx.action = loopErr ? 'blocked' : 'error';
+          tx.reason = fail.code;
+          if (socket.writable) socket.end(rawErrorResponse(fail.status, fail.code, fail.reason));
+          logTx(st, socket, fail.status);
+          return;
+        }
+        if (!r.opened) tx.reason = 'client_aborted';
+        logTx(st, socket, r.opened ? 200 : 0);
+      },
+    );
+  });
+
+  server.on('upgrade', (req: TxReq, socket: CountedSocket, head: Buffer) => {
+    const rt = deps.runtime.current;
+    const tx = newTransaction(rt, req, 'WS');
+    const st: TxState = { tx, logged: false, proxyReq: null };
+    req[TX] = st;
+    socket.on('error', () => socket.destroy());
+    const target = parseTarget(req, rt);
+    const d = target instanceof HttpError ? null : decide(tx, req.headers);
+    const denial =
+      target instanceof HttpError ? target : d?.kind === 'deny' ? new HttpError(d.status, d.code, d.message) : d?.kind === 'own' ? new HttpError(403, 'own_host_ws', 'Own hosts do not take WebSockets.') : null;
+    if (denial !== null || target instanceof HttpError) {
+      tx.action = 'blocked';
+      tx.reason = denial!.code;
+      socket.end(rawErrorResponse(denial!.status, denial!.code, denial!.message));
+      logTx(st, socket, denial!.status);
+      return;
+    }
+    tx.action = 'allowed';
+    cleanRequestHeaders(req.headers, rt.viaToken, target.authority, true);
+    req.url = target.path;
+    socket.setTimeout(rt.config.limits.clientIdleTimeoutMs, () => socket.destroy());
+    deps.metrics.activeTunnels.inc();
+    let counted = true;
+    socket.once('close', () => {
+      if (counted) deps.metrics.activeTunnels.dec();
+      counted = false;
+      finishUpgrade(st, socket, 101);
+    });
+    proxy.ws(req, socket, head, { target: { protocol: 'http:', host: tx.host, port: tx.port }, agent: wsAgent });
+  });
+
+  function finishUpgrade(st: TxState, socket: Socket, status: number) {
+    logTx(st, socket as CountedSocket, status);
+  }
+
+  function logTx(st: TxState, socket: CountedSocket, status: number): void {
+    if (st.logged) return;
+    st.logged = true;
+    const tx = st.tx;
+    const b = socket[BYTES] ?? { read: 0, written: 0 };
+    const reqBytes = socket.bytesRead - b.read;
+    const respBytes = socket.bytesWritten - b.written;
+    b.read = socket.bytesRead;
+    b.written = socket.bytesWritten;
+    if (status === 0 && tx.reason === '') tx.reason = 'client_aborted';
+    deps.metrics.requests.inc({ action: tx.action, status: String(status), protocol: tx.protocol });
+    deps.accessLog.write({
+      time: new Date().toISOString(),
+      node: tx.rt.nodeName,
+      login: tx.login,
+      department: tx.department,
+      location: tx.match?.location.name ?? '',
+      sublocation: tx.match?.sublocation?.name ?? '',
+      clientIp: tx.clientIp,
+      method: tx.method,
+      url: tx.url,
+      host: tx.host,
+      status,
+      action: tx.action,
+      reason: tx.reason,
+      protocol: tx.protocol,
+      reqBytes,
+      respBytes,
+      durationMs: Math.round((performance.now() - tx.startMs) * 1000) / 1000,
+    });
+  }
+
+  return {
+    server,
+    shutdown(graceMs: number): Promise<void> {
+      return new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        const t = setTimeout(() => {
+          for (const s of sockets) s.destroy();
+          agent.destroy();
+          wsAgent.destroy();
+        }, graceMs);
+        t.unref();
+        server.once('close', () => {
+          clearTimeout(t);
+          agent.destroy();
+          wsAgent.destroy();
+        });
+      });
+    },
+  };
+}
+
+function newTransaction(rt: Runtime, req: IncomingMessage, protocol: Transaction['protocol']): Transaction {
+  const peerIp = normalizeIp(req.socket.remoteAddress ?? '');
+  const clientIp = clientAddress(rt, peerIp, req.headers['x-forwarded-for']);
+  return {
+    rt,
+    startMs: performance.now(),
+    protocol,
+    peerIp,
+    clientIp,
+    match: rt.locator.lookup(clientIp),
+    method: req.method ?? '',
+    url: req.url ?? '',
+    host: '',
+    port: 0,
+    login: '',
+    department: '',
+    action: 'allowed',
+    reason: '',
+  };
+}
+
+interface Target {
+  readonly authority: string;
+  readonly path: string;
+}
+
+/**
+ * parseTarget reads an absolute-form target (`http://host:port/path`), or an origin-form request
+ * for one of our own hosts, into the transaction. Anything else is a 400.
+ */
+function parseTarget(req: TxReq, rt: Runtime): Target | HttpError {
+  const tx = req[TX]!.tx;
+  const raw = req.url ?? '';
+  if (raw.charCodeAt(0) === 47 /* '/' */) {
+    // Origin form: only our own hosts are answered here (PAC downloads, the status page).
+    const hostHeader = (req.headers.host ?? '').toLowerCase();
+    const a = parseAuthority(hostHeader.includes(':') || hostHeader.startsWith('[') ? hostHeader : `${hostHeader}:80`);
+    if (a === null) return new HttpError(400, 'not_a_proxy_request', 'This is a proxy: send absolute-form requests (http://host/path).');
+    tx.host = a.host;
+    tx.port = a.port;
+    tx.url = `http://${hostHeader}${raw}`;
+    if (isOwnHost(rt, tx.host)) return { authority: hostHeader, path: raw };
+    return new HttpError(400, 'not_a_proxy_request', 'This is a proxy: send absolute-form requests (http://host/path).');
+  }
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return new HttpError(400, 'bad_url', 'The request URL is not valid.');
+  }
+  if (url.protocol !== 'http:') return new HttpError(400, 'unsupported_scheme', `Scheme ${url.protocol} is not proxied; use CONNECT for https.`);
+  if (url.username !== '' || url.password !== '') return new HttpError(400, 'credentials_in_url', 'URLs with credentials are not proxied.');
+  tx.host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  tx.port = url.port === '' ? 80 : Number(url.port);
+  tx.url = raw;
+  return { authority: url.host, path: `${url.pathname}${url.search}` };
+}
+
+/** parseAuthority splits `host:port` / `[v6]:port` for CONNECT targets; null when malformed. */
+export function parseAuthority(s: string): { host: string; port: number } | null {
+  const m = /^(?:\[([0-9a-f:.]+)\]|([a-z0-9._-]+)):(\d{1,5})$/i.exec(s);
+  if (!m) return null;
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) return null;
+  return { host: (m[1] ?? m[2]!).toLowerCase(), port };
+}

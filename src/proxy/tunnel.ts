@@ -1,0 +1,105 @@
+/**
+ * tunnel: CONNECT as a spliced TCP tunnel (http-proxy does not do CONNECT).
+ *
+ *   Client -> Proxy (CONNECT host:443) -> dial -> "200 Connection Established" -> bytes both ways
+ *
+ * Half-close is honoured: when one side ends its writing, the other side's write half is ended
+ * and bytes keep flowing the other way until it ends too. Either side erroring or idling past the
+ * timeout tears both down.
+ */
+import type { Socket } from 'node:net';
+import { dial, type DialOptions } from './dial.js';
+
+/** TunnelResult is reported once when the tunnel is over (or failed to open). */
+export interface TunnelResult {
+  /** Set when the upstream could not be reached; the caller answers the client. */
+  readonly connectError: Error | null;
+  /** Whether the tunnel was established (false: the client left while we were dialing, or dialing failed). */
+  readonly opened: boolean;
+  /** Bytes the client sent / received through the tunnel (after the CONNECT head). */
+  readonly upBytes: number;
+  readonly downBytes: number;
+}
+
+/** TunnelOptions are the narrow settings one tunnel needs. */
+export interface TunnelOptions extends DialOptions {
+  readonly connectTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+}
+
+/**
+ * openTunnel dials host:port and, once connected, tells the client and splices. `onOpen` is called
+ * when bytes start flowing; `done` exactly once at the end.
+ */
+export function openTunnel(
+  opts: TunnelOptions,
+  client: Socket,
+  head: Buffer,
+  host: string,
+  port: number,
+  onOpen: () => void,
+  done: (r: TunnelResult) => void,
+): void {
+  let finished = false;
+  let opened = false;
+  const upstream = dial(opts, host, port, { allowHalfOpen: true });
+  const upStart = client.bytesRead;
+  const downStart = client.bytesWritten;
+
+  const finish = (connectError: Error | null) => {
+    if (finished) return;
+    finished = true;
+    clearTimeout(connectTimer);
+    done({ connectError, opened, upBytes: client.bytesRead - upStart, downBytes: client.bytesWritten - downStart });
+  };
+
+  const connectTimer = setTimeout(() => {
+    const err: NodeJS.ErrnoException = new Error(`connect to ${host}:${port} timed out`);
+    err.code = 'ETIMEDOUT';
+    upstream.destroy(err);
+  }, opts.connectTimeoutMs);
+
+  upstream.once('connect', () => {
+    clearTimeout(connectTimer);
+    if (client.destroyed) {
+      upstream.destroy();
+      return;
+    }
+    opened = true;
+    onOpen();
+    upstream.setNoDelay(true);
+    client.setNoDelay(true);
+    upstream.setTimeout(opts.idleTimeoutMs, () => upstream.destroy());
+    client.setTimeout(opts.idleTimeoutMs, () => client.destroy());
+    client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    if (head.length > 0) upstream.write(head);
+    // pipe() ends the destination when the source ends: that is the half-close.
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+
+  upstream.on('error', (err) => {
+    if (!opened) {
+      finish(err);
+      return;
+    }
+    client.destroy();
+  });
+  client.on('error', () => upstream.destroy());
+  upstream.on('close', () => {
+    if (opened) {
+      // Whatever the client has not yet read is lost anyway once the origin is gone.
+      if (!client.writableEnded) client.end();
+      if (client.readableEnded || client.destroyed) finish(null);
+    }
+  });
+  client.on('close', () => {
+    upstream.destroy();
+    if (opened) finish(null);
+    else if (!finished) {
+      // Client gave up while we were dialing.
+      upstream.destroy();
+      finish(null);
+    }
+  });
+}

@@ -1,0 +1,74 @@
+/**
+ * runtime: everything the hot path needs, built from one Config off the request path.
+ *
+ * Activation builds a whole new Runtime and swaps one reference (RuntimeRef). A request reads
+ * `ref.current` once and passes that snapshot down, so it never sees two generations.
+ */
+import { hostname } from 'node:os';
+import type { Config } from './config/schema.js';
+import { parseHostPort } from './config/schema.js';
+import { compileLocator, type Locator } from './proxy/locate.js';
+
+/** Runtime is one immutable generation of compiled config. */
+export interface Runtime {
+  readonly version: number;
+  readonly activatedAt: Date;
+  readonly config: Config;
+  readonly nodeName: string;
+  /** The Via token this node adds; finding it in a request means a forwarding loop. */
+  readonly viaToken: string;
+  readonly locator: Locator;
+  /** Lower-case cloud name; own hosts are it and its subdomains. */
+  readonly cloud: string;
+  readonly connectPorts: ReadonlySet<number>;
+  /** Peers whose X-Forwarded-For is believed (union over locations). */
+  readonly trustedForwarders: ReadonlySet<string>;
+  /** Static host → address map consulted before DNS. */
+  readonly hosts: ReadonlyMap<string, string>;
+}
+
+/** buildRuntime compiles a Config; it throws only on bugs, since the Config is already valid. */
+export function buildRuntime(config: Config, version: number): Runtime {
+  const nodeName = config.nodeName ?? hostname();
+  const trusted = new Set<string>();
+  for (const loc of config.locations) for (const f of loc.trustedForwarders) trusted.add(f);
+  return Object.freeze({
+    version,
+    activatedAt: new Date(),
+    config,
+    nodeName,
+    viaToken: `tollgate-${nodeName}`.toLowerCase(),
+    locator: compileLocator(config.locations),
+    cloud: config.cloud.toLowerCase(),
+    connectPorts: new Set(config.connectPorts),
+    trustedForwarders: trusted,
+    hosts: new Map(Object.entries(config.hosts).map(([k, v]) => [k.toLowerCase(), v])),
+  });
+}
+
+/** RuntimeRef holds the current generation; `swap` is the only writer. */
+export class RuntimeRef {
+  #current: Runtime;
+  constructor(initial: Runtime) {
+    this.#current = initial;
+  }
+  get current(): Runtime {
+    return this.#current;
+  }
+  swap(next: Runtime): Runtime {
+    const prev = this.#current;
+    this.#current = next;
+    return prev;
+  }
+}
+
+/** isOwnHost tells whether a (lower-case, port-free) host is Tollgate's own: the cloud or a subdomain. */
+export function isOwnHost(rt: Runtime, host: string): boolean {
+  const c = rt.cloud;
+  return host === c || (host.length > c.length && host.endsWith(c) && host.charCodeAt(host.length - c.length - 1) === 46);
+}
+
+/** listenerAddresses gives the two listeners as host/port, as the config names them. */
+export function listenerAddresses(config: Config): { proxy: { host: string; port: number }; control: { host: string; port: number } } {
+  return { proxy: parseHostPort(config.listeners.proxy)!, control: parseHostPort(config.listeners.control)! };
+}

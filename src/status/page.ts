@@ -1,0 +1,41 @@
+/**
+ * page: the per-user status page at `ip.<cloud>`, in the spirit of ip.zscaler.com.
+ *
+ * It tells the person (and ops reading over their shoulder) how Tollgate sees this request: the
+ * client address, the location and sublocation it fell into, the node, and the cloud.
+ */
+import { escapeHtml } from '../http/errors.js';
+
+/** StatusView is what the page shows; later features add identity fields. */
+export interface StatusView {
+  readonly cloud: string;
+  readonly node: string;
+  readonly clientIp: string;
+  readonly viaProxy: boolean;
+  readonly location: string | null;
+  readonly sublocation: string | null;
+  readonly enforceAuthentication: boolean;
+  readonly configVersion: number;
+  readonly authenticated: boolean;
+}
+
+/** renderStatusHtml renders the page; every value is escaped. */
+export function renderStatusHtml(v: StatusView): string {
+  const rows: [string, string][] = [
+    ['Through Tollgate', v.viaProxy ? 'Yes — your request came through the proxy' : 'No — you reached the control listener directly'],
+    ['Your IP address', v.clientIp],
+    ['Location', v.location ?? 'unknown (not in any configured location)'],
+    ['Sublocation', v.sublocation ?? '—'],
+    ['Authentication', v.authenticated ? 'authenticated' : v.enforceAuthentication ? 'not authenticated (required here)' : 'not authenticated (not required here)'],
+    ['Proxy node', v.node],
+    ['Cloud', v.cloud],
+    ['Config version', String(v.configVersion)],
+  ];
+  const body = rows.map(([k, val]) => `<tr><th>${escapeHtml(k)}</th><td>${escapeHtml(val)}</td></tr>`).join('');
+  return (
+    `<!doctype html><html><head><meta charset="utf-8"><title>Tollgate status</title>` +
+    `<style>body{font-family:sans-serif;max-width:44em;margin:2em auto}th{text-align:left;padding-right:2em}td,th{padding:.3em}</style>` +
+    `</head><body><h1>${v.viaProxy ? 'You are accessing the web through Tollgate' : 'Tollgate'}</h1>` +
+    `<table>${body}</table></body></html>\n`
+  );
+}

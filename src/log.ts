@@ -56,7 +56,11 @@ export function createLogger(level: string, dest?: DestinationStream): Logger {
   );
 }
 
-/** createAccessLog writes entries to stdout, a file, or a given stream (tests). */
+/**
+ * createAccessLog writes entries to stdout, a file, or a given stream (tests). Lines go straight
+ * to pino's asynchronous destination (sonic-boom): an access entry is already the whole line, so a
+ * logger's level and base fields would only add noise.
+ */
 export function createAccessLog(target: string | DestinationStream): AccessLog & { flush(): void } {
   const dest =
     typeof target !== 'string'
@@ -64,14 +68,17 @@ export function createAccessLog(target: string | DestinationStream): AccessLog &
       : target === 'stdout'
         ? pino.destination({ fd: 1, sync: false })
         : pino.destination({ dest: target, mkdir: true, sync: false });
-  // A bare pino with no base fields and no level: the entry itself is the line.
-  const logger = pino({ base: null, timestamp: false, level: 'info', messageKey: 'message', formatters: { level: () => ({}) } }, dest);
   return {
     write(entry) {
-      logger.info(entry);
+      dest.write(JSON.stringify(entry) + '\n');
     },
     flush() {
-      logger.flush();
+      const d = dest as DestinationStream & { flushSync?: () => void };
+      try {
+        d.flushSync?.();
+      } catch {
+        // Not yet open (file still being created): sonic-boom flushes on its own when ready.
+      }
     },
   };
 }

@@ -1,0 +1,91 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import t from 'tap';
+import { EmbeddedStore } from '../../src/sessions/embedded.js';
+import { openStore } from '../../src/sessions/open.js';
+import { until } from '../helpers/redis.js';
+import { storeContract } from './store.contract.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'tollgate-embedded-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+// A fake clock shared by every instance on the file, so TTLs are tested without sleeping.
+const contractDir = await tempDir();
+let clock = Date.now();
+storeContract('embedded', {
+  open: async () => new EmbeddedStore({ path: contractDir, now: () => clock }),
+  advance: async (ms) => {
+    clock += ms;
+  },
+});
+
+t.test('openStore opens <path>/tollgate.db in WAL mode, creating the directory', async (t) => {
+  const dir = join(await tempDir(), 'nested', 'state');
+  const store = await openStore({ type: 'embedded', path: dir });
+  t.teardown(() => store.close());
+  t.equal(store.kind, 'embedded');
+  await store.set('k', 'v');
+  t.ok(existsSync(join(dir, 'tollgate.db')));
+  const db = new Database(join(dir, 'tollgate.db'), { readonly: true });
+  t.teardown(() => db.close());
+  t.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+});
+
+t.test('expired rows are purged from disk by the background timer', async (t) => {
+  const dir = await tempDir();
+  let now = Date.now();
+  const store = new EmbeddedStore({ path: dir, now: () => now, purgeIntervalMs: 20 });
+  t.teardown(() => store.close());
+  await store.set('short', 'v', 1_000);
+  await store.set('long', 'v');
+  now += 2_000;
+  const db = new Database(join(dir, 'tollgate.db'), { readonly: true });
+  t.teardown(() => db.close());
+  const rows = db.prepare<[], { key: string }>('SELECT key FROM kv ORDER BY key');
+  await until(() => rows.all().length === 1, 2_000, 'the purge');
+  t.same(rows.all(), [{ key: 'long' }]);
+});
+
+t.test('every acknowledged write survives kill -9', async (t) => {
+  const dir = await tempDir();
+  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'test/sessions/embedded-writer.ts'), dir], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const acked: string[] = [];
+  let partial = '';
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  child.stdout.on('data', (c: Buffer) => {
+    const lines = (partial + c.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) if (line.startsWith('acked ')) acked.push(line.slice(6));
+    if (acked.length >= 300 && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  });
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  await closed;
+  t.equal(child.signalCode, 'SIGKILL', `the writer was killed, not crashed: ${stderr}`);
+  t.ok(acked.length >= 300, `${acked.length} writes acknowledged`);
+
+  const store = new EmbeddedStore({ path: dir });
+  t.teardown(() => store.close());
+  const missing: string[] = [];
+  for (const key of acked) {
+    const i = key.slice(1);
+    if ((await store.get(key)) !== `v${i}`) missing.push(key);
+    if ((await store.get(`${key}:pair`)) !== `p${i}`) missing.push(`${key}:pair`);
+    if (!(await store.sismember('index', key))) missing.push(`index/${key}`);
+  }
+  t.same(missing, [], 'no acknowledged write is lost');
+  t.ok(Number(await store.get('count')) >= acked.length, 'the counter has every acknowledged increment');
+});

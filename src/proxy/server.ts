@@ -158,7 +158,7 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
       ? new HttpError(fail.status, fail.code, fail.reason)
       : new HttpError(403, 'loop_detected', 'The request is addressed to this proxy itself.');
     if (resOrSocket instanceof http.ServerResponse) {
-      if ((req as IncomingMessage).destroyed && !resOrSocket.headersSent) return; // client left first
+      if (resOrSocket.destroyed || (req as IncomingMessage).socket.destroyed) return; // client left first
       sendError(req, resOrSocket, httpErr);
     } else {
       const s = resOrSocket as Socket;

@@ -152,7 +152,7 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
     if (!st) return;
     const fail = err instanceof LoopError ? null : upstreamFailure(err);
     if (fail) deps.metrics.upstreamErrors.inc({ code: fail.code });
-    st.tx.action = 'error';
+    st.tx.action = fail ? 'error' : 'blocked';
     st.tx.reason = fail ? fail.code : 'loop_detected';
     const httpErr = fail
       ? new HttpError(fail.status, fail.code, fail.reason)

@@ -84,6 +84,8 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
 
   const perIp = new Map<string, number>();
   const sockets = new Set<Socket>();
+  /** Sockets over the per-IP cap: already answered 429, and nothing they send is served. */
+  const overCap = new WeakSet<Socket>();
 
   server.on('connection', (socket: CountedSocket) => {
     const ip = normalizeIp(socket.remoteAddress ?? '');
@@ -101,6 +103,7 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
     });
     if (n > deps.runtime.current.config.limits.maxConnectionsPerIp) {
       deps.log.warn({ clientIp: ip, connections: n }, 'connection cap per client IP reached');
+      overCap.add(socket);
       socket.end(rawErrorResponse(429, 'too_many_connections', 'Too many concurrent connections from your address.'));
       socket.destroySoon();
     }
@@ -168,6 +171,7 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
   });
 
   server.on('request', (req: TxReq, res: ServerResponse) => {
+    if (overCap.has(req.socket)) return void req.socket.destroy();
     const rt = deps.runtime.current;
     const tx = newTransaction(rt, req, 'HTTP');
     const st: TxState = { tx, logged: false, proxyReq: null };
@@ -205,6 +209,7 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
   });
 
   server.on('connect', (req: TxReq, socket: CountedSocket, head: Buffer) => {
+    if (overCap.has(socket)) return void socket.destroy();
     const rt = deps.runtime.current;
     const tx = newTransaction(rt, req, 'TUNNEL');
     const st: TxState = { tx, logged: false, proxyReq: null };
@@ -251,6 +256,7 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
   });
 
   server.on('upgrade', (req: TxReq, socket: CountedSocket, head: Buffer) => {
+    if (overCap.has(socket)) return void socket.destroy();
     const rt = deps.runtime.current;
     const tx = newTransaction(rt, req, 'WS');
     const st: TxState = { tx, logged: false, proxyReq: null };

@@ -84,8 +84,10 @@ t.test('connections per client IP are capped', async (t) => {
     await new Promise((r) => s.once('connect', r));
     sockets.push(s);
   }
-  const fourth = await rawExchange(tg.proxyPort, `GET ${origin.url}/hello HTTP/1.1\r\nHost: x\r\n\r\n`, 3000, '127.0.0.30');
+  const seenBefore = origin.seen.length;
+  const fourth = await rawExchange(tg.proxyPort, `GET ${origin.url}/hello?capped HTTP/1.1\r\nHost: x\r\n\r\n`, 3000, '127.0.0.30');
   t.match(fourth, /^HTTP\/1\.1 429 /);
+  t.equal(origin.seen.length, seenBefore, 'the capped connection\'s request is not forwarded');
   const other = await viaProxy(tg.proxyPort, `${origin.url}/hello`, { localAddress: '127.0.0.31' });
   t.equal(other.status, 200, 'another address is not affected');
   for (const s of sockets) s.destroy();

@@ -1,0 +1,224 @@
+/**
+ * session: user sessions and their indexes, on any Store.
+ *
+ *   sess:<id>                 the record (JSON), expiring with the session
+ *   {u:<userId>}:sessions     user → session ids (for revoke-by-user)
+ *   {s:<id>}:cookies          session → domain-cookie ids (so revocation reaches every cookie)
+ *   dck:<cookie>              domain cookie → session id
+ *   surr:<location>|<ip>      IP surrogate → session id, with the idle timeout as TTL
+ *   ott:<token>               one-time token → {session, clientIp, url}, consumed once
+ *
+ * Reads on the hot path go through TieredStore.peek, so a known session is answered from memory;
+ * every delete publishes an invalidation, so a revocation reaches every node's LRU at once.
+ * Writes are ordered so a crash between them leaves only harmless leftovers: the record is written
+ * before any index points at it, and revocation removes the record first.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Store } from './store.js';
+import type { TieredStore } from './tiered.js';
+
+/** AuthMethod is how the session was established. */
+export type AuthMethod = 'saml';
+
+/** SessionRecord is one signed-in user at one client. */
+export interface SessionRecord {
+  readonly id: string;
+  readonly userId: string;
+  readonly loginName: string;
+  readonly displayName: string;
+  readonly department: string;
+  readonly groups: readonly string[];
+  readonly idp: string;
+  readonly location: string;
+  readonly clientIp: string;
+  readonly authMethod: AuthMethod;
+  readonly createdAt: number;
+  readonly expiresAt: number;
+}
+
+/** OneTimeToken is what a gateway-minted token stands for. */
+export interface OneTimeToken {
+  readonly sessionId: string;
+  readonly clientIp: string;
+  readonly url: string;
+}
+
+/** SurrogatePolicy is one location's IP-surrogate settings. */
+export interface SurrogatePolicy {
+  readonly enabled: boolean;
+  readonly idleMs: number;
+}
+
+/** Remaps within REMAP_WINDOW_MS beyond REMAP_LIMIT suspend an IP's surrogate (as ZIA does). */
+const REMAP_LIMIT = 3;
+const REMAP_WINDOW_MS = 60_000;
+const REMAP_SUSPEND_MS = 5 * 60_000;
+const TOKEN_TTL_MS = 60_000;
+
+/** newId returns 32 random bytes as base64url: unguessable session, cookie and token ids. */
+export function newId(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+const K = {
+  rec: (id: string) => `sess:${id}`,
+  user: (userId: string) => `{u:${userId}}:sessions`,
+  cookies: (id: string) => `{s:${id}}:cookies`,
+  cookie: (c: string) => `dck:${c}`,
+  surr: (loc: string, ip: string) => `surr:${loc}|${ip}`,
+  remaps: (loc: string, ip: string) => `surrmap:${loc}|${ip}`,
+  suspended: (loc: string, ip: string) => `surrsusp:${loc}|${ip}`,
+  token: (t: string) => `ott:${t}`,
+};
+
+/** Sessions manages session records and indexes; the store is usually a TieredStore. */
+export class Sessions {
+  constructor(
+    private readonly store: Store & Partial<Pick<TieredStore, 'peek'>>,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** create writes a session and its user index; the caller then maps a surrogate or cookie. */
+  async create(fields: Omit<SessionRecord, 'id' | 'createdAt' | 'expiresAt'>, lifetimeMs: number): Promise<SessionRecord> {
+    const t = this.now();
+    const rec: SessionRecord = { ...fields, id: newId(), createdAt: t, expiresAt: t + lifetimeMs };
+    await this.store.set(K.rec(rec.id), JSON.stringify(rec), lifetimeMs);
+    await this.store.sadd(K.user(rec.userId), rec.id);
+    return rec;
+  }
+
+  /** get reads a session (memory first); null when absent or expired. */
+  async get(id: string): Promise<SessionRecord | null> {
+    return this.parse(await this.store.get(K.rec(id)));
+  }
+
+  /**
+   * peek answers from memory only: the session, null when known absent, undefined when this node
+   * must ask the store (call `get`).
+   */
+  peek(id: string): SessionRecord | null | undefined {
+    if (this.store.peek === undefined) return undefined;
+    const raw = this.store.peek(K.rec(id));
+    return raw === undefined ? undefined : this.parse(raw);
+  }
+
+  /** mintToken creates a one-time token for a session, bound to the client IP, valid ~60 s. */
+  async mintToken(sessionId: string, clientIp: string, url: string): Promise<string> {
+    const token = newId();
+    const body: OneTimeToken = { sessionId, clientIp, url };
+    await this.store.set(K.token(token), JSON.stringify(body), TOKEN_TTL_MS);
+    return token;
+  }
+
+  /** redeemToken consumes a token once; null when unknown, used, expired or from another IP. */
+  async redeemToken(token: string, clientIp: string): Promise<OneTimeToken | null> {
+    if (!/^[A-Za-z0-9_-]{20,100}$/.test(token)) return null;
+    const raw = await this.store.consume(K.token(token));
+    if (raw === null) return null;
+    const t = JSON.parse(raw) as OneTimeToken;
+    return t.clientIp === clientIp ? t : null;
+  }
+
+  /** plantCookie creates a domain-cookie id for a session; it lives as long as the rotation period allows. */
+  async plantCookie(sessionId: string, rotateMs: number): Promise<string> {
+    const rec = await this.get(sessionId);
+    if (rec === null) throw new Error('session is gone');
+    const cookie = newId();
+    const ttl = Math.max(1, Math.min(rotateMs, rec.expiresAt - this.now()));
+    await this.store.sadd(K.cookies(sessionId), cookie);
+    await this.store.set(K.cookie(cookie), sessionId, ttl);
+    return cookie;
+  }
+
+  /** cookieSession maps a domain cookie to its session id (memory first). */
+  async cookieSession(cookie: string): Promise<string | null> {
+    return this.store.get(K.cookie(cookie));
+  }
+
+  /** peekCookie is cookieSession from memory only (undefined: ask the store). */
+  peekCookie(cookie: string): string | null | undefined {
+    return this.store.peek?.(K.cookie(cookie));
+  }
+
+  /**
+   * mapSurrogate points (location, ip) at a session. Re-mapping an IP to another user more than
+   * three times a minute suspends the surrogate for that IP for five minutes; returns false then.
+   */
+  async mapSurrogate(location: string, ip: string, sessionId: string, policy: SurrogatePolicy): Promise<boolean> {
+    if (!policy.enabled) return false;
+    if ((await this.store.get(K.suspended(location, ip))) !== null) return false;
+    const current = await this.store.get(K.surr(location, ip));
+    if (current !== null && current !== sessionId) {
+      const prev = await this.get(current);
+      const next = await this.get(sessionId);
+      if (prev !== null && next !== null && prev.userId !== next.userId) {
+        const n = await this.store.incr(K.remaps(location, ip), REMAP_WINDOW_MS);
+        if (n > REMAP_LIMIT) {
+          await this.store.set(K.suspended(location, ip), '1', REMAP_SUSPEND_MS);
+          await this.store.del(K.surr(location, ip));
+          return false;
+        }
+      }
+    }
+    await this.store.set(K.surr(location, ip), sessionId, policy.idleMs);
+    return true;
+  }
+
+  /** surrogateSession reads the session id an IP is mapped to; a mapping to a dead session is dropped. */
+  async surrogateSession(location: string, ip: string, policy: SurrogatePolicy): Promise<string | null> {
+    if (!policy.enabled) return null;
+    const id = await this.store.get(K.surr(location, ip));
+    if (id === null) return null;
+    if ((await this.get(id)) === null) {
+      await this.store.del(K.surr(location, ip));
+      return null;
+    }
+    return id;
+  }
+
+  /** touchSurrogate restarts the idle timer of a mapping (call it off the hot path). */
+  async touchSurrogate(location: string, ip: string, sessionId: string, policy: SurrogatePolicy): Promise<void> {
+    if (policy.enabled) await this.store.set(K.surr(location, ip), sessionId, policy.idleMs);
+  }
+
+  /** peekSurrogate is surrogateSession from memory only (undefined: ask the store). */
+  peekSurrogate(location: string, ip: string): string | null | undefined {
+    return this.store.peek?.(K.surr(location, ip));
+  }
+
+  /** revoke ends one session: its record, its domain cookies and its surrogate. Returns whether it existed. */
+  async revoke(id: string): Promise<boolean> {
+    const rec = await this.get(id);
+    // The record goes first: with it gone, no index can resolve to a live session any more.
+    await this.store.del(K.rec(id));
+    const cookies = await this.store.smembers(K.cookies(id));
+    if (cookies.length > 0) await this.store.del(...cookies.map(K.cookie));
+    await this.store.del(K.cookies(id));
+    if (rec !== null) {
+      await this.store.srem(K.user(rec.userId), id);
+      const surr = K.surr(rec.location, rec.clientIp);
+      if ((await this.store.get(surr)) === id) await this.store.del(surr);
+    }
+    return rec !== null;
+  }
+
+  /** revokeUser ends every session of a user on every node; returns how many. */
+  async revokeUser(userId: string): Promise<number> {
+    const ids = await this.store.smembers(K.user(userId));
+    let n = 0;
+    for (const id of ids) if (await this.revoke(id)) n++;
+    await this.store.del(K.user(userId));
+    return n;
+  }
+
+  /** sessionsOf lists a user's live session ids. */
+  async sessionsOf(userId: string): Promise<string[]> {
+    return this.store.smembers(K.user(userId));
+  }
+
+  private parse(raw: string | null): SessionRecord | null {
+    if (raw === null) return null;
+    const rec = JSON.parse(raw) as SessionRecord;
+    return rec.expiresAt > this.now() ? rec : null;
+  }
+}

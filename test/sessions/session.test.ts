@@ -12,7 +12,7 @@ const alice = { userId: 'u-alice', loginName: 'alice@example.test', displayName:
 const bob = { ...alice, userId: 'u-bob', loginName: 'bob@example.test', displayName: 'Bob' };
 const policy = { enabled: true, idleMs: 60_000 };
 
-async function embedded(t: Tap.Test): Promise<TieredStore> {
+async function embedded(t: { teardown(fn: () => unknown): void }): Promise<TieredStore> {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-sess-'));
   const s = new TieredStore(new EmbeddedStore({ path: dir }));
   await s.start();

@@ -1,0 +1,79 @@
+/**
+ * certificate: reading an IdP signing certificate at activation, with node-forge.
+ *
+ * A file that is not a PEM certificate, or a certificate that is expired or not yet valid, is an
+ * activation error; one that expires within 30 days is accepted with a warning, so an admin can
+ * roll the Okta certificate before logins start failing.
+ */
+import forge from 'node-forge';
+
+/** EXPIRY_WARNING_MS is how close to expiry a certificate draws a warning. */
+export const EXPIRY_WARNING_MS = 30 * 24 * 60 * 60 * 1000;
+
+/** IdpCertificate is a parsed IdP certificate. */
+export interface IdpCertificate {
+  /** pem is the certificate alone, re-encoded (text around the PEM block dropped). */
+  readonly pem: string;
+  readonly subject: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  /** fingerprintSha256 is the colon-separated SHA-256 of the DER, as Okta shows it. */
+  readonly fingerprintSha256: string;
+  /** warning is set when the certificate expires within EXPIRY_WARNING_MS. */
+  readonly warning: string | null;
+}
+
+/** IdpCertificateError is why a certificate cannot be used; `code` is stable. */
+export class IdpCertificateError extends Error {
+  constructor(
+    readonly code: 'IDP_CERT_NOT_PEM' | 'IDP_CERT_UNREADABLE' | 'IDP_CERT_EXPIRED' | 'IDP_CERT_NOT_YET_VALID',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'IdpCertificateError';
+  }
+}
+
+/** parseIdpCertificate parses and checks one PEM certificate at time `now`. `label` names it in messages. */
+export function parseIdpCertificate(pem: string, now: Date = new Date(), label = 'IdP certificate'): IdpCertificate {
+  let blocks: forge.pem.ObjectPEM[];
+  try {
+    blocks = forge.pem.decode(pem);
+  } catch {
+    // forge throws on a damaged PEM block; the message below says all there is to say.
+    blocks = [];
+  }
+  const block = blocks.find((b) => b.type === 'CERTIFICATE');
+  if (block === undefined) {
+    throw new IdpCertificateError('IDP_CERT_NOT_PEM', `${label} is not a PEM certificate (no "-----BEGIN CERTIFICATE-----" block)`);
+  }
+  let cert: forge.pki.Certificate;
+  try {
+    cert = forge.pki.certificateFromAsn1(forge.asn1.fromDer(block.body));
+  } catch (err) {
+    throw new IdpCertificateError('IDP_CERT_UNREADABLE', `${label} could not be read: ${(err as Error).message}`);
+  }
+  const { notBefore, notAfter } = cert.validity;
+  const subject = cert.subject.attributes.map((a) => `${a.shortName ?? a.name}=${String(a.value)}`).join(', ');
+  if (now.getTime() >= notAfter.getTime()) {
+    throw new IdpCertificateError('IDP_CERT_EXPIRED', `${label} (${subject}) expired on ${notAfter.toISOString()}`);
+  }
+  if (now.getTime() < notBefore.getTime()) {
+    throw new IdpCertificateError('IDP_CERT_NOT_YET_VALID', `${label} (${subject}) is not valid before ${notBefore.toISOString()}`);
+  }
+  const left = notAfter.getTime() - now.getTime();
+  const warning =
+    left <= EXPIRY_WARNING_MS
+      ? `${label} (${subject}) expires on ${notAfter.toISOString()}, in ${Math.ceil(left / 86_400_000)} day(s); roll it in the IdP and here`
+      : null;
+  const der = forge.asn1.toDer(forge.pki.certificateToAsn1(cert)).getBytes();
+  const digest = forge.md.sha256.create().update(der).digest().toHex().toUpperCase();
+  return {
+    pem: forge.pki.certificateToPem(cert),
+    subject,
+    notBefore,
+    notAfter,
+    fingerprintSha256: digest.match(/../g)!.join(':'),
+    warning,
+  };
+}

@@ -1,0 +1,187 @@
+/**
+ * samlxml: reading SAML messages with @xmldom/xmldom (the parser node-saml itself uses), strictly.
+ *
+ * Pure and IO-free. A DOCTYPE or entity declaration is refused before parsing: SAML never needs a
+ * DTD (SAML Core §1.3 / saml-schema-*.xsd use no DTD), and DTDs are how XXE and entity-expansion
+ * attacks enter. Any parser warning or error makes the message malformed.
+ */
+import { DOMParser } from '@xmldom/xmldom';
+import { SamlError } from './samlerror.js';
+
+export const NS_PROTOCOL = 'urn:oasis:names:tc:SAML:2.0:protocol';
+export const NS_ASSERTION = 'urn:oasis:names:tc:SAML:2.0:assertion';
+export const NS_DSIG = 'http://www.w3.org/2000/09/xmldsig#';
+export const STATUS_SUCCESS = 'urn:oasis:names:tc:SAML:2.0:status:Success';
+export const CM_BEARER = 'urn:oasis:names:tc:SAML:2.0:cm:bearer';
+export const NAMEID_EMAIL = 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress';
+
+/** MAX_XML_BYTES bounds one message; Okta's responses are a few KiB. */
+export const MAX_XML_BYTES = 256 * 1024;
+
+const DTD = /<!DOCTYPE|<!ENTITY|<!ELEMENT|<!ATTLIST/i;
+
+/**
+ * parseSamlXml parses one SAML message or throws SamlError (SAML_DOCTYPE, SAML_MALFORMED).
+ * The raw text is scanned for DTD markup first, and the parsed tree is checked again, so that no
+ * encoding trick slips a DocumentType node past the scan.
+ */
+export function parseSamlXml(xml: string): Document {
+  if (Buffer.byteLength(xml) > MAX_XML_BYTES) throw new SamlError('SAML_MALFORMED', `message larger than ${MAX_XML_BYTES} bytes`);
+  if (DTD.test(xml)) throw new SamlError('SAML_DOCTYPE', 'message contains a DOCTYPE or DTD declaration');
+  const problems: string[] = [];
+  const keep = (msg: string): void => void problems.push(msg);
+  const doc = new DOMParser({ locator: {}, errorHandler: { warning: keep, error: keep, fatalError: keep } }).parseFromString(
+    xml,
+    'text/xml',
+  );
+  if (problems.length > 0) throw new SamlError('SAML_MALFORMED', `XML parse: ${problems[0]!.trim()}`);
+  if (!doc || !doc.documentElement) throw new SamlError('SAML_MALFORMED', 'no document element');
+  for (let n = doc.firstChild; n !== null; n = n.nextSibling) {
+    if (n.nodeType === 10 /* DOCUMENT_TYPE_NODE */) throw new SamlError('SAML_DOCTYPE', 'message has a DocumentType node');
+  }
+  return doc;
+}
+
+/** decodeSamlPost turns the base64 SAMLResponse form field into XML text (SAML Bindings §3.5.4). */
+export function decodeSamlPost(b64: string): string {
+  const clean = b64.replace(/[\r\n\t ]/g, '');
+  if (clean.length === 0 || clean.length > (MAX_XML_BYTES * 4) / 3 + 4 || !/^[A-Za-z0-9+/]+={0,2}$/.test(clean)) {
+    throw new SamlError('SAML_MALFORMED', 'SAMLResponse is empty, too large or not base64');
+  }
+  return Buffer.from(clean, 'base64').toString('utf8');
+}
+
+/** children lists the element children of node with the given namespace and local name. */
+export function children(node: Node, ns: string, local: string): Element[] {
+  const out: Element[] = [];
+  for (let n = node.firstChild; n !== null; n = n.nextSibling) {
+    if (n.nodeType === 1 && (n as Element).namespaceURI === ns && (n as Element).localName === local) out.push(n as Element);
+  }
+  return out;
+}
+
+/** child is the only such child, or null when there is none; more than one is malformed. */
+export function child(node: Node, ns: string, local: string): Element | null {
+  const found = children(node, ns, local);
+  if (found.length > 1) throw new SamlError('SAML_MALFORMED', `more than one ${local} element`);
+  return found[0] ?? null;
+}
+
+/** text is the trimmed text content of an element, or '' for null. */
+export function text(el: Element | null): string {
+  return (el?.textContent ?? '').trim();
+}
+
+/** attr is an attribute value, or null when absent (xmldom returns '' for both). */
+export function attr(el: Element | null, name: string): string | null {
+  return el !== null && el.hasAttribute(name) ? el.getAttribute(name) : null;
+}
+
+/** ResponseEnvelope is what the top-level Response says about itself (SAML Core §3.2.2, §3.3.3). */
+export interface ResponseEnvelope {
+  readonly id: string | null;
+  readonly destination: string | null;
+  readonly inResponseTo: string | null;
+  readonly issuer: string | null;
+  readonly statusCode: string;
+  readonly statusDetail: string;
+  readonly signed: boolean;
+  /** assertions are the Assertion children of the Response (signed or not: untrusted). */
+  readonly assertions: readonly Element[];
+}
+
+/** readEnvelope reads the Response root; anything but a samlp:Response is malformed. */
+export function readEnvelope(doc: Document): ResponseEnvelope {
+  const root = doc.documentElement;
+  if (root.namespaceURI !== NS_PROTOCOL || root.localName !== 'Response') {
+    throw new SamlError('SAML_MALFORMED', `root element is {${root.namespaceURI}}${root.localName}, not samlp:Response`);
+  }
+  if (children(root, NS_ASSERTION, 'EncryptedAssertion').length > 0) {
+    throw new SamlError('SAML_MALFORMED', 'encrypted assertions are not supported');
+  }
+  const status = child(root, NS_PROTOCOL, 'Status');
+  const code = status === null ? null : child(status, NS_PROTOCOL, 'StatusCode');
+  const sub = code === null ? null : child(code, NS_PROTOCOL, 'StatusCode');
+  const message = status === null ? '' : text(child(status, NS_PROTOCOL, 'StatusMessage'));
+  return {
+    id: attr(root, 'ID'),
+    destination: attr(root, 'Destination'),
+    inResponseTo: attr(root, 'InResponseTo'),
+    issuer: child(root, NS_ASSERTION, 'Issuer') === null ? null : text(child(root, NS_ASSERTION, 'Issuer')),
+    statusCode: attr(code, 'Value') ?? '',
+    statusDetail: [attr(sub, 'Value'), message].filter(Boolean).join(' '),
+    signed: children(root, NS_DSIG, 'Signature').length > 0,
+    assertions: children(root, NS_ASSERTION, 'Assertion'),
+  };
+}
+
+/** AssertionFacts is what the ACS uses from one assertion (SAML Core §2.3.3, §2.4, §2.5, §2.7). */
+export interface AssertionFacts {
+  readonly id: string;
+  readonly issuer: string;
+  readonly signed: boolean;
+  readonly nameId: string;
+  /** recipients are the Recipient of each bearer SubjectConfirmationData (SAML Profiles §4.1.4.2). */
+  readonly recipients: readonly string[];
+  readonly confirmationNotOnOrAfter: readonly number[];
+  /** confirmationInResponseTo is the InResponseTo of each bearer SubjectConfirmationData. */
+  readonly confirmationInResponseTo: readonly string[];
+  readonly notBefore: number | null;
+  readonly notOnOrAfter: number | null;
+  readonly audiences: readonly string[];
+  readonly sessionIndex: string;
+  readonly attributes: ReadonlyMap<string, readonly string[]>;
+}
+
+/** readAssertion reads one saml:Assertion element. Times are epoch ms; a bad time is malformed. */
+export function readAssertion(a: Element): AssertionFacts {
+  const subject = child(a, NS_ASSERTION, 'Subject');
+  const recipients: string[] = [];
+  const confirmationNotOnOrAfter: number[] = [];
+  const confirmationInResponseTo: string[] = [];
+  for (const sc of subject === null ? [] : children(subject, NS_ASSERTION, 'SubjectConfirmation')) {
+    if (attr(sc, 'Method') !== CM_BEARER) continue;
+    const data = child(sc, NS_ASSERTION, 'SubjectConfirmationData');
+    recipients.push(attr(data, 'Recipient') ?? '');
+    confirmationInResponseTo.push(attr(data, 'InResponseTo') ?? '');
+    const noa = time(attr(data, 'NotOnOrAfter'));
+    if (noa !== null) confirmationNotOnOrAfter.push(noa);
+  }
+  const conditions = child(a, NS_ASSERTION, 'Conditions');
+  const audiences = (conditions === null ? [] : children(conditions, NS_ASSERTION, 'AudienceRestriction')).flatMap((r) =>
+    children(r, NS_ASSERTION, 'Audience').map((el) => text(el)),
+  );
+  const attributes = new Map<string, string[]>();
+  for (const st of children(a, NS_ASSERTION, 'AttributeStatement')) {
+    for (const at of children(st, NS_ASSERTION, 'Attribute')) {
+      const name = attr(at, 'Name') ?? '';
+      const values = children(at, NS_ASSERTION, 'AttributeValue').map((v) => text(v));
+      attributes.set(name, [...(attributes.get(name) ?? []), ...values.filter((v) => v !== '')]);
+    }
+  }
+  const authn = children(a, NS_ASSERTION, 'AuthnStatement')[0] ?? null;
+  return {
+    id: attr(a, 'ID') ?? '',
+    issuer: text(child(a, NS_ASSERTION, 'Issuer')),
+    signed: children(a, NS_DSIG, 'Signature').length > 0,
+    nameId: subject === null ? '' : text(child(subject, NS_ASSERTION, 'NameID')),
+    recipients,
+    confirmationNotOnOrAfter,
+    confirmationInResponseTo,
+    notBefore: time(attr(conditions, 'NotBefore')),
+    notOnOrAfter: time(attr(conditions, 'NotOnOrAfter')),
+    audiences,
+    sessionIndex: attr(authn, 'SessionIndex') ?? '',
+    attributes,
+  };
+}
+
+/** time parses an xs:dateTime in UTC (SAML Core §1.3.3); null when absent. */
+function time(v: string | null): number | null {
+  if (v === null) return null;
+  const ms = Date.parse(v);
+  if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/.test(v) || Number.isNaN(ms)) {
+    throw new SamlError('SAML_MALFORMED', `time ${JSON.stringify(v)} is not an xs:dateTime in UTC`);
+  }
+  return ms;
+}

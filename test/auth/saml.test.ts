@@ -1,0 +1,247 @@
+import t, { type Test } from 'tap';
+import { EmbeddedStore } from '../../src/sessions/embedded.js';
+import { openStore } from '../../src/sessions/open.js';
+import type { Store } from '../../src/sessions/store.js';
+import { SamlError, SamlSp, defaultAcsUrl, spEntityId, withIdpDefaults, type IdpSettingsInput } from '../../src/auth/saml.js';
+import { makeSigningPair, startLabIdp, type LabIdpOptions } from '../../src/labidp/idp.js';
+import type { LabUser } from '../../src/labidp/users.js';
+import { startRedis } from '../helpers/redis.js';
+import {
+  decode, el, encode, labLogin, mutate, resign, stripSignatures, withDoctype,
+  xswSameId, xswSiblingAssertion, xswWrappedOriginal, xswWrappedResponse,
+} from '../helpers/saml.js';
+
+const cloud = 'lab.tollgate.test';
+const orgId = '1001';
+const entityId = spEntityId(cloud, orgId, false);
+const acsUrl = defaultAcsUrl(cloud);
+const signing = makeSigningPair();
+const other = makeSigningPair('Not the IdP');
+
+const users: LabUser[] = [
+  { loginName: 'alice@lab.example', password: 'alice-pw', displayName: 'Alice Adams', department: 'Engineering', groups: ['eng', 'vpn-users'] },
+  { loginName: 'bob@lab.example', password: 'bob-pw', displayName: 'Bob Brown', department: 'Sales', groups: ['sales'] },
+  { loginName: 'carol@lab.example', password: 'carol-pw', displayName: 'Carol Clark', department: '', groups: [] },
+];
+
+interface Rig {
+  sp: SamlSp;
+  store: Store;
+  /** login starts a login at the SP and signs in at the lab IdP; returns what the browser would post. */
+  login(user?: LabUser): Promise<{ samlResponse: string; relayState: string; xml: string }>;
+}
+
+async function rig(
+  tt: Test,
+  o: { idp?: Partial<LabIdpOptions>; sp?: Partial<IdpSettingsInput>; store?: Store } = {},
+): Promise<Rig> {
+  const idp = await startLabIdp({ host: '127.0.0.1', port: 0, users, spEntityId: entityId, acsUrl, ...signing, ...o.idp });
+  tt.teardown(() => idp.close());
+  let store = o.store;
+  if (store === undefined) {
+    const own = new EmbeddedStore({ path: tt.testdir() });
+    tt.teardown(() => own.close());
+    store = own;
+  }
+  const settings = withIdpDefaults({
+    id: 'okta', name: 'Lab', ssoUrl: idp.ssoUrl, idpCertPem: idp.certPem, idpEntityId: idp.entityId, ...o.sp,
+  });
+  const sp = new SamlSp({ idp: settings, cloud, orgId, store });
+  let n = 0;
+  return {
+    sp,
+    store,
+    async login(user = users[0]!) {
+      const { url } = await sp.authorizeUrl(`relay-${++n}`);
+      return labLogin(url, user.loginName, user.password);
+    },
+  };
+}
+
+/** refused expects validate to throw SamlError with code. */
+async function refused(tt: Test, p: Promise<unknown>, code: string, what: string): Promise<void> {
+  try {
+    await p;
+    tt.fail(`${what}: accepted`);
+  } catch (err) {
+    tt.type(err, SamlError, `${what}: a SamlError`);
+    tt.equal((err as SamlError).code, code, `${what}: ${code} (${(err as SamlError).reason})`);
+  }
+}
+
+t.test('a lab login yields the identity from the signed assertion', async (t) => {
+  const r = await rig(t);
+  const post = await r.login();
+  const id = await r.sp.validate(post.samlResponse, post.relayState);
+  t.equal(id.loginName, 'alice@lab.example');
+  t.equal(id.displayName, 'Alice Adams');
+  t.same(id.groups, ['eng', 'vpn-users'], 'memberOf with many values');
+  t.equal(id.department, 'Engineering');
+  t.match(id.assertionId, /^_[0-9a-f]{40}$/);
+  t.equal(id.sessionIndex, id.assertionId, 'the lab IdP uses the assertion ID as session index');
+  t.equal(id.issuer, r.sp.idp.idpEntityId);
+  t.ok(id.notOnOrAfter > Date.now() && id.notOnOrAfter <= Date.now() + 5 * 60_000 + 1000);
+  t.equal(post.relayState, 'relay-1', 'RelayState is echoed');
+  t.match(post.xml, /rsa-sha256/, 'signed with RSA-SHA256');
+  t.match(post.xml, /xmlenc#sha256/, 'digests with SHA-256');
+});
+
+t.test('memberOf may have one value or be absent', async (t) => {
+  const r = await rig(t);
+  const bob = await r.login(users[1]);
+  t.same((await r.sp.validate(bob.samlResponse, bob.relayState)).groups, ['sales']);
+  const carol = await r.login(users[2]);
+  const id = await r.sp.validate(carol.samlResponse, carol.relayState);
+  t.same(id.groups, []);
+  t.equal(id.department, '');
+});
+
+t.test('the login name can come from an attribute, case-sensitively', async (t) => {
+  const r = await rig(t, { sp: { loginNameAttribute: 'DisplayName' } });
+  const post = await r.login();
+  t.equal((await r.sp.validate(post.samlResponse, post.relayState)).loginName, 'Alice Adams');
+  const r2 = await rig(t, { sp: { loginNameAttribute: 'displayname' } });
+  const post2 = await r2.login();
+  await refused(t, r2.sp.validate(post2.samlResponse, post2.relayState), 'SAML_NO_LOGIN_NAME', 'attribute name in another case');
+});
+
+t.test('a response signed only on the assertion is accepted when only assertions must be signed', async (t) => {
+  const r = await rig(t, { idp: { signResponse: false }, sp: { wantResponseSigned: false } });
+  const post = await r.login();
+  t.equal((await r.sp.validate(post.samlResponse, post.relayState)).loginName, 'alice@lab.example');
+});
+
+t.test('refusals', async (t) => {
+  const r = await rig(t);
+  const { keyPem, certPem } = signing;
+  /** craft logs in, changes the XML, and re-signs it with the IdP's own key unless told otherwise. */
+  const craft = async (fn: (xml: string) => string, opt: { resign?: boolean } = {}): Promise<[string, string]> => {
+    const post = await r.login();
+    const xml = fn(post.xml);
+    return [encode(opt.resign === false ? xml : resign(xml, keyPem, certPem)), post.relayState];
+  };
+  const setText = (name: string, value: string) => (xml: string) =>
+    mutate(xml, (doc) => {
+      const e = el(doc, name);
+      e.textContent = value;
+    });
+  const setAttr = (name: string, attr: string, value: string) => (xml: string) =>
+    mutate(xml, (doc) => el(doc, name).setAttribute(attr, value));
+
+  const cases: [string, string, () => Promise<[string, string]>][] = [
+    ['tampered after signing', 'SAML_SIGNATURE', () => craft((x) => x.replace('alice@lab.example', 'mallory@lab.example'), { resign: false })],
+    ['unsigned', 'SAML_UNSIGNED', () => craft(stripSignatures, { resign: false })],
+    ['signed by another key', 'SAML_SIGNATURE', () => craft((x) => resign(x, other.keyPem, other.certPem), { resign: false })],
+    ['wrong Issuer', 'SAML_ISSUER', () => craft((x) => x.replaceAll(r.sp.idp.idpEntityId, 'http://evil.example/idp'))],
+    ['wrong Destination', 'SAML_DESTINATION', () => craft(setAttr('Response', 'Destination', 'http://login.other.test/sfc_sso'))],
+    ['wrong Recipient', 'SAML_RECIPIENT', () => craft(setAttr('SubjectConfirmationData', 'Recipient', 'http://login.other.test/sfc_sso'))],
+    ['wrong Audience', 'SAML_AUDIENCE', () => craft(setText('Audience', 'https://login.other.test/sfc_sso'))],
+    [
+      'failed Status with a signed assertion',
+      'SAML_STATUS',
+      () => craft(setAttr('StatusCode', 'Value', 'urn:oasis:names:tc:SAML:2.0:status:Responder')),
+    ],
+    ['unknown InResponseTo', 'SAML_IN_RESPONSE_TO', () => craft((x) => x.replaceAll(/InResponseTo="[^"]*"/g, 'InResponseTo="_0123456789abcdef"'))],
+    [
+      'assertion answering another request than the Response',
+      'SAML_IN_RESPONSE_TO',
+      () => craft(setAttr('SubjectConfirmationData', 'InResponseTo', '_0123456789abcdef')),
+    ],
+    ['DOCTYPE with an external entity', 'SAML_DOCTYPE', () => craft(withDoctype, { resign: false })],
+    ['not XML', 'SAML_MALFORMED', async () => [encode('<samlp:Response'), 'x']],
+    ['an AuthnRequest instead of a Response', 'SAML_MALFORMED', async () => [encode('<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_a"/>'), 'x']],
+    ['not base64', 'SAML_MALFORMED', async () => ['%%%', 'x']],
+  ];
+  for (const [name, code, make] of cases) {
+    const [b64, relay] = await make();
+    await refused(t, r.sp.validate(b64, relay), code, name);
+  }
+  // After all that, a genuine response still works: refusals did not consume anything they should not.
+  const post = await r.login();
+  t.ok(await r.sp.validate(post.samlResponse, post.relayState));
+});
+
+t.test('a RelayState other than the one the request was sent with is refused', async (t) => {
+  const r = await rig(t);
+  const post = await r.login();
+  await refused(t, r.sp.validate(post.samlResponse, 'relay-other'), 'SAML_RELAY_STATE', 'swapped RelayState');
+});
+
+t.test('an expired assertion is refused', async (t) => {
+  const r = await rig(t, { idp: { clockOffsetMs: -20 * 60_000 } });
+  const post = await r.login();
+  await refused(t, r.sp.validate(post.samlResponse, post.relayState), 'SAML_EXPIRED', 'IdP clock 20 min behind');
+});
+
+t.test('an assertion that is not yet valid is refused', async (t) => {
+  const r = await rig(t, { idp: { clockOffsetMs: 10 * 60_000 } });
+  const post = await r.login();
+  await refused(t, r.sp.validate(post.samlResponse, post.relayState), 'SAML_NOT_YET_VALID', 'IdP clock 10 min ahead');
+});
+
+t.test('clock skew within the configured window is accepted', async (t) => {
+  const r = await rig(t, { idp: { clockOffsetMs: 30_000 } });
+  const post = await r.login();
+  t.ok(await r.sp.validate(post.samlResponse, post.relayState), '30 s ahead, 60 s skew allowed');
+});
+
+t.test('signature wrapping is refused', async (t) => {
+  // Only the assertion is signed here, so the wrapping is not caught by a Response signature.
+  const r = await rig(t, { idp: { signResponse: false }, sp: { wantResponseSigned: false } });
+  const variants: [string, (x: string) => string][] = [
+    ['evil assertion before the signed one', (x) => xswSiblingAssertion(x, 'mallory@lab.example')],
+    ['original hidden in the signature of an evil assertion', (x) => xswWrappedOriginal(x, 'mallory@lab.example')],
+    ['evil assertion with the same ID', (x) => xswSameId(x, 'mallory@lab.example')],
+  ];
+  for (const [name, fn] of variants) {
+    const post = await r.login();
+    await refused(t, r.sp.validate(encode(fn(post.xml)), post.relayState), 'SAML_SIGNATURE', name);
+  }
+  const both = await rig(t);
+  const post = await both.login();
+  await refused(t, both.sp.validate(encode(xswWrappedResponse(post.xml, 'mallory@lab.example')), post.relayState), 'SAML_SIGNATURE', 'evil Response around the signed one');
+});
+
+t.test('a response is accepted once (sequential replay)', async (t) => {
+  const r = await rig(t);
+  const post = await r.login();
+  await r.sp.validate(post.samlResponse, post.relayState);
+  await refused(t, r.sp.validate(post.samlResponse, post.relayState), 'SAML_REPLAY', 'second post');
+});
+
+/** concurrentReplay posts one response n times at once and counts successes and codes. */
+async function concurrentReplay(t: Test, sps: SamlSp[], r: Rig, n: number): Promise<void> {
+  const post = await r.login();
+  const results = await Promise.allSettled(Array.from({ length: n }, (_, i) => sps[i % sps.length]!.validate(post.samlResponse, post.relayState)));
+  const ok = results.filter((x) => x.status === 'fulfilled');
+  const codes = new Set(results.flatMap((x) => (x.status === 'rejected' ? [(x.reason as SamlError).code] : [])));
+  t.equal(ok.length, 1, `exactly one of ${n} parallel posts succeeds`);
+  t.same([...codes], ['SAML_REPLAY'], 'the others are refused as replays');
+}
+
+t.test('a response posted 20 times at once is accepted once (embedded store)', async (t) => {
+  const r = await rig(t);
+  await concurrentReplay(t, [r.sp], r, 20);
+});
+
+t.test('a response posted 20 times at once to two nodes sharing Redis is accepted once', async (t) => {
+  const redis = await startRedis();
+  t.teardown(() => redis.stop());
+  const cfg = { type: 'redis', url: redis.url, keyPrefix: 'tg-test:', commandTimeoutMs: 2_000 } as const;
+  const a = await openStore(cfg);
+  const b = await openStore(cfg);
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+  });
+  const r = await rig(t, { store: a });
+  // Node B is another SamlSp for the same IdP on its own store connection: a login started on A finishes on B.
+  const nodeB = new SamlSp({ idp: r.sp.idp, cloud, orgId, store: b });
+  const started = await r.login();
+  t.equal((await nodeB.validate(started.samlResponse, started.relayState)).loginName, 'alice@lab.example', 'started on A, finished on B');
+  await concurrentReplay(t, [r.sp, nodeB], r, 20);
+});
+
+t.test('decode helpers round-trip', async (t) => {
+  t.equal(decode(encode('<a/>')), '<a/>');
+});

@@ -1,0 +1,199 @@
+/**
+ * saml: driving the lab IdP programmatically and crafting hostile SAML responses for tests.
+ *
+ *   labLogin: GET the SP's redirect URL -> lab IdP form -> POST credentials -> SAMLResponse + RelayState
+ *   resign / stripSignatures / mutate / xsw* / withDoctype: change a response after the IdP signed it
+ *
+ * Re-signing uses xml-crypto (installed with node-saml) with the same layout samlify uses:
+ * RSA-SHA256, exclusive C14N, enveloped, the signature right after the Issuer.
+ */
+import { DOMParser, XMLSerializer } from '@xmldom/xmldom';
+import { SignedXml } from 'xml-crypto';
+
+const NS_DSIG = 'http://www.w3.org/2000/09/xmldsig#';
+const NS_ASSERTION = 'urn:oasis:names:tc:SAML:2.0:assertion';
+
+/** LabLoginResult is what the IdP's auto-post form would send to the ACS. */
+export interface LabLoginResult {
+  readonly samlResponse: string;
+  readonly relayState: string;
+  readonly acsUrl: string;
+  /** xml is the decoded response. */
+  readonly xml: string;
+}
+
+/** htmlField reads the value of a hidden input from one of the lab IdP's pages. */
+export function htmlField(html: string, name: string): string | null {
+  const m = new RegExp(`name="${name}" value="([^"]*)"`).exec(html);
+  return m === null ? null : unescapeHtml(m[1]!);
+}
+
+function unescapeHtml(s: string): string {
+  return s.replace(/&(amp|lt|gt|quot|#39);/g, (_, e: string) => ({ amp: '&', lt: '<', gt: '>', quot: '"', '#39': "'" })[e]!);
+}
+
+/** labLogin signs in at the lab IdP for the AuthnRequest URL and returns the posted form. */
+export async function labLogin(authorizeUrl: string, username: string, password: string): Promise<LabLoginResult> {
+  const form = await fetch(authorizeUrl);
+  const html = await form.text();
+  if (form.status !== 200) throw new Error(`lab IdP answered ${form.status} to the AuthnRequest: ${html}`);
+  const pending = htmlField(html, 'pending');
+  if (pending === null) throw new Error('no login form');
+  const res = await fetch(new URL('/login', authorizeUrl), {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ pending, username, password }).toString(),
+  });
+  const page = await res.text();
+  if (res.status !== 200) throw new Error(`lab IdP answered ${res.status} to the login: ${page}`);
+  const samlResponse = htmlField(page, 'SAMLResponse');
+  const acsUrl = /<form method="post" action="([^"]*)"/.exec(page)?.[1];
+  if (samlResponse === null || acsUrl === undefined) throw new Error('no auto-post form');
+  return { samlResponse, relayState: htmlField(page, 'RelayState') ?? '', acsUrl: unescapeHtml(acsUrl), xml: decode(samlResponse) };
+}
+
+/** decode turns a SAMLResponse field into XML. */
+export function decode(b64: string): string {
+  return Buffer.from(b64, 'base64').toString('utf8');
+}
+
+/** encode turns XML into a SAMLResponse field. */
+export function encode(xml: string): string {
+  return Buffer.from(xml, 'utf8').toString('base64');
+}
+
+/** parse reads XML with xmldom (tests only; the SP's strict parser is in src/auth/samlxml.ts). */
+export function parse(xml: string): Document {
+  return new DOMParser().parseFromString(xml, 'text/xml');
+}
+
+/** serialize writes a document back to text. */
+export function serialize(doc: Document | Node): string {
+  return new XMLSerializer().serializeToString(doc);
+}
+
+/** mutate parses, lets fn change the document, and serializes it again. */
+export function mutate(xml: string, fn: (doc: Document) => void): string {
+  const doc = parse(xml);
+  fn(doc);
+  return serialize(doc);
+}
+
+/** el finds the first element with the given local name (any namespace). */
+export function el(doc: Document | Element, localName: string): Element {
+  const found = doc.getElementsByTagNameNS('*', localName)[0];
+  if (found === undefined) throw new Error(`no ${localName}`);
+  return found;
+}
+
+/** assertionOf is the (first) Assertion element. */
+export function assertionOf(doc: Document): Element {
+  return el(doc, 'Assertion');
+}
+
+/** stripSignatures removes every ds:Signature. */
+export function stripSignatures(xml: string): string {
+  return mutate(xml, (doc) => {
+    for (const s of Array.from(doc.getElementsByTagNameNS(NS_DSIG, 'Signature'))) s.parentNode!.removeChild(s);
+  });
+}
+
+/** resign strips all signatures and signs again with keyPem: the Assertion, then the Response. */
+export function resign(xml: string, keyPem: string, certPem: string, what: { response?: boolean; assertion?: boolean } = {}): string {
+  let out = stripSignatures(xml);
+  if (what.assertion ?? true) out = sign(out, keyPem, certPem, "/*[local-name(.)='Response']/*[local-name(.)='Assertion']");
+  if (what.response ?? true) out = sign(out, keyPem, certPem, "/*[local-name(.)='Response']");
+  return out;
+}
+
+function sign(xml: string, keyPem: string, certPem: string, xpath: string): string {
+  const sig = new SignedXml({
+    privateKey: keyPem,
+    publicCert: certPem,
+    signatureAlgorithm: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
+    canonicalizationAlgorithm: 'http://www.w3.org/2001/10/xml-exc-c14n#',
+  });
+  sig.addReference({
+    xpath,
+    digestAlgorithm: 'http://www.w3.org/2001/04/xmlenc#sha256',
+    transforms: ['http://www.w3.org/2000/09/xmldsig#enveloped-signature', 'http://www.w3.org/2001/10/xml-exc-c14n#'],
+  });
+  sig.computeSignature(xml, { prefix: 'ds', location: { reference: `${xpath}/*[local-name(.)='Issuer']`, action: 'after' } });
+  return sig.getSignedXml();
+}
+
+/** evilCopy clones the signed assertion as an attacker would: new ID, another NameID, no signature unless kept. */
+function evilCopy(doc: Document, signed: Element, nameId: string, keepSignature = false): Element {
+  const evil = signed.cloneNode(true) as Element;
+  evil.setAttribute('ID', '_evil' + Math.random().toString(16).slice(2));
+  if (!keepSignature) for (const s of Array.from(evil.getElementsByTagNameNS(NS_DSIG, 'Signature'))) s.parentNode!.removeChild(s);
+  const n = evil.getElementsByTagNameNS(NS_ASSERTION, 'NameID')[0]!;
+  while (n.firstChild) n.removeChild(n.firstChild);
+  n.appendChild(doc.createTextNode(nameId));
+  return evil;
+}
+
+/** xswSiblingAssertion puts an unsigned evil assertion before the signed one (XSW, two assertions). */
+export function xswSiblingAssertion(xml: string, nameId: string): string {
+  return mutate(xml, (doc) => {
+    const signed = assertionOf(doc);
+    signed.parentNode!.insertBefore(evilCopy(doc, signed, nameId), signed);
+  });
+}
+
+/**
+ * xswWrappedOriginal replaces the signed assertion with an evil one that carries the original
+ * signature, and hides the original assertion inside that signature's ds:Object, where its digest
+ * still verifies (the classic XSW that fools verifiers which look up the reference by ID).
+ */
+export function xswWrappedOriginal(xml: string, nameId: string): string {
+  return mutate(xml, (doc) => {
+    const signed = assertionOf(doc);
+    const evil = evilCopy(doc, signed, nameId);
+    const signature = signed.getElementsByTagNameNS(NS_DSIG, 'Signature')[0]!;
+    signed.removeChild(signature);
+    const object = doc.createElementNS(NS_DSIG, 'ds:Object');
+    object.appendChild(signed.cloneNode(true));
+    signature.appendChild(object);
+    const issuer = evil.getElementsByTagNameNS(NS_ASSERTION, 'Issuer')[0]!;
+    evil.insertBefore(signature, issuer.nextSibling);
+    signed.parentNode!.replaceChild(evil, signed);
+  });
+}
+
+/** xswSameId adds an evil assertion that reuses the signed assertion's ID, after it. */
+export function xswSameId(xml: string, nameId: string): string {
+  return mutate(xml, (doc) => {
+    const signed = assertionOf(doc);
+    const evil = evilCopy(doc, signed, nameId);
+    evil.setAttribute('ID', signed.getAttribute('ID')!);
+    signed.parentNode!.insertBefore(evil, signed.nextSibling);
+  });
+}
+
+/**
+ * xswWrappedResponse makes a new, unsigned Response around an evil assertion, carrying the original
+ * Response signature, with the original signed Response hidden inside it (response-level XSW).
+ */
+export function xswWrappedResponse(xml: string, nameId: string): string {
+  return mutate(xml, (doc) => {
+    const original = doc.documentElement;
+    const evil = original.cloneNode(true) as Element;
+    evil.setAttribute('ID', '_evilresp' + Math.random().toString(16).slice(2));
+    const evilAssertion = assertionOf(evil as unknown as Document);
+    // The evil assertion keeps the original's (now broken) signature, so only signature checks can tell.
+    evil.replaceChild(evilCopy(doc, evilAssertion, nameId, true), evilAssertion);
+    // The Response's own signature is its direct ds:Signature child.
+    const sig = Array.from(evil.childNodes).find((n) => (n as Element).localName === 'Signature') as Element;
+    const object = doc.createElementNS(NS_DSIG, 'ds:Object');
+    object.appendChild(original.cloneNode(true));
+    sig.appendChild(object);
+    doc.replaceChild(evil, original);
+  });
+}
+
+/** withDoctype prefixes a DOCTYPE with an external entity and uses it in the NameID (XXE). */
+export function withDoctype(xml: string): string {
+  const body = xml.replace(/^<\?xml[^>]*\?>/, '');
+  return `<?xml version="1.0"?><!DOCTYPE samlp:Response [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>` + body.replace(/(<saml:NameID[^>]*>)/, '$1&xxe;');
+}

@@ -1,0 +1,183 @@
+/**
+ * records: how a user or group is stored, and how it is rendered back as a SCIM resource or an admin row.
+ *
+ *   SCIM resource -> sanitize -> StoredRecord (JSON in the Store) -> render (+ groups / members) -> resource
+ *
+ * A stored record keeps the client's attributes only. `id` and `meta` (RFC 7643 §3.1) are the server's,
+ * a user's `groups` (RFC 7643 §4.1.2, read-only) is derived from group membership, and a group's
+ * `members` live in a set of their own, so adding one member to a large group writes one set member.
+ */
+import { getKey, SCHEMA_ENTERPRISE_USER } from '../scim/attributes.js';
+import { badRequest } from '../scim/errors.js';
+import type { ScimResource } from '../scim/patch.js';
+import type { Kind } from './keys.js';
+
+/** Source says who created a resource: SCIM provisioning or SAML just-in-time provisioning. */
+export type Source = 'scim' | 'jit';
+
+/** StoredRecord is the JSON kept under a record key. */
+export interface StoredRecord {
+  readonly source: Source;
+  readonly created: string;
+  readonly lastModified: string;
+  /** version counts committed writes; meta.version and the ETag are `W/"<version>"` (RFC 7644 §3.14). */
+  readonly version: number;
+  /** resource holds the client's attributes: no id, meta, password, groups or members. */
+  readonly resource: ScimResource;
+}
+
+/** DirectoryRecord is one user or group as the directory returns it. */
+export interface DirectoryRecord {
+  readonly kind: Kind;
+  readonly id: string;
+  readonly source: Source;
+  /** etag is meta.version, a weak entity tag (RFC 7644 §3.14). */
+  readonly etag: string;
+  /**
+   * resource is the SCIM form: id, meta without `location` (the server knows its base URL), and
+   * `groups` or `members` when they were asked for.
+   */
+  readonly resource: ScimResource;
+}
+
+/** GroupRef is one group of a user, as rendered in the user's `groups`. */
+export interface GroupRef {
+  readonly id: string;
+  readonly displayName: string;
+}
+
+/** UserSummary is one row of the admin's User Management view. */
+export interface UserSummary {
+  readonly id: string;
+  readonly userName: string;
+  readonly displayName: string | undefined;
+  readonly active: boolean;
+  readonly source: Source;
+  readonly department: string | undefined;
+  /** groups are display names, in group id order. */
+  readonly groups: readonly string[];
+  readonly externalId: string | undefined;
+  readonly created: string;
+  readonly lastModified: string;
+}
+
+/** GroupSummary is one row of the admin's group list. */
+export interface GroupSummary {
+  readonly id: string;
+  readonly displayName: string;
+  readonly source: Source;
+  readonly members: number;
+  readonly externalId: string | undefined;
+  readonly created: string;
+  readonly lastModified: string;
+}
+
+/** DERIVED are the attributes a stored resource never keeps; `password` is accepted and never stored. */
+const DERIVED: Record<Kind, readonly string[]> = {
+  User: ['id', 'meta', 'groups', 'password'],
+  Group: ['id', 'meta', 'members'],
+};
+
+/** etagOf renders a version as a weak entity tag. */
+export function etagOf(version: number): string {
+  return `W/"${version}"`;
+}
+
+/** sanitize copies a resource without the server's and the derived attributes, in any spelling. */
+export function sanitize(kind: Kind, resource: ScimResource): ScimResource {
+  const drop = new Set(DERIVED[kind].map((n) => n.toLowerCase()));
+  const out: ScimResource = {};
+  for (const [k, v] of Object.entries(resource)) if (!drop.has(k.toLowerCase())) out[k] = structuredClone(v);
+  return out;
+}
+
+/** requiredName reads userName (User) or displayName (Group), which must be a non-empty string. */
+export function requiredName(kind: Kind, resource: ScimResource): string {
+  const attr = kind === 'User' ? 'userName' : 'displayName';
+  const v = getKey(resource, attr);
+  if (typeof v !== 'string' || v.trim() === '') throw badRequest('invalidValue', `${attr} is required`);
+  return v;
+}
+
+/** externalIdOf reads externalId when it is a non-empty string. */
+export function externalIdOf(resource: ScimResource): string | undefined {
+  const v = getKey(resource, 'externalId');
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
+/** isActive is a user's state: only an explicit `active: false` deactivates (RFC 7643 §4.1.1). */
+export function isActive(resource: ScimResource): boolean {
+  return getKey(resource, 'active') !== false;
+}
+
+/** departmentOf reads the enterprise extension's department (RFC 7643 §4.3). */
+export function departmentOf(resource: ScimResource): string | undefined {
+  const v = getKey(getKey(resource, SCHEMA_ENTERPRISE_USER), 'department');
+  return typeof v === 'string' ? v : undefined;
+}
+
+/**
+ * memberIdsOf lists the distinct member ids of a group resource, in order. A member is a user id in
+ * `value` (RFC 7643 §4.2); anything else is a 400, since the directory keeps no dangling references.
+ */
+export function memberIdsOf(resource: ScimResource): string[] {
+  const members = getKey(resource, 'members');
+  if (members === undefined || members === null) return [];
+  if (!Array.isArray(members)) throw badRequest('invalidValue', 'members must be a list');
+  const ids = new Set<string>();
+  members.forEach((m, i) => {
+    const v = getKey(m, 'value');
+    if (typeof v !== 'string' || v === '') throw badRequest('invalidValue', `members[${i}].value must be a user id`);
+    ids.add(v);
+  });
+  return [...ids];
+}
+
+/**
+ * render builds the SCIM resource: `schemas` and `id` first, the client's attributes, the derived
+ * `groups` or `members`, and `meta` (RFC 7643 §3.1) last.
+ */
+export function render(kind: Kind, id: string, rec: StoredRecord, derived?: readonly GroupRef[] | readonly string[]): DirectoryRecord {
+  const { schemas, ...attrs } = rec.resource;
+  const resource: ScimResource = { schemas: structuredClone(schemas), id, ...structuredClone(attrs) };
+  if (derived !== undefined && derived.length > 0) {
+    if (kind === 'User') {
+      // RFC 7643 §4.1.2: type is "direct" or "indirect"; Tollgate has no nested groups.
+      resource['groups'] = (derived as readonly GroupRef[]).map((g) => ({ value: g.id, display: g.displayName, type: 'direct' }));
+    } else {
+      resource['members'] = (derived as readonly string[]).map((value) => ({ value, type: 'User' }));
+    }
+  }
+  resource['meta'] = { resourceType: kind, created: rec.created, lastModified: rec.lastModified, version: etagOf(rec.version) };
+  return { kind, id, source: rec.source, etag: etagOf(rec.version), resource };
+}
+
+/** summarizeUser is the admin row of a user. */
+export function summarizeUser(id: string, rec: StoredRecord, groups: readonly GroupRef[]): UserSummary {
+  const displayName = getKey(rec.resource, 'displayName');
+  return {
+    id,
+    userName: requiredName('User', rec.resource),
+    displayName: typeof displayName === 'string' ? displayName : undefined,
+    active: isActive(rec.resource),
+    source: rec.source,
+    department: departmentOf(rec.resource),
+    groups: groups.map((g) => g.displayName),
+    externalId: externalIdOf(rec.resource),
+    created: rec.created,
+    lastModified: rec.lastModified,
+  };
+}
+
+/** summarizeGroup is the admin row of a group. */
+export function summarizeGroup(id: string, rec: StoredRecord, members: number): GroupSummary {
+  return {
+    id,
+    displayName: requiredName('Group', rec.resource),
+    source: rec.source,
+    members,
+    externalId: externalIdOf(rec.resource),
+    created: rec.created,
+    lastModified: rec.lastModified,
+  };
+}

@@ -21,6 +21,12 @@ Commands:
   activate [--config FILE]      Tell the running Tollgate (found through FILE's control listener,
                                 or 127.0.0.1:9401) to re-read its config and activate it.
                                 SIGHUP does the same.
+  scim token --idp ID [--config FILE]
+                                Generate a new SCIM bearer token for IdP ID (its provisioning must be
+                                scim) and print it with the SCIM base URL; the old token stops working.
+  users --idp ID [--config FILE]
+  groups --idp ID [--config FILE]
+                                List what SCIM and JIT provisioning created (User Management).
   --help                        This text.
 `;
 
@@ -37,13 +43,22 @@ async function main(argv: string[]): Promise<number> {
       return checkConfig(rest);
     case 'activate':
       return activate(rest);
+    case 'scim':
+      if (rest[0] !== 'token') {
+        process.stderr.write('tollgate scim: the only subcommand is "token"\n');
+        return 2;
+      }
+      return scimToken(rest.slice(1));
+    case 'users':
+    case 'groups':
+      return listDirectory(cmd, rest);
     default:
       process.stderr.write(`tollgate: unknown command "${cmd}"\n\n${HELP}`);
       return 2;
   }
 }
 
-function opts(args: string[], extra: Record<string, { type: 'string' | 'boolean' }> = {}) {
+function opts(args: string[], extra: Record<string, { type: 'string' | 'boolean' }> = {}): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
   return parseArgs({ args, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' }, ...extra }, allowPositionals: true });
 }
 
@@ -92,48 +107,103 @@ async function checkConfig(args: string[]): Promise<number> {
   }
 }
 
-async function activate(args: string[]): Promise<number> {
-  const { values } = opts(args);
-  let host = '127.0.0.1';
-  let port = 9401;
-  if (values.config !== undefined) {
-    try {
-      const c = listenerAddresses(await loadConfig(String(values.config))).control;
-      host = c.host === '0.0.0.0' ? '127.0.0.1' : c.host === '::' ? '::1' : c.host;
-      port = c.port;
-    } catch (err) {
-      process.stderr.write(`${(err as Error).message}\n`);
-      return 1;
-    }
-  }
-  return new Promise<number>((resolve) => {
-    const req = request({ host, port, method: 'POST', path: '/admin/activate', timeout: 15_000 }, (res) => {
+/** controlAddress finds the running instance's control listener through a config file (or the default). */
+async function controlAddress(configFile: string | undefined): Promise<{ host: string; port: number }> {
+  if (configFile === undefined) return { host: '127.0.0.1', port: 9401 };
+  const c = listenerAddresses(await loadConfig(configFile)).control;
+  return { host: c.host === '0.0.0.0' ? '127.0.0.1' : c.host === '::' ? '::1' : c.host, port: c.port };
+}
+
+/** adminCall sends one admin API request and parses its JSON answer. */
+async function adminCall(configFile: string | undefined, method: string, path: string): Promise<{ status: number; body: Record<string, unknown> }> {
+  const { host, port } = await controlAddress(configFile);
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port, method, path, timeout: 15_000 }, (res) => {
       let body = '';
       res.setEncoding('utf8');
-      res.on('data', (c: string) => (body += c.length + body.length < 1 << 20 ? c : ''));
+      res.on('data', (c: string) => {
+        if (body.length < 16 << 20) body += c;
+      });
       res.on('end', () => {
         try {
-          const r = JSON.parse(body) as { ok: boolean; version?: number; warnings?: string[]; errors?: string[] };
-          if (r.ok) {
-            process.stdout.write(`activated config version ${r.version}\n${(r.warnings ?? []).map((w) => `warning: ${w}\n`).join('')}`);
-            resolve(0);
-          } else {
-            process.stderr.write(`activation failed; the previous config keeps running:\n${(r.errors ?? []).map((e) => `  ${e}\n`).join('')}`);
-            resolve(1);
-          }
+          resolve({ status: res.statusCode ?? 0, body: JSON.parse(body) as Record<string, unknown> });
         } catch {
-          process.stderr.write(`unexpected answer (${res.statusCode}): ${body.slice(0, 500)}\n`);
-          resolve(1);
+          reject(new Error(`unexpected answer (${res.statusCode}): ${body.slice(0, 500)}`));
         }
       });
     });
     req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', (err) => {
-      process.stderr.write(`cannot reach Tollgate's control listener at ${host}:${port}: ${err.message}\n`);
-      resolve(1);
-    });
+    req.on('error', (err) => reject(new Error(`cannot reach Tollgate's control listener at ${host}:${port}: ${err.message}`)));
     req.end();
   });
+}
+
+/** failure prints an admin API error body. */
+function failure(r: { status: number; body: Record<string, unknown> }): number {
+  const e = r.body.error as { message?: string; code?: string } | undefined;
+  process.stderr.write(`failed (${r.status}${e?.code ? `, ${e.code}` : ''}): ${e?.message ?? JSON.stringify(r.body)}\n`);
+  return 1;
+}
+
+async function activate(args: string[]): Promise<number> {
+  const { values } = opts(args);
+  try {
+    const r = await adminCall(values.config as string | undefined, 'POST', '/admin/activate');
+    const b = r.body as { ok: boolean; version?: number; warnings?: string[]; errors?: string[] };
+    if (b.ok) {
+      process.stdout.write(`activated config version ${b.version}\n${(b.warnings ?? []).map((w) => `warning: ${w}\n`).join('')}`);
+      return 0;
+    }
+    if (b.errors) {
+      process.stderr.write(`activation failed; the previous config keeps running:\n${b.errors.map((e) => `  ${e}\n`).join('')}`);
+      return 1;
+    }
+    return failure(r);
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+async function scimToken(args: string[]): Promise<number> {
+  const { values } = opts(args, { idp: { type: 'string' } });
+  if (typeof values.idp !== 'string') {
+    process.stderr.write('tollgate scim token: --idp ID is required\n');
+    return 2;
+  }
+  try {
+    const r = await adminCall(values.config as string | undefined, 'POST', `/admin/scim/token?idp=${encodeURIComponent(values.idp)}`);
+    if (r.status !== 200) return failure(r);
+    // The token goes to stdout only; it is shown once and never logged.
+    process.stdout.write(`SCIM base URL:  ${String(r.body.baseUrl)}\nTenant (Okta "Zscaler ID"): ${String(r.body.tenant)}\nBearer token:   ${String(r.body.token)}\n`);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+async function listDirectory(kind: 'users' | 'groups', args: string[]): Promise<number> {
+  const { values } = opts(args, { idp: { type: 'string' }, json: { type: 'boolean' } });
+  if (typeof values.idp !== 'string') {
+    process.stderr.write(`tollgate ${kind}: --idp ID is required\n`);
+    return 2;
+  }
+  try {
+    const r = await adminCall(values.config as string | undefined, 'GET', `/admin/${kind}?idp=${encodeURIComponent(values.idp)}&limit=1000`);
+    if (r.status !== 200) return failure(r);
+    if (values.json) {
+      process.stdout.write(JSON.stringify(r.body, null, 2) + '\n');
+      return 0;
+    }
+    const rows = (r.body[kind] as Record<string, unknown>[]) ?? [];
+    process.stdout.write(`${rows.length} of ${String(r.body.total)} ${kind} (IdP ${values.idp})\n`);
+    for (const row of rows) process.stdout.write(`${JSON.stringify(row)}\n`);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    return 1;
+  }
 }
 
 main(process.argv.slice(2)).then(

@@ -3,6 +3,7 @@
  * the data plane and the control plane together, and owns activation and shutdown.
  */
 import http from 'node:http';
+import { dirname } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { DestinationStream, Logger } from 'pino';
 import { loadConfig, ConfigError, validateConfig } from './config/load.js';
@@ -15,6 +16,12 @@ import { createProxyServer } from './proxy/server.js';
 import { buildRuntime, listenerAddresses, RuntimeRef } from './runtime.js';
 import { openStore } from './sessions/open.js';
 import { TieredStore } from './sessions/tiered.js';
+import { Sessions } from './sessions/session.js';
+import { prepareIdps } from './auth/idps.js';
+import { Directory } from './directory/directory.js';
+import { ScimTokens } from './scim/tokens.js';
+import { ScimRateLimiter } from './scim/ratelimit.js';
+import { createScimHandler } from './scim/server.js';
 
 /** StartOptions selects the config (a file, an object for tests, or the built-in default) and log sinks. */
 export interface StartOptions {
@@ -43,7 +50,8 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
   const log = createLogger(config.logging.level, opts.appLog);
   const accessLog = createAccessLog(opts.accessLog ?? config.logging.accessLog);
   let version = 1;
-  const runtime = new RuntimeRef(buildRuntime(config, version));
+  const source = opts.config !== undefined ? '(inline config)' : (opts.configPath ?? '(default config)');
+  const baseDir = opts.configPath !== undefined ? dirname(opts.configPath) : process.cwd();
 
   const backend = await openStore(config.store, { onError: (err: Error) => log.warn({ err: err.message }, 'store connection problem') });
   let cache: TieredStore | null = null;
@@ -51,7 +59,38 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
   const store = new TieredStore(timedStore(backend, metrics.storeLatency));
   cache = store;
   await store.start?.();
+  let runtime: RuntimeRef;
+  try {
+    const idps = await prepareIdps(config, { baseDir, store, source });
+    for (const w of idps.warnings) log.warn({ warning: w }, 'config warning');
+    runtime = new RuntimeRef(buildRuntime(config, version, idps.byId));
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   metrics.configVersion.set(version);
+
+  // SCIM writes go to the backend directly: a cached read could briefly accept a rotated token.
+  const sessions = new Sessions(store);
+  const directory = new Directory({
+    store: backend,
+    onUserRevoked: async (tenant, userId, userName) => {
+      const n = await sessions.revokeUser(userId);
+      log.info({ tenant, userName, sessions: n }, 'user deprovisioned: sessions revoked');
+    },
+  });
+  const tokens = new ScimTokens(backend);
+  const limiter = new ScimRateLimiter(backend, {
+    limit: (tenant) => runtime.current.idps.get(tenant.slice(tenant.indexOf('/') + 1))?.config.scimRateLimit ?? 5,
+  });
+  const scim = createScimHandler({
+    directory,
+    tokens,
+    limiter,
+    log,
+    tenants: (orgId, idpId) => orgId === runtime.current.config.orgId && runtime.current.idps.get(idpId)?.config.provisioning === 'scim',
+    onOperation: (_tenant, op, resource, status) => metrics.scimOperations.inc({ op, resource, status: String(status) }),
+  });
 
   let draining = false;
   const self = new SelfGuard();
@@ -62,12 +101,13 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
     const run = async (): Promise<ActivationResult> => {
       try {
         const next = await readConfig();
-        const warnings: string[] = [];
+        const idps = await prepareIdps(next, { baseDir, store, source });
+        const warnings: string[] = [...idps.warnings];
         const cur = runtime.current.config;
         if (JSON.stringify(next.listeners) !== JSON.stringify(cur.listeners)) warnings.push('listeners changed: restart to apply');
         if (JSON.stringify(next.store) !== JSON.stringify(cur.store)) warnings.push('store changed: restart to apply');
         if (JSON.stringify(next.limits) !== JSON.stringify(cur.limits)) warnings.push('limits: header size and header timeout apply after a restart');
-        const rt = buildRuntime(next, ++version);
+        const rt = buildRuntime(next, ++version, idps.byId);
         runtime.swap(rt);
         metrics.activations.inc({ outcome: 'ok' });
         metrics.configVersion.set(rt.version);
@@ -85,7 +125,7 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
     return p;
   };
 
-  const control = createControlApp({ runtime, metrics, store, log, activate, draining: () => draining });
+  const control = createControlApp({ runtime, metrics, store, log, activate, draining: () => draining, scim, directory, tokens });
   const proxy = createProxyServer({ runtime, ownHost: control.ownHost, accessLog, metrics, log, self }, config);
   const controlServer = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000, maxHeaderSize: 16 * 1024 }, control.direct);
   controlServer.keepAliveTimeout = 5000;

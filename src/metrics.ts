@@ -28,6 +28,12 @@ export class Metrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1, 2.5],
     registers: [this.registry],
   });
+  readonly scimOperations = new Counter({
+    name: 'tollgate_scim_operations_total',
+    help: 'SCIM operations by operation, resource and status.',
+    labelNames: ['op', 'resource', 'status'] as const,
+    registers: [this.registry],
+  });
   readonly configVersion = new Gauge({ name: 'tollgate_config_version', help: 'Version of the active config.', registers: [this.registry] });
   readonly activations = new Counter({
     name: 'tollgate_activations_total',

@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import type { Config } from './config/schema.js';
 import { parseHostPort } from './config/schema.js';
 import { compileLocator, type Locator } from './proxy/locate.js';
+import type { IdpRuntime } from './auth/idps.js';
 
 /** Runtime is one immutable generation of compiled config. */
 export interface Runtime {
@@ -25,10 +26,12 @@ export interface Runtime {
   readonly trustedForwarders: ReadonlySet<string>;
   /** Static host → address map consulted before DNS. */
   readonly hosts: ReadonlyMap<string, string>;
+  /** IdPs by id, with their certificates checked and service providers built. */
+  readonly idps: ReadonlyMap<string, IdpRuntime>;
 }
 
 /** buildRuntime compiles a Config; it throws only on bugs, since the Config is already valid. */
-export function buildRuntime(config: Config, version: number): Runtime {
+export function buildRuntime(config: Config, version: number, idps: ReadonlyMap<string, IdpRuntime> = new Map()): Runtime {
   const nodeName = config.nodeName ?? hostname();
   const trusted = new Set<string>();
   for (const loc of config.locations) for (const f of loc.trustedForwarders) trusted.add(f);
@@ -43,6 +46,7 @@ export function buildRuntime(config: Config, version: number): Runtime {
     connectPorts: new Set(config.connectPorts),
     trustedForwarders: trusted,
     hosts: new Map(Object.entries(config.hosts).map(([k, v]) => [k.toLowerCase(), v])),
+    idps,
   });
 }
 

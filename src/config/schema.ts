@@ -61,6 +61,45 @@ const store = z.discriminatedUnion('type', [
   }),
 ]);
 
+/**
+ * idp mirrors ZIA's "Add IdP" window. Certificates and keys are file paths (relative paths are
+ * resolved against the config file's folder); they are read and checked at activation.
+ */
+const idp = z.strictObject({
+  id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1-64 letters, digits, _ or -'),
+  name: z.string().min(1).max(128),
+  /** SAML portal URL (Okta's "Sign on URL"). */
+  ssoUrl: z.string().regex(/^https?:\/\/[^\s]+$/, 'must be an http(s) URL'),
+  /** PEM file of the IdP's signing certificate. */
+  certificate: z.string().min(1),
+  /** The IdP's entity ID: the Issuer every response must carry. */
+  entityId: z.string().min(1).max(1024),
+  loginNameAttribute: z.string().min(1).max(256).default('NameID'),
+  attributes: z
+    .strictObject({
+      displayName: z.string().min(1).default('DisplayName'),
+      groups: z.string().min(1).default('memberOf'),
+      department: z.string().min(1).default('Department'),
+    })
+    .default({ displayName: 'DisplayName', groups: 'memberOf', department: 'Department' }),
+  orgSpecificEntityId: z.boolean().default(false),
+  signRequest: z.boolean().default(false),
+  /** SP key and certificate (PEM files), needed only when signRequest is on. */
+  spKey: z.string().min(1).optional(),
+  spCert: z.string().min(1).optional(),
+  wantResponseSigned: z.boolean().default(true),
+  wantAssertionsSigned: z.boolean().default(true),
+  clockSkewMs: z.number().int().min(0).max(600_000).default(60_000),
+  /** The default IdP serves any domain; every other IdP must map at least one. */
+  default: z.boolean().default(false),
+  domains: z.array(z.string().regex(hostnameRe, 'is not a domain')).default([]),
+  locations: z.array(z.string().min(1)).default([]),
+  /** jit: SAML auto-provisioning; scim: the IdP provisions users through SCIM. Never both. */
+  provisioning: z.enum(['jit', 'scim']).default('jit'),
+  /** SCIM requests per second for this IdP's tenant (ZIA's service allows 5); 0 turns the limit off. */
+  scimRateLimit: z.number().int().min(0).max(100_000).default(5),
+});
+
 const limits = z.strictObject({
   /** Largest request head a client may send (bytes); beyond it the client gets 431. */
   maxHeaderBytes: z.number().int().min(1024).max(1024 * 1024).default(32 * 1024),
@@ -93,6 +132,7 @@ export const configSchema = z
       .default({ proxy: '127.0.0.1:9400', control: '127.0.0.1:9401' }),
     store: store.default({ type: 'embedded', path: './data' }),
     locations: z.array(location).default([]),
+    idps: z.array(idp).default([]),
     unknownSources: z.enum(['deny', 'authenticate']).default('deny'),
     connectPorts: z.array(z.number().int().min(1).max(65535)).min(1).default([443]),
     /** Static name → address map consulted before DNS (lab setups, /etc/hosts style). */
@@ -125,6 +165,29 @@ export const configSchema = z
         });
       });
     });
+    const idpIds = new Map<string, number>();
+    const locNames = new Set(c.locations.map((l) => l.name.toLowerCase()));
+    const domains = new Map<string, string>();
+    c.idps.forEach((p, i) => {
+      if (idpIds.has(p.id)) ctx.addIssue({ code: 'custom', path: ['idps', i, 'id'], message: `duplicates idps[${idpIds.get(p.id)}].id "${p.id}"` });
+      else idpIds.set(p.id, i);
+      if (!p.default && p.domains.length === 0) {
+        ctx.addIssue({ code: 'custom', path: ['idps', i, 'domains'], message: 'an IdP that is not the default must map at least one authentication domain' });
+      }
+      if (p.signRequest && (p.spKey === undefined || p.spCert === undefined)) {
+        ctx.addIssue({ code: 'custom', path: ['idps', i, 'signRequest'], message: 'signing requests needs spKey and spCert' });
+      }
+      p.locations.forEach((l, j) => {
+        if (!locNames.has(l.toLowerCase())) ctx.addIssue({ code: 'custom', path: ['idps', i, 'locations', j], message: `no location is named "${l}"` });
+      });
+      p.domains.forEach((d, j) => {
+        const owner = domains.get(d.toLowerCase());
+        if (owner !== undefined) ctx.addIssue({ code: 'custom', path: ['idps', i, 'domains', j], message: `"${d}" is already mapped to IdP "${owner}"` });
+        else domains.set(d.toLowerCase(), p.id);
+      });
+    });
+    const defaults = c.idps.filter((p) => p.default).length;
+    if (c.idps.length > 0 && defaults !== 1) ctx.addIssue({ code: 'custom', path: ['idps'], message: `exactly one IdP must be the default (found ${defaults})` });
     if (c.store.type === 'redis') {
       const forms = [c.store.url, c.store.cluster, c.store.sentinel].filter((x) => x !== undefined).length;
       if (forms !== 1) ctx.addIssue({ code: 'custom', path: ['store'], message: 'redis needs exactly one of url, cluster, sentinel' });
@@ -137,3 +200,4 @@ type DeepReadonly<T> = T extends (infer U)[] ? readonly DeepReadonly<U>[] : T ex
 export type Config = DeepReadonly<z.output<typeof configSchema>>;
 export type LocationConfig = Config['locations'][number];
 export type SublocationConfig = LocationConfig['sublocations'][number];
+export type IdpConfig = Config['idps'][number];

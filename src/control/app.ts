@@ -14,6 +14,9 @@ import type { Transaction } from '../proxy/pipeline.js';
 import type { RuntimeRef, Runtime } from '../runtime.js';
 import type { Store } from '../sessions/store.js';
 import { renderStatusHtml, type StatusView } from '../status/page.js';
+import type { Directory } from '../directory/directory.js';
+import { matchScimPath, type ScimHandler } from '../scim/server.js';
+import type { ScimTokens } from '../scim/tokens.js';
 
 /** ActivationResult is what an activation reports to the caller. */
 export type ActivationResult = { ok: true; version: number; warnings: string[] } | { ok: false; errors: readonly string[] };
@@ -27,6 +30,9 @@ export interface ControlDeps {
   readonly activate: () => Promise<ActivationResult>;
   /** Whether shutdown has begun (readyz turns 503 so balancers drain us). */
   readonly draining: () => boolean;
+  readonly scim: ScimHandler;
+  readonly directory: Directory;
+  readonly tokens: ScimTokens;
 }
 
 /** RequestCtx is one request's view: the runtime snapshot and, when it came via the proxy, its transaction. */
@@ -65,12 +71,78 @@ export function createControlApp(deps: ControlDeps): ControlApp {
       sendBody(req, res, 200, deps.metrics.registry.contentType, text, { 'cache-control': 'no-store' });
     })
     .on('POST', '/admin/activate', async (req, res, ctx) => {
-      // The admin API answers loopback peers only until admin authentication exists.
-      if (!LOOPBACK.test(ctx.peerIp)) throw new HttpError(403, 'admin_loopback_only', 'The admin API answers loopback clients only.');
+      adminOnly(ctx);
       req.resume();
       const r = await deps.activate();
       sendBody(req, res, r.ok ? 200 : 422, 'application/json', JSON.stringify(r) + '\n', { 'cache-control': 'no-store' });
+    })
+    .on('POST', '/admin/scim/token', async (req, res, ctx) => {
+      adminOnly(ctx);
+      req.resume();
+      const idp = scimIdp(ctx, req);
+      const token = await deps.tokens.generate(`${ctx.rt.config.orgId}/${idp}`);
+      deps.log.info({ idp }, 'SCIM token generated; the previous one no longer works');
+      const body = { idp, tenant: `${ctx.rt.config.orgId}/${idp}`, baseUrl: `http://scim.${ctx.rt.cloud}/${ctx.rt.config.orgId}/${idp}/scim`, token };
+      sendBody(req, res, 200, 'application/json', JSON.stringify(body) + '\n', { 'cache-control': 'no-store' });
+    })
+    .on('GET', '/admin/users', async (req, res, ctx) => {
+      adminOnly(ctx);
+      const idp = scimIdp(ctx, req, false);
+      const page = pageOf(req);
+      const r = await deps.directory.listUsers(`${ctx.rt.config.orgId}/${idp}`, page);
+      sendBody(req, res, 200, 'application/json', JSON.stringify({ idp, ...r }) + '\n', { 'cache-control': 'no-store' });
+    })
+    .on('GET', '/admin/groups', async (req, res, ctx) => {
+      adminOnly(ctx);
+      const idp = scimIdp(ctx, req, false);
+      const r = await deps.directory.listGroups(`${ctx.rt.config.orgId}/${idp}`, pageOf(req));
+      sendBody(req, res, 200, 'application/json', JSON.stringify({ idp, ...r }) + '\n', { 'cache-control': 'no-store' });
     });
+
+  /** adminOnly: the admin API answers loopback peers only until admin authentication exists. */
+  function adminOnly(ctx: RequestCtx): void {
+    if (!LOOPBACK.test(ctx.peerIp)) throw new HttpError(403, 'admin_loopback_only', 'The admin API answers loopback clients only.');
+  }
+
+  /** scimIdp reads `?idp=` and checks it names a configured IdP (with SCIM on, when asked). */
+  function scimIdp(ctx: RequestCtx, req: IncomingMessage, mustBeScim = true): string {
+    const idp = new URL(req.url ?? '/', 'http://x').searchParams.get('idp') ?? '';
+    const found = ctx.rt.idps.get(idp);
+    if (!found) throw new HttpError(404, 'unknown_idp', `No IdP "${idp}" is configured (${[...ctx.rt.idps.keys()].join(', ') || 'none'}).`);
+    if (mustBeScim && found.config.provisioning !== 'scim') throw new HttpError(409, 'scim_not_enabled', `IdP "${idp}" uses ${found.config.provisioning} provisioning; set provisioning: scim first.`);
+    return idp;
+  }
+
+  function pageOf(req: IncomingMessage): { offset: number; limit: number } {
+    const q = new URL(req.url ?? '/', 'http://x').searchParams;
+    const offset = Math.max(0, Math.min(Number(q.get('offset') ?? 0) || 0, 1e9));
+    const limit = Math.max(1, Math.min(Number(q.get('limit') ?? 100) || 100, 1000));
+    return { offset, limit };
+  }
+
+  /** spMetadata serves `/saml/metadata/<idpId>`: the SP metadata to paste into the IdP. */
+  function spMetadata(req: IncomingMessage, res: ServerResponse, ctx: RequestCtx): boolean {
+    const path = (req.url ?? '/').split('?')[0]!;
+    if (!path.startsWith('/saml/metadata/')) return false;
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      sendError(req, res, new HttpError(405, 'method_not_allowed', `${req.method} is not allowed here.`, { allow: 'GET' }));
+      return true;
+    }
+    const idp = ctx.rt.idps.get(decodeURIComponent(path.slice('/saml/metadata/'.length)));
+    if (!idp) {
+      sendError(req, res, new HttpError(404, 'unknown_idp', 'No such IdP.'));
+      return true;
+    }
+    sendBody(req, res, 200, 'application/samlmetadata+xml', idp.sp.spMetadataXml(), { 'cache-control': 'no-store' });
+    return true;
+  }
+
+  /** scimRoute sends SCIM base-URL paths to the SCIM handler. */
+  function scimRoute(req: IncomingMessage, res: ServerResponse): boolean {
+    if (matchScimPath((req.url ?? '/').split('?')[0]!) === null) return false;
+    deps.scim(req, res);
+    return true;
+  }
 
   const status = new Router<RequestCtx>().on('GET', '/', (req, res, ctx) => {
     const view = statusView(ctx);
@@ -102,6 +174,8 @@ export function createControlApp(deps: ControlDeps): ControlApp {
     const rt = ctx.rt;
     if (!host.endsWith(`.${rt.cloud}`)) return false;
     const label = host.slice(0, host.length - rt.cloud.length - 1);
+    if (label === 'scim' && scimRoute(req, res)) return true;
+    if (label === 'login' && spMetadata(req, res, ctx)) return true;
     const app = hostApps.get(label);
     if (app && app.handle(req, res, ctx, deps.log)) return true;
     sendError(req, res, new HttpError(404, 'not_found', `Nothing is served at ${host}${(req.url ?? '/').split('?')[0]}.`));
@@ -115,6 +189,7 @@ export function createControlApp(deps: ControlDeps): ControlApp {
       const host = (req.headers.host ?? '').toLowerCase().replace(/:\d+$/, '');
       if (byHost(req, res, ctx, host)) return;
       if (ops.handle(req, res, ctx, deps.log)) return;
+      if (scimRoute(req, res) || spMetadata(req, res, ctx)) return;
       sendError(req, res, new HttpError(404, 'not_found', 'No such endpoint.'));
     },
     ownHost(req, res, tx) {

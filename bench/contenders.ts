@@ -1,0 +1,170 @@
+/**
+ * contenders: starting and stopping what the bench measures, and the origin they all reach.
+ *
+ *   direct:   load -> origin                        (no proxy: the rig's own ceiling)
+ *   tollgate: load -> Tollgate (dist build) -> origin
+ *   squid:    load -> squid -N (generated conf) -> origin
+ *
+ * Each proxy is pinned to PROXY_CORE, the origin to LOAD_CORE. Every instance gets its own temp
+ * directory for config, logs and state, removed when it stops (or when the bench ends).
+ */
+import { rmSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { Children, freePort, waitForPort, findCommand, commandVersion, sleep, PROXY_CORE, LOAD_CORE, type Child, type HostPort } from './proc.js';
+
+/** ContenderName names one column of the report. */
+export type ContenderName = 'direct' | 'tollgate' | 'squid';
+
+/** CONTENDERS is the column order of the report. */
+export const CONTENDERS: readonly ContenderName[] = ['direct', 'tollgate', 'squid'];
+
+/** Origin is the running origin process: a small-GET HTTP listener and a TCP source/sink. */
+export interface Origin {
+  readonly pid: number;
+  readonly http: HostPort;
+  readonly tcp: HostPort;
+  stop(): Promise<void>;
+}
+
+/** Contender is one running thing under test. */
+export interface Contender {
+  readonly name: ContenderName;
+  /** The proxy's listener; null for direct, whose clients talk to the origin itself. */
+  readonly proxy: HostPort | null;
+  /** The process whose CPU and RSS are measured; null for direct. */
+  readonly pid: number | null;
+  /** One line saying what runs (version, pinning). */
+  readonly description: string;
+  stop(): Promise<void>;
+}
+
+/** Unavailable says why a contender was not run. */
+export interface Unavailable {
+  readonly name: ContenderName;
+  readonly reason: string;
+}
+
+const LOOPBACK = '127.0.0.1';
+const REPO = path.resolve(import.meta.dirname, '..');
+
+/** startOrigin runs bench/origin.ts on the load core and waits for its ports. */
+export async function startOrigin(children: Children): Promise<Origin> {
+  const child = children.spawn('origin', process.execPath, ['--import', 'tsx', path.join(REPO, 'bench', 'origin.ts')], { core: LOAD_CORE, cwd: REPO });
+  const deadline = Date.now() + 15_000;
+  let ports: { http: number; tcp: number } | null = null;
+  while (ports === null && Date.now() < deadline && child.proc.exitCode === null) {
+    const out = child.stdout();
+    if (out.includes('\n')) ports = JSON.parse(out.slice(0, out.indexOf('\n'))) as { http: number; tcp: number };
+    else await sleep(50);
+  }
+  if (ports === null) {
+    await children.stop(child);
+    throw new Error(`origin did not start: ${child.stderrTail().trim()}`);
+  }
+  return {
+    pid: child.pid,
+    http: { host: LOOPBACK, port: ports.http },
+    tcp: { host: LOOPBACK, port: ports.tcp },
+    stop: () => children.stop(child),
+  };
+}
+
+/** direct is the no-proxy contender. */
+export function direct(): Contender {
+  return { name: 'direct', proxy: null, pid: null, description: 'no proxy: load generator straight to the origin', stop: async () => {} };
+}
+
+/**
+ * startTollgate runs `node dist/src/cli.js start` with a generated config, pinned to the proxy core.
+ * `nodeArgs` go to node before the script (the profiler uses `--cpu-prof`).
+ */
+export async function startTollgate(children: Children, origin: Origin, accessLog: boolean, nodeArgs: readonly string[] = []): Promise<Contender | Unavailable> {
+  const cli = path.join(REPO, 'dist', 'src', 'cli.js');
+  if (!existsSync(cli)) return { name: 'tollgate', reason: `${cli} missing (run npm run build)` };
+  const dir = children.tempDir('tollgate');
+  const proxy: HostPort = { host: LOOPBACK, port: await freePort() };
+  const control = await freePort();
+  const configPath = path.join(dir, 'tollgate.yaml');
+  writeFileSync(
+    configPath,
+    [
+      `listeners: { proxy: "${LOOPBACK}:${proxy.port}", control: "${LOOPBACK}:${control}" }`,
+      `store: { type: embedded, path: "${path.join(dir, 'store')}" }`,
+      'nodeName: bench',
+      'locations: [{ name: lab, ips: [127.0.0.0/8, "::1"] }]',
+      `connectPorts: [443, ${origin.tcp.port}]`,
+      `logging: { level: warn, accessLog: "${accessLog ? path.join(dir, 'access.log') : '/dev/null'}" }`,
+      '',
+    ].join('\n'),
+  );
+  const child = children.spawn('tollgate', process.execPath, [...nodeArgs, cli, 'start', '--config', configPath], { core: PROXY_CORE, cwd: dir });
+  return started(children, child, 'tollgate', proxy, dir, `Tollgate (dist build, node ${process.version}), access log ${accessLog ? 'to a file' : 'off'}`);
+}
+
+/** squidConf renders a minimal forward-proxy squid.conf: no cache, one worker, loopback clients only. */
+export function squidConf(dir: string, proxy: HostPort, origin: Origin, accessLog: boolean): string {
+  return [
+    `http_port ${proxy.host}:${proxy.port}`,
+    'visible_hostname bench',
+    'workers 1',
+    `acl localnet src 127.0.0.0/8`,
+    `acl SSL_ports port 443 ${origin.tcp.port}`,
+    `acl Safe_ports port 80 443 ${origin.http.port} ${origin.tcp.port}`,
+    'acl CONNECT method CONNECT',
+    'http_access deny !Safe_ports',
+    'http_access deny CONNECT !SSL_ports',
+    'http_access allow localnet',
+    'http_access deny all',
+    'cache deny all',
+    'cache_mem 0 MB',
+    accessLog ? `access_log stdio:${path.join(dir, 'access.log')}` : 'access_log none',
+    `cache_log ${path.join(dir, 'cache.log')}`,
+    `pid_filename ${path.join(dir, 'squid.pid')}`,
+    `coredump_dir ${dir}`,
+    // The ICMP pinger is a helper process that measures RTTs for peer selection; no peers here.
+    'pinger_enable off',
+    'shutdown_lifetime 0 seconds',
+    '',
+  ].join('\n');
+}
+
+/** startSquid runs `squid -N -f <generated conf>` pinned to the proxy core, if squid is installed. */
+export async function startSquid(children: Children, origin: Origin, accessLog: boolean): Promise<Contender | Unavailable> {
+  const squid = findCommand('squid');
+  if (squid === null) return { name: 'squid', reason: 'squid is not installed (apt-get install -y squid)' };
+  const dir = children.tempDir('squid');
+  // Run as root, squid drops to its cache_effective_user (proxy), which must write its logs and pid here.
+  chmodSync(dir, 0o777);
+  const proxy: HostPort = { host: LOOPBACK, port: await freePort() };
+  const confPath = path.join(dir, 'squid.conf');
+  writeFileSync(confPath, squidConf(dir, proxy, origin, accessLog));
+  const child = children.spawn('squid', squid, ['-N', '-f', confPath], { core: PROXY_CORE, cwd: dir });
+  const version = commandVersion(squid, ['-v']).replace(/^Squid Cache: /, '');
+  return started(children, child, 'squid', proxy, dir, `squid ${version} (workers 1, no cache), access log ${accessLog ? 'to a file' : 'off'}`);
+}
+
+async function started(children: Children, child: Child, name: ContenderName, proxy: HostPort, dir: string, description: string): Promise<Contender | Unavailable> {
+  const cleanup = () => rmSync(dir, { recursive: true, force: true });
+  try {
+    await waitForPort(proxy, child, 20_000);
+  } catch (err) {
+    await children.stop(child);
+    cleanup();
+    return { name, reason: (err as Error).message };
+  }
+  return {
+    name,
+    proxy,
+    pid: child.pid,
+    description,
+    async stop() {
+      await children.stop(child, 5000);
+      cleanup();
+    },
+  };
+}
+
+/** isUnavailable tells a contender that did not start from one that did. */
+export function isUnavailable(c: Contender | Unavailable): c is Unavailable {
+  return 'reason' in c;
+}

@@ -1,0 +1,377 @@
+/**
+ * run: `npm run bench` — Tollgate against no proxy and squid on this machine, in one run.
+ *
+ *   core 1: wrk / loadgen  ->  core 0: proxy under test  ->  core 1: origin
+ *
+ * Contenders are measured in alternation: each round runs every phase for every contender, in a
+ * rotated order, so drift lands on all of them alike. Phases:
+ *   keep-alive GETs (wrk), new-connection GETs (wrk, `Connection: close`),
+ *   CONNECT setup (loadgen), bulk download through a tunnel (loadgen).
+ * The proxy's CPU comes from /proc/PID/stat around each measurement, its RSS from /proc/PID/status.
+ * Each measurement waits for a quiet machine first and is retried once if other work disturbed it
+ * (see noise.ts); both are bounded by a budget so the run always ends.
+ *
+ * Flags: --rounds N (default 3), --quick (1 round, short phases), --access-log file|off (default file),
+ * --no-build (measure dist/ as it is, even when older than src/).
+ * Progress goes to stderr; the report to stdout and bench/results/latest.json.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { CONTENDERS, direct, isUnavailable, startOrigin, startSquid, startTollgate, type Contender, type ContenderName, type Origin } from './contenders.js';
+import { runBulk, runConnects, runGets } from './load.js';
+import { NOISE_LIMIT_PCT, NoiseMeter } from './noise.js';
+import { Children, commandVersion, cpuMicros, findCommand, RssSampler, rssKiB, sleep, LOAD_CORE, PROXY_CORE } from './proc.js';
+import { evaluateTargets, renderInterference, renderTable, renderTargets, Results, toJson, type MetricKey } from './report.js';
+
+const REPO = path.resolve(import.meta.dirname, '..');
+const RESULTS_FILE = path.join(import.meta.dirname, 'results', 'latest.json');
+/** WATCHDOG_MS bounds the whole run; past it everything is killed and the bench fails. */
+const WATCHDOG_MS = 8 * 60_000;
+const MiB = 1 << 20;
+
+/** BenchError is an expected failure: its message is the whole story, no stack needed. */
+class BenchError extends Error {}
+
+/** Settings are the knobs of one run; they are written into the JSON with the results. */
+interface Settings {
+  readonly rounds: number;
+  readonly keepAlive: { readonly seconds: number; readonly connections: number };
+  readonly newConnections: { readonly seconds: number; readonly connections: number };
+  readonly connect: { readonly seconds: number; readonly concurrency: number };
+  readonly bulk: { readonly bytes: number; readonly timeoutMs: number };
+  readonly warmupSeconds: number;
+  readonly accessLog: boolean;
+  /** Longest wait for a quiet machine before one measurement, and in all. */
+  readonly quietWaitMs: number;
+  readonly quietBudgetMs: number;
+  /** Disturbed measurements redone, at most once each and this many in all. */
+  readonly retries: number;
+  /** Rebuild dist/ when it is older than src/. */
+  readonly build: boolean;
+}
+
+function settingsFromArgs(argv: string[]): Settings {
+  const { values } = parseArgs({
+    args: argv,
+    options: { rounds: { type: 'string' }, quick: { type: 'boolean' }, 'access-log': { type: 'string' }, 'no-build': { type: 'boolean' } },
+  });
+  const quick = values.quick === true;
+  const rounds = values.rounds !== undefined ? Number(values.rounds) : quick ? 1 : 3;
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 10) throw new BenchError('--rounds must be 1..10');
+  const log = values['access-log'] ?? 'file';
+  if (log !== 'file' && log !== 'off') throw new BenchError('--access-log must be file or off');
+  return {
+    rounds,
+    keepAlive: { seconds: quick ? 2 : 5, connections: 50 },
+    newConnections: { seconds: quick ? 2 : 4, connections: 50 },
+    connect: { seconds: quick ? 2 : 4, concurrency: 32 },
+    bulk: { bytes: (quick ? 128 : 512) * MiB, timeoutMs: 60_000 },
+    warmupSeconds: quick ? 1 : 2,
+    accessLog: log === 'file',
+    quietWaitMs: 10_000,
+    quietBudgetMs: quick ? 20_000 : 45_000,
+    retries: quick ? 4 : 8,
+    build: values['no-build'] !== true,
+  };
+}
+
+function progress(msg: string): void {
+  process.stderr.write(`bench: ${msg}\n`);
+}
+
+/**
+ * ensureBuild rebuilds dist/ when it is missing or older than a file under src/, so the bench
+ * measures this tree; a tree that does not compile stops the bench (use --no-build to measure the
+ * dist/ that is there). It returns what the header should say about the build.
+ */
+function ensureBuild(build: boolean): string {
+  const cli = path.join(REPO, 'dist', 'src', 'cli.js');
+  const built = existsSync(cli) ? statSync(cli).mtimeMs : 0;
+  const newest = (readdirSync(path.join(REPO, 'src'), { recursive: true }) as string[])
+    .filter((f) => f.endsWith('.ts'))
+    .reduce((m, f) => Math.max(m, statSync(path.join(REPO, 'src', f)).mtimeMs), 0);
+  if (built >= newest) return 'dist/ up to date with src/';
+  if (!build) return 'dist/ OLDER than src/ (--no-build): measuring the existing build';
+  progress('dist/ is missing or older than src/: running npm run build');
+  try {
+    execFileSync('npm', ['run', 'build'], { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 180_000 });
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string };
+    const out = `${e.stdout ?? ''}${e.stderr ?? ''}`.trim().split('\n').slice(-20).join('\n');
+    throw new BenchError(`npm run build failed, so there is nothing current to measure (--no-build measures dist/ as it is):\n${out}`);
+  }
+  return 'dist/ rebuilt from src/';
+}
+
+/** Measurement is what one phase produced for one contender; `problem` is kept as a failure note. */
+interface Measurement {
+  readonly figures: Partial<Record<MetricKey, number>>;
+  readonly peakRssKiB: number | null;
+  readonly problem?: string;
+}
+
+/** Charged is a load's result with the proxy's CPU and peak RSS over it (null for direct). */
+interface Charged<T> {
+  readonly result: T;
+  readonly cpuUs: number | null;
+  readonly peakRssKiB: number | null;
+}
+
+const perOp = (cpuUs: number | null, ops: number) => (cpuUs === null || ops === 0 ? NaN : cpuUs / ops);
+
+/** Bench holds the running pieces of one run and knows how to measure each phase. */
+class Bench {
+  readonly results = new Results();
+  readonly contenders: Contender[] = [];
+  readonly haveWrk = findCommand('wrk') !== null;
+  readonly noise: NoiseMeter;
+
+  constructor(
+    readonly children: Children,
+    readonly settings: Settings,
+    readonly origin: Origin,
+  ) {
+    this.noise = new NoiseMeter([PROXY_CORE, LOAD_CORE], () => [origin.pid, ...this.contenders.flatMap((c) => (c.pid === null ? [] : [c.pid]))]);
+  }
+
+  get smallUrl(): string {
+    return `http://${this.origin.http.host}:${this.origin.http.port}/small`;
+  }
+
+  /** charged runs one load and reads the proxy's CPU (utime+stime) just before and after it, sampling RSS meanwhile. */
+  async charged<T>(c: Contender, load: () => Promise<T>): Promise<Charged<T>> {
+    if (c.pid === null) return { result: await load(), cpuUs: null, peakRssKiB: null };
+    const sampler = new RssSampler(c.pid);
+    const before = cpuMicros(c.pid);
+    try {
+      const result = await load();
+      return { result, cpuUs: cpuMicros(c.pid) - before, peakRssKiB: sampler.stop() };
+    } finally {
+      sampler.stop();
+    }
+  }
+
+  async keepAlive(c: Contender): Promise<Measurement> {
+    const s = this.settings.keepAlive;
+    const run = { connectTo: c.proxy ?? this.origin.http, url: this.smallUrl, viaProxy: c.proxy !== null, newConnections: false, connections: s.connections, durationS: s.seconds };
+    const { result: r, cpuUs, peakRssKiB } = await this.charged(c, () => runGets(this.children, run));
+    return { figures: { 'ka.rps': r.rps, 'ka.p50Ms': r.p50Ms, 'ka.p99Ms': r.p99Ms, 'ka.errors': r.errors, 'ka.cpuUs': perOp(cpuUs, r.ok) }, peakRssKiB };
+  }
+
+  async newConnections(c: Contender): Promise<Measurement> {
+    const s = this.settings.newConnections;
+    const run = { connectTo: c.proxy ?? this.origin.http, url: this.smallUrl, viaProxy: c.proxy !== null, newConnections: true, connections: s.connections, durationS: s.seconds };
+    const { result: r, cpuUs, peakRssKiB } = await this.charged(c, () => runGets(this.children, run));
+    return { figures: { 'nc.rps': r.rps, 'nc.p50Ms': r.p50Ms, 'nc.errors': r.errors, 'nc.cpuUs': perOp(cpuUs, r.ok) }, peakRssKiB };
+  }
+
+  async connects(c: Contender): Promise<Measurement> {
+    const s = this.settings.connect;
+    const proxy = c.proxy!;
+    const { result: r, cpuUs, peakRssKiB } = await this.charged(c, () => runConnects(this.children, proxy, this.origin.tcp, s.concurrency, s.seconds * 1000));
+    return { figures: { 'ct.rate': r.ok / (r.elapsedMs / 1000), 'ct.p50Ms': r.p50Us / 1000, 'ct.errors': r.errors, 'ct.cpuUs': perOp(cpuUs, r.ok) }, peakRssKiB };
+  }
+
+  async bulk(c: Contender): Promise<Measurement> {
+    const s = this.settings.bulk;
+    const { result: r, cpuUs, peakRssKiB } = await this.charged(c, () => runBulk(this.children, c.proxy, this.origin.tcp, s.bytes, s.timeoutMs));
+    if (r.error !== null) return { figures: { 'bulk.errors': 1 }, peakRssKiB, problem: `bulk transfer: ${r.error}` };
+    return { figures: { 'bulk.MBps': r.bytes / 1e6 / (r.elapsedMs / 1000), 'bulk.errors': 0, 'bulk.cpuMsPerGiB': cpuUs === null ? NaN : cpuUs / 1000 / (r.bytes / (1 << 30)) }, peakRssKiB };
+  }
+}
+
+/** Phase is one kind of load; `applies` says which contenders it is for. */
+interface Phase {
+  readonly name: string;
+  readonly needsWrk: boolean;
+  readonly applies: (c: Contender) => boolean;
+  readonly run: (b: Bench, c: Contender) => Promise<Measurement>;
+}
+
+/** PHASES is the order of phases within a round. */
+const PHASES: readonly Phase[] = [
+  { name: 'keep-alive GETs', needsWrk: true, applies: () => true, run: (b, c) => b.keepAlive(c) },
+  { name: 'new-connection GETs', needsWrk: true, applies: () => true, run: (b, c) => b.newConnections(c) },
+  { name: 'CONNECT setup', needsWrk: false, applies: (c) => c.proxy !== null, run: (b, c) => b.connects(c) },
+  { name: 'bulk through tunnel', needsWrk: false, applies: () => true, run: (b, c) => b.bulk(c) },
+];
+
+function rotate<T>(xs: readonly T[], by: number): T[] {
+  const k = xs.length === 0 ? 0 : by % xs.length;
+  return [...xs.slice(k), ...xs.slice(0, k)];
+}
+
+/** Budget is what is left for waiting on a quiet machine and for redoing disturbed measurements. */
+interface Budget {
+  quietMs: number;
+  retries: number;
+}
+
+/**
+ * measureOnce waits for a quiet machine, runs one phase for one contender, and records it — unless
+ * other work disturbed it and the budget allows one more try. Per-round RSS peaks go to `peaks`.
+ */
+async function measureOnce(bench: Bench, phase: Phase, c: Contender, round: number, budget: Budget, peaks: Map<ContenderName, number>): Promise<void> {
+  const { results, settings } = bench;
+  for (let attempt = 1; ; attempt++) {
+    if (budget.quietMs > 0) {
+      const w = await bench.noise.waitForQuiet(Math.min(settings.quietWaitMs, budget.quietMs));
+      budget.quietMs -= w.waitedMs;
+      if (!w.quiet) progress(`  machine still busy after ${(w.waitedMs / 1000).toFixed(1)} s; measuring anyway`);
+    }
+    const snap = bench.noise.snapshot();
+    let m: Measurement;
+    try {
+      m = await phase.run(bench, c);
+    } catch (err) {
+      results.failures.push({ round, contender: c.name, phase: phase.name, message: (err as Error).message });
+      progress(`  failed: ${(err as Error).message}`);
+      return;
+    }
+    const n = bench.noise.since(snap);
+    const disturbed = n.otherPct > NOISE_LIMIT_PCT || n.stealPct > NOISE_LIMIT_PCT;
+    if (disturbed && attempt === 1 && budget.retries > 0) {
+      budget.retries--;
+      progress(`  disturbed (${n.otherPct.toFixed(0)}% of a core went to other work): measuring again`);
+      continue;
+    }
+    results.interference.push({ round, phase: phase.name, contender: c.name, otherPct: n.otherPct, stealPct: n.stealPct, attempts: attempt });
+    for (const [k, v] of Object.entries(m.figures)) results.add(c.name, k as MetricKey, v, round);
+    if (m.problem !== undefined) results.failures.push({ round, contender: c.name, phase: phase.name, message: m.problem });
+    if (m.peakRssKiB !== null) peaks.set(c.name, Math.max(m.peakRssKiB, peaks.get(c.name) ?? 0));
+    return;
+  }
+}
+
+/** runRounds alternates contenders over the rounds, phase by phase, each round in a rotated order. */
+async function runRounds(bench: Bench): Promise<void> {
+  const { settings, results } = bench;
+  const budget: Budget = { quietMs: settings.quietBudgetMs, retries: settings.retries };
+  for (let round = 1; round <= settings.rounds; round++) {
+    const order = rotate(bench.contenders, round - 1);
+    const peaks = new Map<ContenderName, number>();
+    for (const phase of PHASES) {
+      if (phase.needsWrk && !bench.haveWrk) continue;
+      for (const c of order) {
+        if (!phase.applies(c)) continue;
+        progress(`round ${round}/${settings.rounds}: ${phase.name} — ${c.name}`);
+        await measureOnce(bench, phase, c, round, budget, peaks);
+      }
+    }
+    for (const [name, kib] of peaks) results.add(name, 'rss.loadMiB', kib / 1024, round);
+  }
+}
+
+/** startContenders starts Tollgate and squid (direct needs nothing) and records who could not run. */
+async function startContenders(bench: Bench): Promise<void> {
+  const { children, origin, settings, results } = bench;
+  bench.contenders.push(direct());
+  for (const start of [startTollgate, startSquid]) {
+    const c = await start(children, origin, settings.accessLog);
+    if (isUnavailable(c)) {
+      results.status.set(c.name, { ran: false, reason: c.reason });
+      progress(`${c.name} skipped: ${c.reason}`);
+    } else bench.contenders.push(c);
+  }
+  for (const c of bench.contenders) results.status.set(c.name, { ran: true, description: c.description });
+}
+
+/** warmUp drives each proxy briefly (not recorded) so JIT, pools and allocator arenas reach steady state. */
+async function warmUp(bench: Bench): Promise<void> {
+  for (const c of bench.contenders) {
+    if (c.proxy === null) continue;
+    progress(`warming up ${c.name}`);
+    if (bench.haveWrk) await runGets(bench.children, { connectTo: c.proxy, url: bench.smallUrl, viaProxy: true, newConnections: false, connections: 50, durationS: bench.settings.warmupSeconds });
+    await runConnects(bench.children, c.proxy, bench.origin.tcp, 8, 500);
+  }
+}
+
+function header(bench: Bench, started: Date, machine: Record<string, unknown>): string[] {
+  const { settings, results } = bench;
+  const out = [
+    `Tollgate bench — ${started.toISOString()} — ${settings.rounds} round(s), median [min–max] over rounds`,
+    `machine: ${machine.cpu}, ${machine.cores} cores, kernel ${machine.kernel}, node ${machine.node}`,
+    `placement: proxy on core ${PROXY_CORE}; wrk/loadgen and origin on core ${LOAD_CORE}${machine.pinned ? '' : ' (NOT pinned: taskset missing or fewer than 2 cores)'}`,
+    `load: keep-alive ${settings.keepAlive.connections} conns × ${settings.keepAlive.seconds} s; new-connection ${settings.newConnections.connections} conns × ${settings.newConnections.seconds} s; ` +
+      `CONNECT ${settings.connect.concurrency} loops × ${settings.connect.seconds} s; bulk ${settings.bulk.bytes / MiB} MiB, one stream`,
+    `small GET: ${bench.smallUrl} → 200, 128-byte body; wrk: ${machine.wrk ?? 'not installed'}; ${machine.build}`,
+  ];
+  for (const name of CONTENDERS) {
+    const s = results.status.get(name);
+    out.push(`  ${name.padEnd(8)} ${s === undefined ? 'not started' : s.ran ? s.description : `SKIPPED: ${s.reason}`}`);
+  }
+  return out;
+}
+
+async function main(): Promise<number> {
+  const started = new Date();
+  const t0 = performance.now();
+  const settings = settingsFromArgs(process.argv.slice(2));
+  const children = new Children(os.availableParallelism() >= 2);
+  const watchdog = setTimeout(() => {
+    children.killAllNow();
+    process.stderr.write(`bench: still running after ${WATCHDOG_MS / 1000} s; stopped everything\n`);
+    process.exit(1);
+  }, WATCHDOG_MS);
+  watchdog.unref();
+
+  const build = ensureBuild(settings.build);
+  const machine = {
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.availableParallelism(),
+    kernel: os.release(),
+    node: process.version,
+    wrk: findCommand('wrk') !== null ? commandVersion('wrk', ['-v']) : null,
+    pinned: children.pinning,
+    loadAverageAtStart: os.loadavg(),
+    build,
+  };
+  progress(`${settings.rounds} round(s); proxies on core ${PROXY_CORE}, load and origin on core ${LOAD_CORE}${children.pinning ? '' : ' (NOT pinned)'}`);
+
+  const origin = await startOrigin(children);
+  const bench = new Bench(children, settings, origin);
+  const { results } = bench;
+  if (!bench.haveWrk) results.skipped.push({ contender: 'all', what: 'keep-alive and new-connection GETs', reason: 'wrk is not installed (apt-get install -y wrk)' });
+  try {
+    await startContenders(bench);
+    await sleep(1000);
+    for (const c of bench.contenders) if (c.pid !== null) results.add(c.name, 'rss.idleMiB', rssKiB(c.pid) / 1024, 0);
+    await warmUp(bench);
+    await runRounds(bench);
+    await sleep(1500);
+    for (const c of bench.contenders) if (c.pid !== null) results.add(c.name, 'rss.afterMiB', rssKiB(c.pid) / 1024, 0);
+  } finally {
+    for (const c of bench.contenders) await c.stop();
+    await origin.stop();
+  }
+
+  const elapsedS = (performance.now() - t0) / 1000;
+  const targets = evaluateTargets(results);
+  const out = header(bench, started, machine);
+  out.push('', renderTable(results, settings.rounds), '', renderInterference(results), '', 'Targets:', renderTargets(targets));
+  if (results.skipped.length > 0 || results.failures.length > 0) {
+    out.push('', 'Not measured:');
+    for (const s of results.skipped) out.push(`  ${s.what} (${s.contender}): ${s.reason}`);
+    for (const f of results.failures) out.push(`  round ${f.round} ${f.phase} (${f.contender}): ${f.message}`);
+  }
+  out.push('', `took ${elapsedS.toFixed(0)} s; results in ${path.relative(REPO, RESULTS_FILE)}`);
+  process.stdout.write(out.join('\n') + '\n');
+
+  mkdirSync(path.dirname(RESULTS_FILE), { recursive: true });
+  const json = toJson(results, targets, { startedAt: started.toISOString(), elapsedS, machine, settings, rounds: settings.rounds });
+  writeFileSync(RESULTS_FILE, JSON.stringify(json, null, 2) + '\n');
+  return results.failures.length > 0 ? 1 : 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof BenchError ? err.message : ((err as Error).stack ?? String(err))}\n`);
+    process.exitCode = 1;
+  },
+);

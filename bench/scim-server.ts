@@ -1,0 +1,124 @@
+/**
+ * scim-server: the SCIM server under test for bench/scim.ts, run as its own process so it can be
+ * pinned to one core (`taskset -c 0 node --import tsx bench/scim-server.ts ...`).
+ *
+ *   node --import tsx bench/scim-server.ts --dir <tmp> --users 100000 [--redis redis://127.0.0.1:port]
+ *
+ * It builds the same stack as test/helpers/scim.ts (Directory, ScimTokens, ScimRateLimiter with
+ * limit 0, createScimHandler) over an EmbeddedStore in --dir or a RedisStore, fills the directory
+ * through the Directory API (not HTTP) to --users users named `user<i>@bench.example`, and then
+ * listens on 127.0.0.1:0. It speaks to the parent in JSON lines on stdout:
+ *   {"type":"progress","users":10000,"rate":5123}   every 10,000 users of the fill
+ *   {"type":"ready","port":…,"token":"…","pid":…,"fillMs":…}
+ * The per-request log line goes through pino at level info to /dev/null, so its cost is counted
+ * as in production. SIGTERM (or the parent's stdin closing) closes the server and the store.
+ */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { parseArgs } from 'node:util';
+import pino from 'pino';
+import { Directory } from '../src/directory/directory.js';
+import { ScimRateLimiter } from '../src/scim/ratelimit.js';
+import { createScimHandler } from '../src/scim/server.js';
+import { ScimTokens } from '../src/scim/tokens.js';
+import { EmbeddedStore } from '../src/sessions/embedded.js';
+import { RedisStore } from '../src/sessions/redis.js';
+import type { Store } from '../src/sessions/store.js';
+import { BENCH_TENANT, benchUser, benchUserName } from './scim-data.js';
+
+function emit(msg: Record<string, unknown>): void {
+  process.stdout.write(JSON.stringify(msg) + '\n');
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      dir: { type: 'string' },
+      users: { type: 'string', default: '100000' },
+      redis: { type: 'string' },
+      fillConcurrency: { type: 'string', default: '32' },
+    },
+  });
+  const users = Number(values.users);
+  if (!Number.isInteger(users) || users < 0 || users > 1_000_000) throw new Error(`bad --users ${values.users}`);
+  const store: Store =
+    values.redis !== undefined
+      ? new RedisStore({ type: 'redis', url: values.redis, keyPrefix: 'tollgate:', commandTimeoutMs: 5_000 })
+      : new EmbeddedStore({ path: values.dir ?? (() => { throw new Error('--dir is required for the embedded store'); })() });
+
+  if (store instanceof RedisStore) await store.ready(5_000);
+  const directory = new Directory({ store, onUserRevoked: () => {}, onUsersChanged: () => {} });
+  const tokens = new ScimTokens(store);
+  const limiter = new ScimRateLimiter(store, { limit: 0 });
+  const log = pino({ level: 'info' }, pino.destination({ dest: '/dev/null', sync: true }));
+  const handler = createScimHandler({
+    directory,
+    tokens,
+    limiter,
+    log,
+    tenants: (org, idp) => `${org}/${idp}` === BENCH_TENANT,
+  });
+  const token = await tokens.generate(BENCH_TENANT);
+
+  // Fill speed-up, embedded only: SQLite's synchronous=FULL fsyncs every commit, which would make the
+  // 100k fill take minutes. The fill runs with synchronous=OFF (same rows, same Directory code path),
+  // then FULL is restored and the WAL checkpointed before the server listens, so every measured
+  // request runs exactly as in production. The handle is private to EmbeddedStore; reached here only.
+  const db = store instanceof EmbeddedStore ? (store as unknown as { db: { pragma(s: string): unknown } }).db : undefined;
+  db?.pragma('synchronous = OFF');
+
+  // Fill: a bounded pool of workers over a shared counter.
+  const t0 = performance.now();
+  let next = 0;
+  let done = 0;
+  let lastMark = t0;
+  const conc = Math.max(1, Math.min(256, Number(values.fillConcurrency)));
+  await Promise.all(
+    Array.from({ length: conc }, async () => {
+      for (;;) {
+        const i = next++;
+        if (i >= users) return;
+        await directory.createUser(BENCH_TENANT, benchUser(benchUserName(i), i));
+        done++;
+        if (done % 10_000 === 0) {
+          const now = performance.now();
+          emit({ type: 'progress', users: done, rate: Math.round(10_000 / ((now - lastMark) / 1000)), elapsedMs: Math.round(now - t0) });
+          lastMark = now;
+        }
+      }
+    }),
+  );
+  const fillMs = performance.now() - t0;
+  db?.pragma('wal_checkpoint(TRUNCATE)');
+  db?.pragma('synchronous = FULL');
+  const sync = db?.pragma('synchronous') as { synchronous: number }[] | undefined;
+  if (db !== undefined && sync?.[0]?.synchronous !== 2) throw new Error(`synchronous not restored to FULL: ${JSON.stringify(sync)}`);
+  const count = await directory.count(BENCH_TENANT, 'User');
+  if (count !== users) throw new Error(`fill: expected ${users} users, directory has ${count}`);
+
+  const server = createServer({ keepAliveTimeout: 30_000 }, handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+
+  let closing = false;
+  const shutdown = async (): Promise<void> => {
+    if (closing) return;
+    closing = true;
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await store.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown());
+  // The parent dying closes our stdin: do not outlive it.
+  process.stdin.on('end', () => void shutdown());
+  process.stdin.on('close', () => void shutdown());
+  process.stdin.resume();
+
+  emit({ type: 'ready', port, token, pid: process.pid, fillMs: Math.round(fillMs), users: count });
+}
+
+main().catch((err: unknown) => {
+  emit({ type: 'error', message: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+  process.exit(1);
+});

@@ -6,7 +6,7 @@
  */
 import { hostname } from 'node:os';
 import type { Config } from './config/schema.js';
-import { parseHostPort } from './config/schema.js';
+import { parseHostPort } from './config/ip.js';
 import { compileLocator, type Locator } from './proxy/locate.js';
 import type { IdpRuntime } from './auth/idps.js';
 

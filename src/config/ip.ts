@@ -165,3 +165,15 @@ export function normalizeIp(addr: string): string {
   }
   return addr;
 }
+
+/**
+ * parseHostPort splits `host:port` / `[v6]:port` (listeners, CONNECT targets, Host headers); the
+ * host comes back lower-case. Port 0 is accepted (listen on any port); callers that dial refuse it.
+ */
+export function parseHostPort(v: string): { host: string; port: number } | null {
+  const m = /^(?:\[([0-9a-f:.]+)\]|([a-z0-9._-]+)):(\d{1,5})$/i.exec(v);
+  if (!m) return null;
+  const port = Number(m[3]);
+  if (port > 65535) return null;
+  return { host: (m[1] ?? m[2]!).toLowerCase(), port };
+}

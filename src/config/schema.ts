@@ -5,7 +5,7 @@
  * listener binds loopback, and every socket has a timeout.
  */
 import { z } from 'zod';
-import { parseCidr, ipToBigInt } from './ip.js';
+import { parseCidr, ipToBigInt, parseHostPort } from './ip.js';
 
 const hostnameRe = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
 
@@ -22,14 +22,6 @@ const hostPort = z.string().superRefine((v, ctx) => {
   if (parseHostPort(v) === null) ctx.addIssue({ code: 'custom', message: `"${v}" is not host:port` });
 });
 
-/** parseHostPort splits `host:port` / `[v6]:port`; null when malformed. */
-export function parseHostPort(v: string): { host: string; port: number } | null {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(v);
-  if (!m) return null;
-  const port = Number(m[3]);
-  if (port > 65535) return null;
-  return { host: (m[1] ?? m[2])!, port };
-}
 
 const ms = (def: number, min = 1) => z.number().int().min(min).max(24 * 3600 * 1000).default(def);
 

@@ -6,7 +6,7 @@
 
 /** UpstreamFailure is how one upstream error is reported to the client and the access log. */
 export interface UpstreamFailure {
-  readonly status: 502 | 504;
+  readonly status: 403 | 502 | 504;
   /** Stable code for logs, metrics and the error page. */
   readonly code: string;
   /** One line a user can act on. */
@@ -14,6 +14,8 @@ export interface UpstreamFailure {
 }
 
 const TABLE: Record<string, UpstreamFailure> = {
+  // dial refuses targets that resolve to our own listeners: a client error, not an upstream one.
+  ELOOP_SELF: { status: 403, code: 'loop_detected', reason: 'The request is addressed to this proxy itself.' },
   ENOTFOUND: { status: 502, code: 'dns_failure', reason: 'The host name could not be resolved.' },
   EAI_AGAIN: { status: 502, code: 'dns_failure', reason: 'The host name could not be resolved (temporary DNS failure).' },
   EAI_FAIL: { status: 502, code: 'dns_failure', reason: 'The host name could not be resolved.' },
@@ -30,6 +32,11 @@ const TABLE: Record<string, UpstreamFailure> = {
 };
 
 const FALLBACK: UpstreamFailure = { status: 502, code: 'upstream_error', reason: 'The request to the server failed.' };
+
+/** isUpstreamFault tells whether a failure is the origin's (counted as an upstream error) or the client's. */
+export function isUpstreamFault(f: UpstreamFailure): boolean {
+  return f.status !== 403;
+}
 
 /** upstreamFailure maps a Node error (by its `code`, or the HTTP parser's) to the client-facing answer. */
 export function upstreamFailure(err: unknown): UpstreamFailure {

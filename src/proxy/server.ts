@@ -14,14 +14,14 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import httpProxy from 'http-proxy';
 import type { Logger } from 'pino';
-import { normalizeIp } from '../config/ip.js';
+import { normalizeIp, parseHostPort } from '../config/ip.js';
 import type { Config } from '../config/schema.js';
 import { HttpError, rawErrorResponse, sendError } from '../http/errors.js';
 import type { AccessLog } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { isOwnHost, type RuntimeRef, type Runtime } from '../runtime.js';
-import { SelfGuard, UpstreamAgent, LoopError, type DialOptions } from './dial.js';
-import { upstreamFailure } from './errno.js';
+import { SelfGuard, UpstreamAgent, type DialOptions } from './dial.js';
+import { isUpstreamFault, upstreamFailure, type UpstreamFailure } from './errno.js';
 import { cleanRequestHeaders, cleanResponseHeaders } from './headers.js';
 import { clientAddress, decide, type Transaction } from './pipeline.js';
 import { openTunnel } from './tunnel.js';
@@ -153,20 +153,16 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
   proxy.on('error', (err, req, resOrSocket) => {
     const st = (req as TxReq)[TX];
     if (!st) return;
-    const fail = err instanceof LoopError ? null : upstreamFailure(err);
-    if (fail) deps.metrics.upstreamErrors.inc({ code: fail.code });
-    st.tx.action = fail ? 'error' : 'blocked';
-    st.tx.reason = fail ? fail.code : 'loop_detected';
-    const httpErr = fail
-      ? new HttpError(fail.status, fail.code, fail.reason)
-      : new HttpError(403, 'loop_detected', 'The request is addressed to this proxy itself.');
+    const fail = upstreamFailure(err);
+    failed(st.tx, fail);
+    const httpErr = new HttpError(fail.status, fail.code, fail.reason);
     if (resOrSocket instanceof http.ServerResponse) {
       if (resOrSocket.destroyed || (req as IncomingMessage).socket.destroyed) return; // client left first
       sendError(req, resOrSocket, httpErr);
     } else {
       const s = resOrSocket as Socket;
       if (s.writable) s.end(rawErrorResponse(httpErr.status, httpErr.code, httpErr.message));
-      finishUpgrade(st, s, httpErr.status);
+      logTx(st, s as CountedSocket, httpErr.status);
     }
   });
 
@@ -214,14 +210,14 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
     const tx = newTransaction(rt, req, 'TUNNEL');
     const st: TxState = { tx, logged: false, proxyReq: null };
     socket.on('error', () => socket.destroy());
-    const authority = parseAuthority(req.url ?? '');
+    const authority = parseHostPort(req.url ?? '');
     const refuse = (status: number, code: string, message: string) => {
       tx.action = 'blocked';
       tx.reason = code;
       socket.end(rawErrorResponse(status, code, message));
       logTx(st, socket, status);
     };
-    if (authority === null) return refuse(400, 'bad_connect_target', 'CONNECT needs host:port.');
+    if (authority === null || authority.port === 0) return refuse(400, 'bad_connect_target', 'CONNECT needs host:port.');
     tx.host = authority.host;
     tx.port = authority.port;
     tx.url = `${authority.host.includes(':') ? `[${authority.host}]` : authority.host}:${authority.port}`;
@@ -240,11 +236,8 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
       (r) => {
         if (r.opened) deps.metrics.activeTunnels.dec();
         if (r.connectError) {
-          const loopErr = r.connectError instanceof LoopError;
-          const fail = loopErr ? { status: 403, code: 'loop_detected', reason: 'The tunnel target is this proxy itself.' } : upstreamFailure(r.connectError);
-          if (!loopErr) deps.metrics.upstreamErrors.inc({ code: fail.code });
-          tx.action = loopErr ? 'blocked' : 'error';
-          tx.reason = fail.code;
+          const fail = upstreamFailure(r.connectError);
+          failed(tx, fail);
           if (socket.writable) socket.end(rawErrorResponse(fail.status, fail.code, fail.reason));
           logTx(st, socket, fail.status);
           return;
@@ -282,13 +275,17 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
     socket.once('close', () => {
       if (counted) deps.metrics.activeTunnels.dec();
       counted = false;
-      finishUpgrade(st, socket, 101);
+      logTx(st, socket, 101);
     });
     proxy.ws(req, socket, head, { target: { protocol: 'http:', host: tx.host, port: tx.port }, agent: wsAgent });
   });
 
-  function finishUpgrade(st: TxState, socket: Socket, status: number) {
-    logTx(st, socket as CountedSocket, status);
+  /** failed records an upstream failure on the transaction; loops are the client's, not the origin's. */
+  function failed(tx: Transaction, fail: UpstreamFailure): void {
+    const upstream = isUpstreamFault(fail);
+    if (upstream) deps.metrics.upstreamErrors.inc({ code: fail.code });
+    tx.action = upstream ? 'error' : 'blocked';
+    tx.reason = fail.code;
   }
 
   function logTx(st: TxState, socket: CountedSocket, status: number): void {
@@ -381,7 +378,7 @@ function parseTarget(req: TxReq, rt: Runtime): Target | HttpError {
   if (raw.charCodeAt(0) === 47 /* '/' */) {
     // Origin form: only our own hosts are answered here (PAC downloads, the status page).
     const hostHeader = (req.headers.host ?? '').toLowerCase();
-    const a = parseAuthority(hostHeader.includes(':') || hostHeader.startsWith('[') ? hostHeader : `${hostHeader}:80`);
+    const a = parseHostPort(hostHeader.includes(':') || hostHeader.startsWith('[') ? hostHeader : `${hostHeader}:80`);
     if (a === null) return new HttpError(400, 'not_a_proxy_request', 'This is a proxy: send absolute-form requests (http://host/path).');
     tx.host = a.host;
     tx.port = a.port;
@@ -401,13 +398,4 @@ function parseTarget(req: TxReq, rt: Runtime): Target | HttpError {
   tx.port = url.port === '' ? 80 : Number(url.port);
   tx.url = raw;
   return { authority: url.host, path: `${url.pathname}${url.search}` };
-}
-
-/** parseAuthority splits `host:port` / `[v6]:port` for CONNECT targets; null when malformed. */
-export function parseAuthority(s: string): { host: string; port: number } | null {
-  const m = /^(?:\[([0-9a-f:.]+)\]|([a-z0-9._-]+)):(\d{1,5})$/i.exec(s);
-  if (!m) return null;
-  const port = Number(m[3]);
-  if (port < 1 || port > 65535) return null;
-  return { host: (m[1] ?? m[2]!).toLowerCase(), port };
 }

@@ -115,12 +115,8 @@ export function openTunnel(
     }
   });
   client.on('close', () => {
+    // Also covers a client that gives up while we are still dialing (finish reports opened: false).
     upstream.destroy();
-    if (opened) finish(null);
-    else if (!finished) {
-      // Client gave up while we were dialing.
-      upstream.destroy();
-      finish(null);
-    }
+    finish(null);
   });
 }

@@ -6,6 +6,7 @@ t.test('errno → status table', async (t) => {
     [{ code: 'ENOTFOUND' }, 502, 'dns_failure'],
     [{ code: 'EAI_AGAIN' }, 502, 'dns_failure'],
     [{ code: 'ECONNREFUSED' }, 502, 'connection_refused'],
+    [{ code: 'ELOOP_SELF' }, 403, 'loop_detected'],
     [{ code: 'ECONNRESET' }, 502, 'connection_reset'],
     [{ code: 'EPIPE' }, 502, 'connection_reset'],
     [{ code: 'ETIMEDOUT' }, 504, 'upstream_timeout'],

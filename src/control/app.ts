@@ -11,7 +11,7 @@ import { HttpError, sendError } from '../http/errors.js';
 import { Router, sendBody } from '../http/router.js';
 import type { Metrics } from '../metrics.js';
 import type { Transaction } from '../proxy/pipeline.js';
-import type { RuntimeRef, Runtime } from '../runtime.js';
+import { isOwnHost, type RuntimeRef, type Runtime } from '../runtime.js';
 import type { Store } from '../sessions/store.js';
 import { renderStatusHtml, type StatusView } from '../status/page.js';
 import type { Directory } from '../directory/directory.js';
@@ -172,7 +172,7 @@ export function createControlApp(deps: ControlDeps): ControlApp {
 
   function byHost(req: IncomingMessage, res: ServerResponse, ctx: RequestCtx, host: string): boolean {
     const rt = ctx.rt;
-    if (!host.endsWith(`.${rt.cloud}`)) return false;
+    if (host === rt.cloud || !isOwnHost(rt, host)) return false;
     const label = host.slice(0, host.length - rt.cloud.length - 1);
     if (label === 'scim' && scimRoute(req, res)) return true;
     if (label === 'login' && spMetadata(req, res, ctx)) return true;

@@ -22,6 +22,8 @@ import { Directory } from './directory/directory.js';
 import { ScimTokens } from './scim/tokens.js';
 import { ScimRateLimiter } from './scim/ratelimit.js';
 import { createScimHandler } from './scim/server.js';
+import { Identifier } from './auth/identify.js';
+import { Gateway } from './auth/gateway.js';
 
 /** StartOptions selects the config (a file, an object for tests, or the built-in default) and log sinks. */
 export interface StartOptions {
@@ -72,11 +74,25 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
 
   // SCIM writes go to the backend directly: a cached read could briefly accept a rotated token.
   const sessions = new Sessions(store);
-  const directory = new Directory({
+  const directory: Directory = new Directory({
     store: backend,
     onUserRevoked: async (tenant, userId, userName) => {
       const n = await sessions.revokeUser(userId);
       log.info({ tenant, userName, sessions: n }, 'user deprovisioned: sessions revoked');
+    },
+    // Profile and membership changes reach live sessions (status page, access log) without a new login.
+    onUsersChanged: async (tenant, userIds) => {
+      for (const id of userIds) {
+        const ids = await sessions.sessionsOf(id);
+        if (ids.length === 0) continue;
+        const rec = await directory.getUser(tenant, id);
+        if (rec === null) continue;
+        const u = await directory.lookupLogin(tenant, String(rec.resource['userName'] ?? ''));
+        if (u === null) continue;
+        for (const sid of ids) {
+          await sessions.update(sid, { loginName: u.userName, displayName: u.displayName ?? '', department: u.department ?? '', groups: u.groups });
+        }
+      }
     },
   });
   const tokens = new ScimTokens(backend);
@@ -125,8 +141,10 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
     return p;
   };
 
-  const control = createControlApp({ runtime, metrics, store, log, activate, draining: () => draining, scim, directory, tokens });
-  const proxy = createProxyServer({ runtime, ownHost: control.ownHost, accessLog, metrics, log, self }, config);
+  const identifier = new Identifier(sessions, (err) => log.warn({ err: err.message }, 'surrogate refresh failed'));
+  const gateway = new Gateway({ runtime, store, sessions, identifier, directory, log, onLogin: (outcome) => metrics.logins.inc({ outcome }) });
+  const control = createControlApp({ runtime, metrics, store, log, activate, draining: () => draining, scim, directory, tokens, gateway, sessions });
+  const proxy = createProxyServer({ runtime, auth: gateway, ownHost: control.ownHost, accessLog, metrics, log, self }, config);
   const controlServer = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000, maxHeaderSize: 16 * 1024 }, control.direct);
   controlServer.keepAliveTimeout = 5000;
   controlServer.timeout = 60_000;

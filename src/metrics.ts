@@ -34,6 +34,12 @@ export class Metrics {
     labelNames: ['op', 'resource', 'status'] as const,
     registers: [this.registry],
   });
+  readonly logins = new Counter({
+    name: 'tollgate_logins_total',
+    help: 'SAML sign-ins by outcome: ok, or the refusal code.',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
   readonly configVersion = new Gauge({ name: 'tollgate_config_version', help: 'Version of the active config.', registers: [this.registry] });
   readonly activations = new Counter({
     name: 'tollgate_activations_total',

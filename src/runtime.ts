@@ -9,6 +9,7 @@ import type { Config } from './config/schema.js';
 import { parseHostPort } from './config/ip.js';
 import { compileLocator, type Locator } from './proxy/locate.js';
 import type { IdpRuntime } from './auth/idps.js';
+import { compileExemptions, HostMatcher, type Exemptions } from './auth/exempt.js';
 
 /** Runtime is one immutable generation of compiled config. */
 export interface Runtime {
@@ -28,6 +29,12 @@ export interface Runtime {
   readonly hosts: ReadonlyMap<string, string>;
   /** IdPs by id, with their certificates checked and service providers built. */
   readonly idps: ReadonlyMap<string, IdpRuntime>;
+  /** Hosts and URLs proxied without identity (the IdPs' SSO hosts included). */
+  readonly exemptions: Exemptions;
+  /** Hosts that clstart may land on besides the cloud's own. */
+  readonly redirectAllowList: HostMatcher;
+  /** The cloud's own host names, precomputed for redirects. */
+  readonly gatewayHost: string;
 }
 
 /** buildRuntime compiles a Config; it throws only on bugs, since the Config is already valid. */
@@ -47,6 +54,9 @@ export function buildRuntime(config: Config, version: number, idps: ReadonlyMap<
     trustedForwarders: trusted,
     hosts: new Map(Object.entries(config.hosts).map(([k, v]) => [k.toLowerCase(), v])),
     idps,
+    exemptions: compileExemptions(config.authentication.exemptions.hosts, config.authentication.exemptions.urls, config.idps.map((p) => p.ssoUrl)),
+    redirectAllowList: new HostMatcher(config.authentication.redirectAllowList),
+    gatewayHost: `gateway.${config.cloud.toLowerCase()}`,
   });
 }
 

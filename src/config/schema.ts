@@ -31,10 +31,70 @@ const sublocation = z.strictObject({
   enforceAuthentication: z.boolean().optional(),
 });
 
+/**
+ * surrogate is a location's IP-surrogate policy, as ZIA's location settings: once a user signs in,
+ * (location, client IP) maps to their session until the IP has been idle for idleMs.
+ */
+const surrogate = z.strictObject({
+  enabled: z.boolean().default(false),
+  /** Idle time to disassociation. */
+  idleMs: ms(2 * 3600_000, 60_000),
+  /** Use the surrogate for browsers too (otherwise browsers are identified by cookie). */
+  enforceForKnownBrowsers: z.boolean().default(false),
+  /** With enforceForKnownBrowsers: a browser's cookie is re-checked through the gateway this often. */
+  refreshMs: ms(3600_000, 60_000),
+});
+const SURROGATE_DEFAULTS = { enabled: false, idleMs: 2 * 3600_000, enforceForKnownBrowsers: false, refreshMs: 3600_000 };
+
+/** hostPattern is an exact host, `*.example.com` (any subdomain) or `.example.com` (the domain and its subdomains). */
+const hostPattern = z.string().superRefine((v, ctx) => {
+  const bare = v.startsWith('*.') ? v.slice(2) : v.startsWith('.') ? v.slice(1) : v;
+  if (!hostnameRe.test(bare)) ctx.addIssue({ code: 'custom', message: `"${v}" is not a host pattern (host, *.domain or .domain)` });
+});
+
+/** urlPattern is an http(s) URL matched exactly (query ignored), or a prefix when it ends with `*`. */
+const urlPattern = z.string().superRefine((v, ctx) => {
+  const body = v.endsWith('*') ? v.slice(0, -1) : v;
+  let ok = false;
+  try {
+    const u = new URL(body);
+    ok = (u.protocol === 'http:' || u.protocol === 'https:') && u.username === '' && u.search === '' && u.hash === '' && !body.slice(8).includes('*');
+  } catch {
+    ok = false;
+  }
+  if (!ok) ctx.addIssue({ code: 'custom', message: `"${v}" is not a URL pattern (http://host/path, optionally ending in *)` });
+});
+
+const authentication = z.strictObject({
+  /** How often users sign in again, as ZIA's authentication frequency. */
+  frequency: z.enum(['once', 'daily', 'perSession', 'customDays']).default('daily'),
+  /** Days between sign-ins when frequency is customDays. */
+  customDays: z.number().int().min(1).max(180).default(1),
+  /** Domain cookies are replaced this often (through the gateway, invisibly to the user). */
+  cookieRotateMs: ms(12 * 3600_000, 60_000),
+  /** Time a user has to finish signing in at the IdP. */
+  loginTimeoutMs: ms(10 * 60_000, 10_000),
+  /** Hosts and URLs proxied without identity. The IdPs' own SSO hosts are always exempt. */
+  exemptions: z
+    .strictObject({ hosts: z.array(hostPattern).default([]), urls: z.array(urlPattern).default([]) })
+    .default({ hosts: [], urls: [] }),
+  /** Hosts (exact, *.domain or .domain) that clstart may land on besides the cloud's own. */
+  redirectAllowList: z.array(hostPattern).default([]),
+});
+const AUTHENTICATION_DEFAULTS = {
+  frequency: 'daily' as const,
+  customDays: 1,
+  cookieRotateMs: 12 * 3600_000,
+  loginTimeoutMs: 10 * 60_000,
+  exemptions: { hosts: [], urls: [] },
+  redirectAllowList: [],
+};
+
 const location = z.strictObject({
   name: z.string().min(1).max(64),
   ips: z.array(cidr).min(1),
   enforceAuthentication: z.boolean().default(false),
+  surrogate: surrogate.default(SURROGATE_DEFAULTS),
   trustedForwarders: z.array(ipAddress).default([]),
   sublocations: z.array(sublocation).default([]),
 });
@@ -126,6 +186,7 @@ export const configSchema = z
     locations: z.array(location).default([]),
     idps: z.array(idp).default([]),
     unknownSources: z.enum(['deny', 'authenticate']).default('deny'),
+    authentication: authentication.default(AUTHENTICATION_DEFAULTS),
     connectPorts: z.array(z.number().int().min(1).max(65535)).min(1).default([443]),
     /** Static name → address map consulted before DNS (lab setups, /etc/hosts style). */
     hosts: z.record(z.string().regex(hostnameRe, 'is not a host name'), ipAddress).default({}),
@@ -193,3 +254,5 @@ export type Config = DeepReadonly<z.output<typeof configSchema>>;
 export type LocationConfig = Config['locations'][number];
 export type SublocationConfig = LocationConfig['sublocations'][number];
 export type IdpConfig = Config['idps'][number];
+export type SurrogateConfig = LocationConfig['surrogate'];
+export type AuthenticationConfig = Config['authentication'];

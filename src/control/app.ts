@@ -17,6 +17,10 @@ import { renderStatusHtml, type StatusView } from '../status/page.js';
 import type { Directory } from '../directory/directory.js';
 import { matchScimPath, type ScimHandler } from '../scim/server.js';
 import type { ScimTokens } from '../scim/tokens.js';
+import { CLEAR_COOKIE, csrfToken, sameBytes, type Gateway } from '../auth/gateway.js';
+import { isNavigation } from '../auth/identify.js';
+import type { Sessions } from '../sessions/session.js';
+import { readBody } from '../scim/body.js';
 
 /** ActivationResult is what an activation reports to the caller. */
 export type ActivationResult = { ok: true; version: number; warnings: string[] } | { ok: false; errors: readonly string[] };
@@ -33,6 +37,8 @@ export interface ControlDeps {
   readonly scim: ScimHandler;
   readonly directory: Directory;
   readonly tokens: ScimTokens;
+  readonly gateway: Gateway;
+  readonly sessions: Sessions;
 }
 
 /** RequestCtx is one request's view: the runtime snapshot and, when it came via the proxy, its transaction. */
@@ -92,6 +98,21 @@ export function createControlApp(deps: ControlDeps): ControlApp {
       const r = await deps.directory.listUsers(`${ctx.rt.config.orgId}/${idp}`, page);
       sendBody(req, res, 200, 'application/json', JSON.stringify({ idp, ...r }) + '\n', { 'cache-control': 'no-store' });
     })
+    .on('POST', '/admin/reauth', async (req, res, ctx) => {
+      adminOnly(ctx);
+      req.resume();
+      const user = new URL(req.url ?? '/', 'http://x').searchParams.get('user');
+      let revoked = 0;
+      if (user === null || user === '') revoked = await deps.sessions.revokeAll();
+      else {
+        for (const id of ctx.rt.idps.keys()) {
+          const u = await deps.directory.lookupLogin(`${ctx.rt.config.orgId}/${id}`, user);
+          if (u !== null) revoked += await deps.sessions.revokeUser(u.id);
+        }
+      }
+      deps.log.info({ user: user ?? '(everyone)', sessions: revoked }, 're-authentication forced');
+      sendBody(req, res, 200, 'application/json', JSON.stringify({ user: user || null, revoked }) + '\n', { 'cache-control': 'no-store' });
+    })
     .on('GET', '/admin/groups', async (req, res, ctx) => {
       adminOnly(ctx);
       const idp = scimIdp(ctx, req, false);
@@ -144,19 +165,48 @@ export function createControlApp(deps: ControlDeps): ControlApp {
     return true;
   }
 
-  const status = new Router<RequestCtx>().on('GET', '/', (req, res, ctx) => {
-    const view = statusView(ctx);
-    const wantsJson = (req.headers.accept ?? '').includes('application/json') || (req.url ?? '').includes('format=json');
-    if (wantsJson) sendBody(req, res, 200, 'application/json', JSON.stringify(view) + '\n', { 'cache-control': 'no-store' });
-    else sendBody(req, res, 200, 'text/html; charset=utf-8', renderStatusHtml(view), { 'cache-control': 'no-store' });
-  });
+  const status = new Router<RequestCtx>()
+    .on('GET', '/', (req, res, ctx) => {
+      const view = statusView(ctx);
+      const wantsJson = (req.headers.accept ?? '').includes('application/json') || (req.url ?? '').includes('format=json');
+      // A browser we cannot place asks the gateway, once, whether it has a session there.
+      if (ctx.tx !== null && view.identifiedBy === 'none' && !wantsJson && isNavigation(req.method ?? '', req.headers) && !(req.url ?? '').includes('probed=1') && ctx.rt.idps.size > 0) {
+        res.writeHead(307, { location: `http://${ctx.rt.gatewayHost}/probe`, 'cache-control': 'no-store', 'content-length': '0' });
+        return void res.end();
+      }
+      if (wantsJson) sendBody(req, res, 200, 'application/json', JSON.stringify(view) + '\n', { 'cache-control': 'no-store' });
+      else sendBody(req, res, 200, 'text/html; charset=utf-8', renderStatusHtml(view), { 'cache-control': 'no-store' });
+    })
+    .on('POST', '/logout', async (req, res, ctx) => {
+      const form = new URLSearchParams((await readBody(req, 4096, 10_000).catch(() => Buffer.alloc(0))).toString('utf8'));
+      const who = ctx.tx?.identity;
+      const origin = req.headers.origin;
+      const here = `http://ip.${ctx.rt.cloud}`;
+      if (origin !== undefined && origin !== here) throw new HttpError(403, 'csrf_failed', 'Sign-out must come from the status page.');
+      if (who == null) {
+        res.writeHead(303, { location: `${here}/`, 'set-cookie': CLEAR_COOKIE, 'cache-control': 'no-store', 'content-length': '0' });
+        return void res.end();
+      }
+      if (!sameBytes(form.get('csrf') ?? '', csrfToken(who.session.id))) throw new HttpError(403, 'csrf_failed', 'Sign-out must come from the status page.');
+      await deps.sessions.revoke(who.session.id);
+      deps.log.info({ login: who.session.loginName, clientIp: ctx.tx?.clientIp }, 'signed out');
+      res.writeHead(303, { location: `${here}/?probed=1`, 'set-cookie': CLEAR_COOKIE, 'cache-control': 'no-store', 'content-length': '0' });
+      res.end();
+    });
 
   /** hostApps maps the first label of an own host to its router. */
-  const hostApps = new Map<string, Router<RequestCtx>>([['ip', status]]);
+  const hostApps = new Map<string, Router<RequestCtx>>([
+    ['ip', status],
+    ['gateway', deps.gateway.gatewayRoutes],
+    ['login', deps.gateway.loginRoutes],
+  ]);
 
   function statusView(ctx: RequestCtx): StatusView {
     const clientIp = ctx.tx?.clientIp ?? ctx.peerIp;
     const match = ctx.tx ? ctx.tx.match : ctx.rt.locator.lookup(clientIp);
+    const who = ctx.tx?.identity ?? null;
+    const s = who?.session;
+    const exempt = ctx.tx !== null && who === null && ctx.rt.exemptions.hosts.matches(ctx.tx.host);
     return {
       cloud: ctx.rt.cloud,
       node: ctx.rt.nodeName,
@@ -166,7 +216,22 @@ export function createControlApp(deps: ControlDeps): ControlApp {
       sublocation: match?.sublocation?.name ?? null,
       enforceAuthentication: match?.enforceAuthentication ?? false,
       configVersion: ctx.rt.version,
-      authenticated: false,
+      authenticated: s !== undefined,
+      identifiedBy: who?.by ?? (exempt ? 'exempt' : 'none'),
+      user:
+        s === undefined
+          ? null
+          : {
+              loginName: s.loginName,
+              displayName: s.displayName,
+              department: s.department,
+              groups: s.groups,
+              idp: ctx.rt.idps.get(s.idp)?.config.name ?? s.idp,
+              signedInAt: new Date(s.createdAt).toISOString(),
+              expiresAt: new Date(s.expiresAt).toISOString(),
+              ageSeconds: Math.max(0, Math.round((Date.now() - s.createdAt) / 1000)),
+            },
+      logoutCsrf: s === undefined ? null : csrfToken(s.id),
     };
   }
 
@@ -190,6 +255,8 @@ export function createControlApp(deps: ControlDeps): ControlApp {
       if (byHost(req, res, ctx, host)) return;
       if (ops.handle(req, res, ctx, deps.log)) return;
       if (scimRoute(req, res) || spMetadata(req, res, ctx)) return;
+      // The ACS answers here too, for IdPs that post to the control listener.
+      if (deps.gateway.loginRoutes.handle(req, res, ctx, deps.log)) return;
       sendError(req, res, new HttpError(404, 'not_found', 'No such endpoint.'));
     },
     ownHost(req, res, tx) {

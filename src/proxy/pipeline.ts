@@ -2,13 +2,17 @@
  * pipeline: the ordered decisions for one transaction. Each step is a small named function that
  * returns a Decision or null; the first decision wins. No step writes to a socket.
  *
- *   locate -> loop -> connect port -> own host -> enforce -> forward
+ *   locate -> loop -> connect port -> token -> own host -> exempt -> identify (-> enforce) -> forward
+ *
+ * Identification answers from memory when it can; when only the store knows, the identify step
+ * says `lookup` and the caller resumes with `afterLookup` once the store has answered.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { normalizeIp, parseIPv4, parseIPv6Into } from '../config/ip.js';
 import { isOwnHost, type Runtime } from '../runtime.js';
 import type { Action } from '../log.js';
 import type { LocationMatch } from './locate.js';
+import { isBrowser, isNavigation, readOwnCookie, TOKEN_PARAM, type Identifier, type Identity } from '../auth/identify.js';
 
 /** Transaction is what one request or tunnel accumulates for its decisions and its access-log line. */
 export interface Transaction {
@@ -28,18 +32,28 @@ export interface Transaction {
   department: string;
   action: Action;
   reason: string;
+  /** Who this is, once identified. */
+  identity: Identity | null;
 }
 
 /** Decision is what the pipeline concluded. */
 export type Decision =
   | { readonly kind: 'deny'; readonly status: number; readonly code: string; readonly message: string }
   | { readonly kind: 'own' }
-  | { readonly kind: 'forward' };
+  | { readonly kind: 'forward' }
+  /** The URL carries a one-time token: swap it for a cookie (needs the store). */
+  | { readonly kind: 'token' }
+  /** Memory does not know this client: ask the store, then call afterLookup. */
+  | { readonly kind: 'lookup'; readonly cookie: string | null; readonly browser: boolean; readonly navigation: boolean }
+  /** An unidentified browser page load: send it to the gateway. */
+  | { readonly kind: 'login' };
 
-type Step = (tx: Transaction, headers: IncomingHttpHeaders) => Decision | null;
+type Step = (tx: Transaction, headers: IncomingHttpHeaders, auth: Identifier) => Decision | null;
 
 const FORWARD: Decision = Object.freeze({ kind: 'forward' });
 const OWN: Decision = Object.freeze({ kind: 'own' });
+const TOKEN: Decision = Object.freeze({ kind: 'token' });
+const LOGIN: Decision = Object.freeze({ kind: 'login' });
 const scratch6 = new Uint16Array(8);
 
 function isIp(s: string): boolean {
@@ -95,20 +109,66 @@ const ownHost: Step = (tx) => {
   return OWN;
 };
 
-/** enforce: a location that requires sign-in cannot be served until an identity provider is set up. */
-const enforce: Step = (tx) => {
-  const required = tx.match === null ? tx.rt.config.unknownSources === 'authenticate' : tx.match.enforceAuthentication;
-  if (!required) return null;
-  return deny(403, 'auth_not_configured', 'This location requires sign-in, and no identity provider is configured.');
+/** required tells whether this transaction's location enforces authentication. */
+function required(tx: Transaction): boolean {
+  return tx.match === null ? tx.rt.config.unknownSources === 'authenticate' : tx.match.enforceAuthentication;
+}
+
+/** token: a URL with our one-time token is swapped for a cookie before anything else looks at it. */
+const token: Step = (tx) => {
+  if (tx.protocol !== 'HTTP' || !tx.url.includes(TOKEN_PARAM)) return null;
+  return TOKEN;
+};
+
+/** exempt: authentication exemptions (and every IdP's SSO host) are proxied without identity. */
+const exempt: Step = (tx) => {
+  const ex = tx.rt.exemptions;
+  if (!ex.hosts.matches(tx.host) && !(tx.protocol === 'HTTP' && ex.urls.size > 0 && ex.urls.matches(tx.host, tx.url))) return null;
+  tx.action = 'exempt';
+  return FORWARD;
+};
+
+/** identify: where sign-in is required, attribute the request from memory (cookie, then surrogate). */
+const identify: Step = (tx, headers, auth) => {
+  if (!required(tx)) return null;
+  if (tx.rt.idps.size === 0) return deny(403, 'auth_not_configured', 'This location requires sign-in, and no identity provider is configured.');
+  const cookie = tx.protocol === 'TUNNEL' ? null : readOwnCookie(headers.cookie);
+  const browser = isBrowser(headers);
+  const navigation = tx.protocol === 'HTTP' && isNavigation(tx.method, headers);
+  const who = auth.peek(tx, cookie, browser, navigation);
+  if (who === undefined) return { kind: 'lookup', cookie, browser, navigation };
+  return identified(tx, who, headers);
 };
 
 /** STEPS is the order of decisions; the first decisive step wins. */
-export const STEPS: readonly Step[] = [locate, loop, connectPort, ownHost, enforce];
+export const STEPS: readonly Step[] = [locate, loop, connectPort, token, ownHost, exempt, identify];
+
+/**
+ * identified finishes the identify step: forward with the user, or refuse the unidentified. Only a
+ * browser page load can be sent to sign in; a tunnel cannot be redirected (browsers drop a CONNECT
+ * reply that is not 200), and scripts, other methods and non-browsers get a plain refusal.
+ */
+export function identified(tx: Transaction, who: Identity | null, headers: IncomingHttpHeaders): Decision {
+  if (who !== null) {
+    tx.identity = who;
+    tx.login = who.session.loginName;
+    tx.department = who.session.department;
+    return FORWARD;
+  }
+  const gateway = `http://${tx.rt.gatewayHost}/`;
+  if (tx.protocol === 'TUNNEL') {
+    return deny(403, 'auth_required', `Sign in first: open any http:// site or ${gateway} in your browser (this tunnel cannot be sent to a login page).`);
+  }
+  if (tx.protocol === 'WS') return deny(403, 'auth_required', `Sign in first at ${gateway}; WebSocket connections cannot be sent to a login page.`);
+  if (isNavigation(tx.method, headers)) return LOGIN;
+  const why = !isBrowser(headers) ? 'this client is not a browser' : tx.method !== 'GET' && tx.method !== 'HEAD' ? `${tx.method} requests cannot be sent to a login page` : 'scripted requests cannot be sent to a login page';
+  return deny(403, 'auth_required', `Sign in first at ${gateway} (${why}).`);
+}
 
 /** decide runs the steps for one transaction. */
-export function decide(tx: Transaction, headers: IncomingHttpHeaders): Decision {
+export function decide(tx: Transaction, headers: IncomingHttpHeaders, auth: Identifier): Decision {
   for (let i = 0; i < STEPS.length; i++) {
-    const d = STEPS[i]!(tx, headers);
+    const d = STEPS[i]!(tx, headers, auth);
     if (d !== null) return d;
   }
   return FORWARD;

@@ -23,14 +23,31 @@ import { isOwnHost, type RuntimeRef, type Runtime } from '../runtime.js';
 import { SelfGuard, UpstreamAgent, type DialOptions } from './dial.js';
 import { isUpstreamFault, upstreamFailure, type UpstreamFailure } from './errno.js';
 import { cleanRequestHeaders, cleanResponseHeaders } from './headers.js';
-import { clientAddress, decide, type Transaction } from './pipeline.js';
+import { clientAddress, decide, identified, type Decision, type Transaction } from './pipeline.js';
+import { readOwnCookie, splitToken, stripOwnCookie, type Identifier } from '../auth/identify.js';
 import { openTunnel } from './tunnel.js';
 
 /** OwnHostHandler answers a request for one of the cloud's hosts (the control-plane app). */
 export type OwnHostHandler = (req: IncomingMessage, res: ServerResponse, tx: Transaction) => void;
 
+/** Redirect is a response that sends the browser elsewhere, maybe planting our cookie on the way. */
+export interface Redirect {
+  readonly location: string;
+  readonly setCookie?: string;
+}
+
+/** ProxyAuth is the sign-in machinery the data plane uses; the gateway module provides it. */
+export interface ProxyAuth {
+  readonly identifier: Identifier;
+  /** swapToken redeems a one-time token on tx's host: a redirect to the clean URL with our cookie, or an error. */
+  swapToken(tx: Transaction, token: string, cleanUrl: string): Promise<Redirect | HttpError>;
+  /** loginRedirect remembers the original URL server-side and answers with the gateway's URL. */
+  loginRedirect(tx: Transaction): Promise<Redirect>;
+}
+
 /** ProxyDeps is everything the data plane is given by the composition root. */
 export interface ProxyDeps {
+  readonly auth: ProxyAuth;
   readonly runtime: RuntimeRef;
   readonly ownHost: OwnHostHandler;
   readonly accessLog: AccessLog;
@@ -184,24 +201,70 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
       sendError(req, res, target);
       return;
     }
-    const d = decide(tx, req.headers);
-    if (d.kind === 'deny') {
-      tx.action = 'blocked';
-      tx.reason = d.code;
-      deps.log.debug({ clientIp: tx.clientIp, code: d.code, host: tx.host }, 'denied');
-      sendError(req, res, new HttpError(d.status, d.code, d.message));
-      return;
-    }
-    if (d.kind === 'own') {
-      tx.action = 'own-host';
-      req.url = target.path;
-      deps.ownHost(req, res, tx);
-      return;
-    }
-    tx.action = 'allowed';
-    cleanRequestHeaders(req.headers, rt.viaToken, target.authority, false);
-    req.url = target.path;
-    proxy.web(req, res, { target: { protocol: 'http:', host: tx.host, port: tx.port }, agent });
+    const storeDown = (err: Error) => {
+      deps.log.warn({ err: err.message, clientIp: tx.clientIp }, 'sign-in state unavailable');
+      tx.action = 'error';
+      tx.reason = 'store_unavailable';
+      sendError(req, res, new HttpError(503, 'store_unavailable', 'Sign-in state is unavailable right now; try again in a moment.'));
+    };
+    const redirect = (r: Redirect, action: Transaction['action'], reason: string) => {
+      tx.action = action;
+      tx.reason = reason;
+      const h: Record<string, string> = { location: r.location, 'cache-control': 'no-store', 'content-length': '0' };
+      if (r.setCookie !== undefined) h['set-cookie'] = r.setCookie;
+      // The body of a request we redirect is not read; closing keeps it from being taken as the next request.
+      if (hasBody(req)) h.connection = 'close';
+      res.writeHead(307, h);
+      res.end();
+    };
+    const act = (d: Decision): void => {
+      switch (d.kind) {
+        case 'deny':
+          tx.action = 'blocked';
+          tx.reason = d.code;
+          deps.log.debug({ clientIp: tx.clientIp, code: d.code, host: tx.host }, 'denied');
+          if (hasBody(req)) res.setHeader('connection', 'close');
+          return sendError(req, res, new HttpError(d.status, d.code, d.message));
+        case 'own': {
+          tx.action = 'own-host';
+          req.url = target.path;
+          const cookie = readOwnCookie(req.headers.cookie);
+          if (cookie === null && !tx.match?.location.surrogate.enabled) return deps.ownHost(req, res, tx);
+          deps.auth.identifier.resolve(tx, cookie, false, false).then((who) => {
+            tx.identity = who;
+            if (who !== null) tx.login = who.session.loginName;
+            deps.ownHost(req, res, tx);
+          }, storeDown);
+          return;
+        }
+        case 'token': {
+          const split = splitToken(target.path);
+          if (split === null) return act(decide(tx, req.headers, deps.auth.identifier));
+          deps.auth.swapToken(tx, split.token, `http://${target.authority}${split.clean}`).then((r) => {
+            if (r instanceof HttpError) {
+              tx.action = 'blocked';
+              tx.reason = r.code;
+              return sendError(req, res, r);
+            }
+            redirect(r, 'auth-redirect', 'cookie_planted');
+          }, storeDown);
+          return;
+        }
+        case 'lookup':
+          deps.auth.identifier.resolve(tx, d.cookie, d.browser, d.navigation).then((who) => act(identified(tx, who, req.headers)), storeDown);
+          return;
+        case 'login':
+          deps.auth.loginRedirect(tx).then((r) => redirect(r, 'auth-redirect', 'login_required'), storeDown);
+          return;
+        case 'forward':
+          stripOwnCookie(req.headers);
+          cleanRequestHeaders(req.headers, rt.viaToken, target.authority, false);
+          req.url = target.path;
+          proxy.web(req, res, { target: { protocol: 'http:', host: tx.host, port: tx.port }, agent });
+          return;
+      }
+    };
+    act(decide(tx, req.headers, deps.auth.identifier));
   });
 
   server.on('connect', (req: TxReq, socket: CountedSocket, head: Buffer) => {
@@ -221,10 +284,24 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
     tx.host = authority.host;
     tx.port = authority.port;
     tx.url = `${authority.host.includes(':') ? `[${authority.host}]` : authority.host}:${authority.port}`;
-    const d = decide(tx, req.headers);
-    if (d.kind === 'deny') return refuse(d.status, d.code, d.message);
-    if (d.kind === 'own') return refuse(403, 'own_host_tls', 'Own hosts are not tunneled.');
-    tx.action = 'allowed';
+    const act = (d: Decision): void => {
+      if (d.kind === 'lookup') {
+        deps.auth.identifier.resolve(tx, null, d.browser, false).then(
+          (who) => act(identified(tx, who, req.headers)),
+          (err: Error) => {
+            deps.log.warn({ err: err.message, clientIp: tx.clientIp }, 'sign-in state unavailable');
+            refuse(503, 'store_unavailable', 'Sign-in state is unavailable right now; try again in a moment.');
+          },
+        );
+        return;
+      }
+      if (d.kind === 'deny') return refuse(d.status, d.code, d.message);
+      if (d.kind !== 'forward') return refuse(403, 'own_host_tls', 'Own hosts are not tunneled.');
+      tunnel();
+    };
+    act(decide(tx, req.headers, deps.auth.identifier));
+
+    function tunnel(): void {
     const limits = rt.config.limits;
     openTunnel(
       { ...dialOpts, connectTimeoutMs: limits.upstreamTimeoutMs, idleTimeoutMs: limits.clientIdleTimeoutMs },
@@ -246,6 +323,7 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
         logTx(st, socket, r.opened ? 200 : 0);
       },
     );
+    }
   });
 
   server.on('upgrade', (req: TxReq, socket: CountedSocket, head: Buffer) => {
@@ -256,17 +334,30 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
     req[TX] = st;
     socket.on('error', () => socket.destroy());
     const target = parseTarget(req, rt);
-    const d = target instanceof HttpError ? null : decide(tx, req.headers);
-    const denial =
-      target instanceof HttpError ? target : d?.kind === 'deny' ? new HttpError(d.status, d.code, d.message) : d?.kind === 'own' ? new HttpError(403, 'own_host_ws', 'Own hosts do not take WebSockets.') : null;
-    if (denial !== null || target instanceof HttpError) {
+    const refuse = (e: HttpError) => {
       tx.action = 'blocked';
-      tx.reason = denial!.code;
-      socket.end(rawErrorResponse(denial!.status, denial!.code, denial!.message));
-      logTx(st, socket, denial!.status);
-      return;
-    }
-    tx.action = 'allowed';
+      tx.reason = e.code;
+      socket.end(rawErrorResponse(e.status, e.code, e.message));
+      logTx(st, socket, e.status);
+    };
+    if (target instanceof HttpError) return refuse(target);
+    const act = (d: Decision): void => {
+      if (d.kind === 'lookup') {
+        deps.auth.identifier.resolve(tx, d.cookie, d.browser, false).then(
+          (who) => act(identified(tx, who, req.headers)),
+          () => refuse(new HttpError(503, 'store_unavailable', 'Sign-in state is unavailable right now; try again in a moment.')),
+        );
+        return;
+      }
+      if (d.kind === 'deny') return refuse(new HttpError(d.status, d.code, d.message));
+      if (d.kind === 'own') return refuse(new HttpError(403, 'own_host_ws', 'Own hosts do not take WebSockets.'));
+      if (d.kind !== 'forward') return refuse(new HttpError(403, 'auth_required', `Sign in first at http://${rt.gatewayHost}/.`));
+      upgrade(target);
+    };
+    act(decide(tx, req.headers, deps.auth.identifier));
+
+    function upgrade(target: Target): void {
+    stripOwnCookie(req.headers);
     cleanRequestHeaders(req.headers, rt.viaToken, target.authority, true);
     req.url = target.path;
     socket.setTimeout(rt.config.limits.clientIdleTimeoutMs, () => socket.destroy());
@@ -278,6 +369,7 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
       logTx(st, socket, 101);
     });
     proxy.ws(req, socket, head, { target: { protocol: 'http:', host: tx.host, port: tx.port }, agent: wsAgent });
+    }
   });
 
   /** failed records an upstream failure on the transaction; loops are the client's, not the origin's. */
@@ -360,7 +452,14 @@ function newTransaction(rt: Runtime, req: IncomingMessage, protocol: Transaction
     department: '',
     action: 'allowed',
     reason: '',
+    identity: null,
   };
+}
+
+/** hasBody tells whether a request announced a body (which a refusal leaves unread). */
+function hasBody(req: IncomingMessage): boolean {
+  const len = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (len !== undefined && len !== '0');
 }
 
 interface Target {

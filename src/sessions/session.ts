@@ -4,8 +4,9 @@
  *   sess:<id>                 the record (JSON), expiring with the session
  *   {u:<userId>}:sessions     user → session ids (for revoke-by-user)
  *   {s:<id>}:cookies          session → domain-cookie ids (so revocation reaches every cookie)
- *   dck:<cookie>              domain cookie → session id
- *   surr:<location>|<ip>      IP surrogate → session id, with the idle timeout as TTL
+ *   {all}:sessions            every session id (for "re-authenticate everyone")
+ *   dck:<cookie>              domain cookie → "<session id> <host>": valid on that host only
+ *   surr:<location>|<ip>      IP surrogate → "<session id> <validated at ms>", the idle timeout as TTL
  *   ott:<token>               one-time token → {session, clientIp, url}, consumed once
  *
  * Reads on the hot path go through TieredStore.peek, so a known session is answered from memory;
@@ -14,6 +15,7 @@
  * before any index points at it, and revocation removes the record first.
  */
 import { randomBytes } from 'node:crypto';
+import { LRUCache } from 'lru-cache';
 import type { Store } from './store.js';
 import type { TieredStore } from './tiered.js';
 
@@ -43,6 +45,12 @@ export interface OneTimeToken {
   readonly url: string;
 }
 
+/** SurrogateMapping is where an IP surrogate points, and when a browser last proved it by cookie. */
+export interface SurrogateMapping {
+  readonly sessionId: string;
+  readonly validatedAt: number;
+}
+
 /** SurrogatePolicy is one location's IP-surrogate settings. */
 export interface SurrogatePolicy {
   readonly enabled: boolean;
@@ -63,6 +71,7 @@ export function newId(): string {
 const K = {
   rec: (id: string) => `sess:${id}`,
   user: (userId: string) => `{u:${userId}}:sessions`,
+  all: '{all}:sessions',
   cookies: (id: string) => `{s:${id}}:cookies`,
   cookie: (c: string) => `dck:${c}`,
   surr: (loc: string, ip: string) => `surr:${loc}|${ip}`,
@@ -73,23 +82,36 @@ const K = {
 
 /** Sessions manages session records and indexes; the store is usually a TieredStore. */
 export class Sessions {
+  /** Parsed records by id, reused while the store hands back the same raw string (no JSON.parse per request). */
+  private readonly parsed = new LRUCache<string, { raw: string; rec: SessionRecord }>({ max: 10_000 });
+
   constructor(
     private readonly store: Store & Partial<Pick<TieredStore, 'peek'>>,
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** create writes a session and its user index; the caller then maps a surrogate or cookie. */
+  /** create writes a session and its indexes; the caller then maps a surrogate or plants cookies. */
   async create(fields: Omit<SessionRecord, 'id' | 'createdAt' | 'expiresAt'>, lifetimeMs: number): Promise<SessionRecord> {
     const t = this.now();
     const rec: SessionRecord = { ...fields, id: newId(), createdAt: t, expiresAt: t + lifetimeMs };
     await this.store.set(K.rec(rec.id), JSON.stringify(rec), lifetimeMs);
     await this.store.sadd(K.user(rec.userId), rec.id);
+    await this.store.sadd(K.all, rec.id);
     return rec;
+  }
+
+  /** update rewrites a live session's user fields (department, groups, names) on every node. */
+  async update(id: string, change: Partial<Pick<SessionRecord, 'loginName' | 'displayName' | 'department' | 'groups'>>): Promise<boolean> {
+    const rec = await this.get(id);
+    if (rec === null) return false;
+    const next: SessionRecord = { ...rec, ...change };
+    await this.store.set(K.rec(id), JSON.stringify(next), Math.max(1, rec.expiresAt - this.now()));
+    return true;
   }
 
   /** get reads a session (memory first); null when absent or expired. */
   async get(id: string): Promise<SessionRecord | null> {
-    return this.parse(await this.store.get(K.rec(id)));
+    return this.parse(id, await this.store.get(K.rec(id)));
   }
 
   /**
@@ -99,7 +121,7 @@ export class Sessions {
   peek(id: string): SessionRecord | null | undefined {
     if (this.store.peek === undefined) return undefined;
     const raw = this.store.peek(K.rec(id));
-    return raw === undefined ? undefined : this.parse(raw);
+    return raw === undefined ? undefined : this.parse(id, raw);
   }
 
   /** mintToken creates a one-time token for a session, bound to the client IP, valid ~60 s. */
@@ -119,25 +141,29 @@ export class Sessions {
     return t.clientIp === clientIp ? t : null;
   }
 
-  /** plantCookie creates a domain-cookie id for a session; it lives as long as the rotation period allows. */
-  async plantCookie(sessionId: string, rotateMs: number): Promise<string> {
+  /**
+   * plantCookie creates a cookie id for a session that is valid on one host only, for ttlMs (cut to
+   * the session's own end). Returns the id and its lifetime.
+   */
+  async plantCookie(sessionId: string, host: string, ttlMs: number): Promise<{ cookie: string; ttlMs: number }> {
     const rec = await this.get(sessionId);
     if (rec === null) throw new Error('session is gone');
     const cookie = newId();
-    const ttl = Math.max(1, Math.min(rotateMs, rec.expiresAt - this.now()));
+    const ttl = Math.max(1, Math.min(ttlMs, rec.expiresAt - this.now()));
     await this.store.sadd(K.cookies(sessionId), cookie);
-    await this.store.set(K.cookie(cookie), sessionId, ttl);
-    return cookie;
+    await this.store.set(K.cookie(cookie), `${sessionId} ${host}`, ttl);
+    return { cookie, ttlMs: ttl };
   }
 
-  /** cookieSession maps a domain cookie to its session id (memory first). */
-  async cookieSession(cookie: string): Promise<string | null> {
-    return this.store.get(K.cookie(cookie));
+  /** cookieSession maps a cookie presented on `host` to its session id (memory first). */
+  async cookieSession(cookie: string, host: string): Promise<string | null> {
+    return boundTo(await this.store.get(K.cookie(cookie)), host);
   }
 
   /** peekCookie is cookieSession from memory only (undefined: ask the store). */
-  peekCookie(cookie: string): string | null | undefined {
-    return this.store.peek?.(K.cookie(cookie));
+  peekCookie(cookie: string, host: string): string | null | undefined {
+    const raw = this.store.peek?.(K.cookie(cookie));
+    return raw === undefined ? undefined : boundTo(raw, host);
   }
 
   /**
@@ -147,9 +173,9 @@ export class Sessions {
   async mapSurrogate(location: string, ip: string, sessionId: string, policy: SurrogatePolicy): Promise<boolean> {
     if (!policy.enabled) return false;
     if ((await this.store.get(K.suspended(location, ip))) !== null) return false;
-    const current = await this.store.get(K.surr(location, ip));
-    if (current !== null && current !== sessionId) {
-      const prev = await this.get(current);
+    const current = mapping(await this.store.get(K.surr(location, ip)));
+    if (current !== null && current.sessionId !== sessionId) {
+      const prev = await this.get(current.sessionId);
       const next = await this.get(sessionId);
       if (prev !== null && next !== null && prev.userId !== next.userId) {
         const n = await this.store.incr(K.remaps(location, ip), REMAP_WINDOW_MS);
@@ -160,44 +186,47 @@ export class Sessions {
         }
       }
     }
-    await this.store.set(K.surr(location, ip), sessionId, policy.idleMs);
+    await this.store.set(K.surr(location, ip), `${sessionId} ${this.now()}`, policy.idleMs);
     return true;
   }
 
-  /** surrogateSession reads the session id an IP is mapped to; a mapping to a dead session is dropped. */
-  async surrogateSession(location: string, ip: string, policy: SurrogatePolicy): Promise<string | null> {
+  /** surrogate reads where an IP is mapped; a mapping to a dead session is dropped. */
+  async surrogate(location: string, ip: string, policy: SurrogatePolicy): Promise<SurrogateMapping | null> {
     if (!policy.enabled) return null;
-    const id = await this.store.get(K.surr(location, ip));
-    if (id === null) return null;
-    if ((await this.get(id)) === null) {
+    const m = mapping(await this.store.get(K.surr(location, ip)));
+    if (m === null) return null;
+    if ((await this.get(m.sessionId)) === null) {
       await this.store.del(K.surr(location, ip));
       return null;
     }
-    return id;
+    return m;
   }
 
-  /** touchSurrogate restarts the idle timer of a mapping (call it off the hot path). */
-  async touchSurrogate(location: string, ip: string, sessionId: string, policy: SurrogatePolicy): Promise<void> {
-    if (policy.enabled) await this.store.set(K.surr(location, ip), sessionId, policy.idleMs);
+  /** peekSurrogate is `surrogate` from memory only (undefined: ask the store). */
+  peekSurrogate(location: string, ip: string): SurrogateMapping | null | undefined {
+    const raw = this.store.peek?.(K.surr(location, ip));
+    return raw === undefined ? undefined : mapping(raw);
   }
 
-  /** peekSurrogate is surrogateSession from memory only (undefined: ask the store). */
-  peekSurrogate(location: string, ip: string): string | null | undefined {
-    return this.store.peek?.(K.surr(location, ip));
+  /** touchSurrogate restarts the idle timer of a mapping (call it off the hot path, and not per request). */
+  async touchSurrogate(location: string, ip: string, m: SurrogateMapping, policy: SurrogatePolicy): Promise<void> {
+    if (policy.enabled) await this.store.set(K.surr(location, ip), `${m.sessionId} ${m.validatedAt}`, policy.idleMs);
   }
 
-  /** revoke ends one session: its record, its domain cookies and its surrogate. Returns whether it existed. */
+  /** revoke ends one session: its record, its cookies and its surrogate. Returns whether it existed. */
   async revoke(id: string): Promise<boolean> {
     const rec = await this.get(id);
     // The record goes first: with it gone, no index can resolve to a live session any more.
     await this.store.del(K.rec(id));
+    this.parsed.delete(id);
     const cookies = await this.store.smembers(K.cookies(id));
     if (cookies.length > 0) await this.store.del(...cookies.map(K.cookie));
     await this.store.del(K.cookies(id));
+    await this.store.srem(K.all, id);
     if (rec !== null) {
       await this.store.srem(K.user(rec.userId), id);
       const surr = K.surr(rec.location, rec.clientIp);
-      if ((await this.store.get(surr)) === id) await this.store.del(surr);
+      if (mapping(await this.store.get(surr))?.sessionId === id) await this.store.del(surr);
     }
     return rec !== null;
   }
@@ -211,14 +240,48 @@ export class Sessions {
     return n;
   }
 
+  /** revokeAll ends every session (force re-authentication for everyone); returns how many were live. */
+  async revokeAll(): Promise<number> {
+    let n = 0;
+    for (;;) {
+      const ids = await this.store.smembers(K.all, { offset: 0, limit: 500 });
+      if (ids.length === 0) return n;
+      for (const id of ids) {
+        if (await this.revoke(id)) n++;
+        else await this.store.srem(K.all, id);
+      }
+    }
+  }
+
   /** sessionsOf lists a user's live session ids. */
   async sessionsOf(userId: string): Promise<string[]> {
     return this.store.smembers(K.user(userId));
   }
 
-  private parse(raw: string | null): SessionRecord | null {
+  private parse(id: string, raw: string | null): SessionRecord | null {
     if (raw === null) return null;
-    const rec = JSON.parse(raw) as SessionRecord;
+    const hit = this.parsed.get(id);
+    let rec: SessionRecord;
+    if (hit !== undefined && hit.raw === raw) rec = hit.rec;
+    else {
+      rec = Object.freeze(JSON.parse(raw) as SessionRecord);
+      this.parsed.set(id, { raw, rec });
+    }
     return rec.expiresAt > this.now() ? rec : null;
   }
+}
+
+/** boundTo reads a cookie record: the session id when the cookie belongs to `host`. */
+function boundTo(raw: string | null, host: string): string | null {
+  if (raw === null) return null;
+  const sp = raw.indexOf(' ');
+  if (sp < 0 || raw.length - sp - 1 !== host.length || !raw.endsWith(host)) return null;
+  return raw.slice(0, sp);
+}
+
+function mapping(raw: string | null): SurrogateMapping | null {
+  if (raw === null) return null;
+  const sp = raw.indexOf(' ');
+  if (sp < 0) return { sessionId: raw, validatedAt: 0 };
+  return { sessionId: raw.slice(0, sp), validatedAt: Number(raw.slice(sp + 1)) || 0 };
 }

@@ -54,20 +54,37 @@ t.test('one-time tokens: single use, bound to the client IP', async (t) => {
 t.test('domain cookies and surrogates resolve, and revocation reaches all of them', async (t) => {
   const sessions = new Sessions(await embedded(t));
   const rec = await sessions.create(alice, 60_000);
-  const c1 = await sessions.plantCookie(rec.id, 12 * 3600_000);
-  const c2 = await sessions.plantCookie(rec.id, 12 * 3600_000);
-  t.equal(await sessions.cookieSession(c1), rec.id);
-  t.equal(sessions.peekCookie(c1), rec.id);
+  const { cookie: c1, ttlMs } = await sessions.plantCookie(rec.id, 'a.test', 12 * 3600_000);
+  t.ok(ttlMs <= 60_000, 'a cookie never outlives its session');
+  const { cookie: c2 } = await sessions.plantCookie(rec.id, 'b.test', 12 * 3600_000);
+  t.equal(await sessions.cookieSession(c1, 'a.test'), rec.id);
+  t.equal(await sessions.cookieSession(c1, 'b.test'), null, 'a cookie is valid only on the host it was planted for');
+  t.equal(await sessions.cookieSession(c1, 'xa.test'), null);
+  t.equal(sessions.peekCookie(c1, 'a.test'), rec.id);
   t.ok(await sessions.mapSurrogate('HQ', '10.0.0.2', rec.id, policy));
-  t.equal(await sessions.surrogateSession('HQ', '10.0.0.2', policy), rec.id);
-  t.equal(await sessions.surrogateSession('HQ', '10.0.0.3', policy), null);
-  t.equal(await sessions.surrogateSession('HQ', '10.0.0.2', { enabled: false, idleMs: 1 }), null, 'off means off');
+  t.equal((await sessions.surrogate('HQ', '10.0.0.2', policy))?.sessionId, rec.id);
+  t.equal(sessions.peekSurrogate('HQ', '10.0.0.2')?.sessionId, rec.id);
+  t.equal(await sessions.surrogate('HQ', '10.0.0.3', policy), null);
+  t.equal(await sessions.surrogate('HQ', '10.0.0.2', { enabled: false, idleMs: 1 }), null, 'off means off');
   t.equal(await sessions.revokeUser('u-alice'), 1);
   t.equal(await sessions.get(rec.id), null);
-  t.equal(await sessions.cookieSession(c1), null);
-  t.equal(await sessions.cookieSession(c2), null);
-  t.equal(await sessions.surrogateSession('HQ', '10.0.0.2', policy), null);
+  t.equal(await sessions.cookieSession(c1, 'a.test'), null);
+  t.equal(await sessions.cookieSession(c2, 'b.test'), null);
+  t.equal(await sessions.surrogate('HQ', '10.0.0.2', policy), null);
   t.same(await sessions.sessionsOf('u-alice'), []);
+});
+
+t.test('revokeAll ends every session; update rewrites user fields', async (t) => {
+  const sessions = new Sessions(await embedded(t));
+  const a = await sessions.create(alice, 60_000);
+  const b = await sessions.create(bob, 60_000);
+  t.ok(await sessions.update(a.id, { groups: ['New'] }));
+  t.same((await sessions.get(a.id))?.groups, ['New']);
+  t.equal(await sessions.revokeAll(), 2);
+  t.equal(await sessions.get(a.id), null);
+  t.equal(await sessions.get(b.id), null);
+  t.equal(await sessions.revokeAll(), 0);
+  t.notOk(await sessions.update(a.id, { groups: [] }), 'a revoked session is not resurrected');
 });
 
 t.test('surrogate re-mapped between users more than 3 times a minute is suspended', async (t) => {
@@ -78,7 +95,7 @@ t.test('surrogate re-mapped between users more than 3 times a minute is suspende
   const results: boolean[] = [];
   for (let i = 0; i < 4; i++) results.push(await sessions.mapSurrogate('HQ', '10.0.0.9', i % 2 === 0 ? b.id : a.id, policy));
   t.same(results, [true, true, true, false], 'the fourth re-map within a minute suspends');
-  t.equal(await sessions.surrogateSession('HQ', '10.0.0.9', policy), null, 'mapping dropped');
+  t.equal(await sessions.surrogate('HQ', '10.0.0.9', policy), null, 'mapping dropped');
   t.notOk(await sessions.mapSurrogate('HQ', '10.0.0.9', a.id, policy), 'still suspended');
   t.ok(await sessions.mapSurrogate('HQ', '10.0.0.10', a.id, policy), 'other IPs unaffected');
 });
@@ -102,13 +119,13 @@ t.test('two nodes on one Redis: a revoke on A is gone from B\'s memory within a 
   const sa = new Sessions(a);
   const sb = new Sessions(b);
   const rec = await sa.create(alice, 60_000);
-  const cookie = await sa.plantCookie(rec.id, 3600_000);
+  const { cookie } = await sa.plantCookie(rec.id, 'a.test', 3600_000);
   t.equal((await sb.get(rec.id))?.loginName, 'alice@example.test', 'B sees a session made on A');
-  t.equal(await sb.cookieSession(cookie), rec.id);
+  t.equal(await sb.cookieSession(cookie, 'a.test'), rec.id);
   t.equal(sb.peek(rec.id)?.id, rec.id, 'B now answers from memory');
   await sa.revoke(rec.id);
   await until(() => sb.peek(rec.id) === undefined || sb.peek(rec.id) === null, 1000, 'B drops the session');
-  await until(() => sb.peekCookie(cookie) === undefined || sb.peekCookie(cookie) === null, 1000, 'B drops the cookie');
+  await until(() => sb.peekCookie(cookie, 'a.test') === undefined || sb.peekCookie(cookie, 'a.test') === null, 1000, 'B drops the cookie');
   t.equal(await sb.get(rec.id), null);
-  t.equal(await sb.cookieSession(cookie), null);
+  t.equal(await sb.cookieSession(cookie, 'a.test'), null);
 });

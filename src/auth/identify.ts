@@ -1,0 +1,201 @@
+/**
+ * identify: who is behind one request, from the domain cookie or the IP surrogate.
+ *
+ *   request -> our cookie on this host? -> dck:<cookie> -> sess:<id>      (identified by cookie)
+ *           -> location surrogate on?   -> surr:<loc>|<ip> -> sess:<id>  (identified by surrogate)
+ *
+ * `peek` answers from memory only and allocates next to nothing, so an identified user on an LRU hit
+ * costs a few map lookups; `resolve` asks the store when memory does not know, and fills memory.
+ * Our cookie and token are removed from everything that goes upstream (stripOwnCookie, splitToken).
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import { LRUCache } from 'lru-cache';
+import type { SurrogateConfig } from '../config/schema.js';
+import type { LocationMatch } from '../proxy/locate.js';
+import type { SessionRecord, Sessions, SurrogateMapping } from '../sessions/session.js';
+
+/** COOKIE_NAME is Tollgate's cookie, on the gateway host and (host-only) on every site a user visits. */
+export const COOKIE_NAME = 'tollgate_sid';
+/** TOKEN_PARAM carries the gateway's one-time token to a site, where the proxy swaps it for a cookie. */
+export const TOKEN_PARAM = '_tollgate_token';
+
+/** IdentifiedBy is how a request was attributed, as the status page and access log show it. */
+export type IdentifiedBy = 'cookie' | 'surrogate';
+
+/** Identity is a request's user. */
+export interface Identity {
+  readonly session: SessionRecord;
+  readonly by: IdentifiedBy;
+}
+
+/** Subject is what identification needs to know about a request. */
+export interface Subject {
+  readonly host: string;
+  readonly clientIp: string;
+  readonly match: LocationMatch | null;
+  readonly protocol: 'HTTP' | 'TUNNEL' | 'WS';
+}
+
+const COOKIE_PREFIX = `${COOKIE_NAME}=`;
+
+/** readOwnCookie finds our cookie's value in a Cookie header; null when absent. */
+export function readOwnCookie(header: string | undefined): string | null {
+  if (header === undefined) return null;
+  let i = header.indexOf(COOKIE_PREFIX);
+  while (i >= 0) {
+    if (i === 0 || header.charCodeAt(i - 1) === 32 /* ' ' */ || header.charCodeAt(i - 1) === 59 /* ';' */) {
+      const start = i + COOKIE_PREFIX.length;
+      const end = header.indexOf(';', start);
+      const v = (end < 0 ? header.slice(start) : header.slice(start, end)).trim();
+      return v === '' ? null : v;
+    }
+    i = header.indexOf(COOKIE_PREFIX, i + 1);
+  }
+  return null;
+}
+
+/** stripOwnCookie removes our cookie from a request's Cookie header in place, so it never goes upstream. */
+export function stripOwnCookie(headers: IncomingHttpHeaders): void {
+  const h = headers.cookie;
+  if (h === undefined || !h.includes(COOKIE_PREFIX)) return;
+  const kept = h
+    .split(';')
+    .map((c) => c.trim())
+    .filter((c) => c !== '' && !c.startsWith(COOKIE_PREFIX));
+  if (kept.length === 0) delete headers.cookie;
+  else headers.cookie = kept.join('; ');
+}
+
+/**
+ * splitToken finds our one-time token in a path's query. It returns the token and the path without
+ * it (other parameters keep their order), or null when the path carries none.
+ */
+export function splitToken(path: string): { token: string; clean: string } | null {
+  const q = path.indexOf('?');
+  if (q < 0 || !path.includes(TOKEN_PARAM, q)) return null;
+  let token: string | null = null;
+  const kept: string[] = [];
+  for (const part of path.slice(q + 1).split('&')) {
+    if (part.startsWith(`${TOKEN_PARAM}=`)) token ??= part.slice(TOKEN_PARAM.length + 1);
+    else if (part !== '') kept.push(part);
+  }
+  if (token === null) return null;
+  return { token, clean: kept.length === 0 ? path.slice(0, q) : `${path.slice(0, q)}?${kept.join('&')}` };
+}
+
+/** withToken appends our token to an absolute URL. */
+export function withToken(url: string, token: string): string {
+  const hash = url.indexOf('#');
+  const base = hash < 0 ? url : url.slice(0, hash);
+  return `${base}${base.includes('?') ? '&' : '?'}${TOKEN_PARAM}=${token}`;
+}
+
+/** isBrowser: browsers all send a User-Agent starting with Mozilla/. */
+export function isBrowser(headers: IncomingHttpHeaders): boolean {
+  const ua = headers['user-agent'];
+  return ua !== undefined && ua.startsWith('Mozilla/');
+}
+
+/**
+ * isNavigation tells whether a request is a browser loading a page, the only kind that may be sent
+ * to a login page. XHR/fetch, images, scripts, other methods and non-browsers get a plain refusal.
+ */
+export function isNavigation(method: string, headers: IncomingHttpHeaders): boolean {
+  if ((method !== 'GET' && method !== 'HEAD') || !isBrowser(headers)) return false;
+  if (headers['x-requested-with'] !== undefined) return false;
+  const mode = headers['sec-fetch-mode'];
+  if (mode !== undefined && mode !== 'navigate') return false;
+  const dest = headers['sec-fetch-dest'];
+  return dest === undefined || dest === 'document' || dest === 'iframe' || dest === 'frame';
+}
+
+/** TOUCH_EVERY_MS: a surrogate in use has its idle timer restarted at most this often per node. */
+const TOUCH_EVERY_MS = 60_000;
+
+/** Identifier attributes requests to sessions. */
+export class Identifier {
+  private readonly touched = new LRUCache<string, number>({ max: 100_000 });
+
+  constructor(
+    readonly sessions: Sessions,
+    private readonly onError: (err: Error) => void = () => {},
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /**
+   * peek identifies from memory only: an Identity, null when memory knows there is none, or
+   * undefined when the store must be asked (call resolve).
+   */
+  peek(s: Subject, cookie: string | null, browser: boolean, navigation: boolean): Identity | null | undefined {
+    let unsure = false;
+    if (cookie !== null) {
+      const id = this.sessions.peekCookie(cookie, s.host);
+      if (id === undefined) unsure = true;
+      else if (id !== null) {
+        const rec = this.sessions.peek(id);
+        if (rec === undefined) unsure = true;
+        else if (rec !== null) return { session: rec, by: 'cookie' };
+      }
+    }
+    const policy = surrogatePolicy(s, browser);
+    if (policy !== null) {
+      const m = this.sessions.peekSurrogate(s.match!.location.name, s.clientIp);
+      if (m === undefined) return undefined;
+      if (m !== null && this.fresh(m, policy, browser, navigation)) {
+        const rec = this.sessions.peek(m.sessionId);
+        if (rec === undefined) return undefined;
+        if (rec !== null) {
+          this.touch(s, m, policy);
+          return { session: rec, by: 'surrogate' };
+        }
+      }
+    }
+    return unsure ? undefined : null;
+  }
+
+  /** resolve identifies with the store's help, filling memory for the next request. */
+  async resolve(s: Subject, cookie: string | null, browser: boolean, navigation: boolean): Promise<Identity | null> {
+    if (cookie !== null) {
+      const id = await this.sessions.cookieSession(cookie, s.host);
+      const rec = id === null ? null : await this.sessions.get(id);
+      if (rec !== null) return { session: rec, by: 'cookie' };
+    }
+    const policy = surrogatePolicy(s, browser);
+    if (policy !== null) {
+      const m = await this.sessions.surrogate(s.match!.location.name, s.clientIp, policy);
+      if (m !== null && this.fresh(m, policy, browser, navigation)) {
+        const rec = await this.sessions.get(m.sessionId);
+        if (rec !== null) {
+          this.touch(s, m, policy);
+          return { session: rec, by: 'surrogate' };
+        }
+      }
+    }
+    return null;
+  }
+
+  /** fresh: a browser page load past the refresh time goes back through the gateway to prove its cookie. */
+  private fresh(m: SurrogateMapping, policy: SurrogateConfig, browser: boolean, navigation: boolean): boolean {
+    return !(browser && navigation && this.now() - m.validatedAt > policy.refreshMs);
+  }
+
+  /** touch restarts the surrogate's idle timer in the background, at most once a minute per IP. */
+  private touch(s: Subject, m: SurrogateMapping, policy: SurrogateConfig): void {
+    const key = `${s.match!.location.name}|${s.clientIp}`;
+    const t = this.now();
+    if (t - (this.touched.get(key) ?? 0) < TOUCH_EVERY_MS) return;
+    this.touched.set(key, t);
+    this.sessions.touchSurrogate(s.match!.location.name, s.clientIp, m, policy).catch((err: Error) => this.onError(err));
+  }
+}
+
+/**
+ * surrogatePolicy: the location's surrogate policy when it may identify this request. Tunnels,
+ * WebSockets and non-browsers always may; browsers only with "enforce surrogate IP for known browsers".
+ */
+function surrogatePolicy(s: Subject, browser: boolean): SurrogateConfig | null {
+  const policy = s.match?.location.surrogate;
+  if (policy === undefined || !policy.enabled) return null;
+  if (s.protocol === 'HTTP' && browser && !policy.enforceForKnownBrowsers) return null;
+  return policy;
+}

@@ -36,7 +36,7 @@ export class FlowClient {
   readonly jar = new Map<string, Map<string, string>>();
 
   constructor(
-    private readonly proxyPort: number,
+    public proxyPort: number,
     readonly localAddress = '127.0.0.1',
     private readonly headers: Record<string, string> = { 'user-agent': BROWSER_UA, accept: 'text/html' },
   ) {}

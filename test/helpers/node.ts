@@ -1,0 +1,74 @@
+/**
+ * node: a Tollgate node in its own process (`tollgate start --config FILE`), for multi-node tests.
+ * It listens on port 0; the ports come from its "tollgate listening" log line.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ConfigInput } from '../../src/config/schema.js';
+
+const CLI = join(import.meta.dirname, '../../src/cli.ts');
+
+/** NodeProcess is a running node and its parsed app log. */
+export interface NodeProcess {
+  readonly proxyPort: number;
+  readonly controlPort: number;
+  readonly lines: Record<string, unknown>[];
+  waitFor(pred: (l: Record<string, unknown>) => boolean, what: string, ms?: number): Promise<Record<string, unknown>>;
+  stop(): Promise<void>;
+}
+
+/** startNode writes the config to `dir/<name>.json` and starts a node with it. */
+export async function startNode(dir: string, name: string, config: ConfigInput): Promise<NodeProcess> {
+  const file = join(dir, `${name}.json`);
+  writeFileSync(file, JSON.stringify({ ...config, nodeName: name, listeners: { proxy: '127.0.0.1:0', control: '127.0.0.1:0' } }));
+  const p: ChildProcess = spawn(process.execPath, ['--import', 'tsx', CLI, 'start', '--config', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const lines: Record<string, unknown>[] = [];
+  let buf = '';
+  p.stderr!.on('data', (c: Buffer) => {
+    buf += c.toString();
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, i);
+      buf = buf.slice(i + 1);
+      try {
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        lines.push({ raw: line });
+      }
+    }
+  });
+  const waitFor = async (pred: (l: Record<string, unknown>) => boolean, what: string, ms = 20_000) => {
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+      const hit = lines.find(pred);
+      if (hit) return hit;
+      if (p.exitCode !== null) throw new Error(`node ${name} exited (${p.exitCode}) while waiting for ${what}; log: ${JSON.stringify(lines)}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(`timed out waiting for ${what} on ${name}; log: ${JSON.stringify(lines)}`);
+  };
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      if (p.exitCode !== null) return resolve();
+      const t = setTimeout(() => p.kill('SIGKILL'), 8000);
+      p.once('exit', () => {
+        clearTimeout(t);
+        resolve();
+      });
+      p.kill('SIGTERM');
+    });
+  try {
+    const up = await waitFor((l) => l.msg === 'tollgate listening', 'listening');
+    return {
+      proxyPort: Number(String(up.proxy).split(':').pop()),
+      controlPort: Number(String(up.control).split(':').pop()),
+      lines,
+      waitFor,
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

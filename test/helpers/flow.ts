@@ -92,6 +92,16 @@ export class FlowClient {
    * answered with `username`), signs in, posts the response to the ACS, and follows to the end.
    */
   async signIn(url: string, username: string, password: string): Promise<FlowResult & { idpPage: FlowResult }> {
+    const got = await this.obtainResponse(url, username, password);
+    const end = await this.follow(got.acsUrl, { form: { SAMLResponse: got.samlResponse, RelayState: got.relayState } });
+    return { ...end, idpPage: got.idpPage };
+  }
+
+  /**
+   * obtainResponse goes from `url` to the IdP (answering the gateway's login-name form with
+   * `username` when asked), signs in, and returns what the IdP's auto-post form would send to the ACS.
+   */
+  async obtainResponse(url: string, username: string, password: string): Promise<{ samlResponse: string; relayState: string; acsUrl: string; idpPage: FlowResult }> {
     let page = await this.follow(url);
     if (htmlField(page.reply.body, 'r') !== null && page.reply.body.includes('name="username"') && !page.reply.body.includes('name="pending"')) {
       page = await this.follow(new URL('/login', page.url).href, { form: { r: htmlField(page.reply.body, 'r')!, username } });
@@ -102,8 +112,7 @@ export class FlowClient {
     const acs = /<form method="post" action="([^"]*)"/.exec(posted.body)?.[1];
     const samlResponse = htmlField(posted.body, 'SAMLResponse');
     if (acs === undefined || samlResponse === null) throw new Error(`no auto-post form from the IdP: ${posted.status} ${posted.body.slice(0, 300)}`);
-    const end = await this.follow(acs.replace(/&amp;/g, '&'), { form: { SAMLResponse: samlResponse, RelayState: htmlField(posted.body, 'RelayState') ?? '' } });
-    return { ...end, idpPage: page };
+    return { samlResponse, relayState: htmlField(posted.body, 'RelayState') ?? '', acsUrl: acs.replace(/&amp;/g, '&'), idpPage: page };
   }
 
   cookie(host: string, name: string): string | undefined {
@@ -136,6 +145,9 @@ export const LAB_USERS: LabUser[] = [
 export interface LabIdpFixture {
   readonly idp: LabIdp;
   readonly certPath: string;
+  /** The IdP's signing pair, for tests that re-sign crafted responses. */
+  readonly keyPem: string;
+  readonly certPem: string;
   /** config is the `idps` entry for Tollgate. */
   config(extra?: Record<string, unknown>): NonNullable<ConfigInput['idps']>[number];
 }
@@ -159,6 +171,8 @@ export async function startLabIdpFixture(opts: { id?: string; cloud?: string; us
   return {
     idp,
     certPath,
+    keyPem: pair.keyPem,
+    certPem: pair.certPem,
     config: (extra = {}) => ({
       id: opts.id ?? 'lab',
       name: `Lab IdP ${opts.id ?? 'lab'}`,

@@ -16,6 +16,7 @@ import * as samlify from 'samlify';
 import { escapeHtml } from '../http/errors.js';
 import { guardLabXml } from './xmlguard.js';
 import { findLabUser, type LabUser } from './users.js';
+import { labIdpMetadataXml } from './metadata.js';
 import { buildLoginResponseXml } from './response.js';
 
 export { loadLabUsers, parseLabUsers, type LabUser } from './users.js';
@@ -89,11 +90,9 @@ export async function startLabIdp(opts: LabIdpOptions): Promise<LabIdp> {
   const ssoUrl = `${base}/sso`;
 
   const idp = samlify.IdentityProvider({
-    entityID: entityId,
+    // Our own metadata document rather than samlify's options, which warn about the missing SLO.
+    metadata: labIdpMetadataXml({ entityId, ssoUrl, certPem }),
     privateKey: keyPem,
-    signingCert: certPem,
-    singleSignOnService: [{ Binding: samlify.Constants.namespace.binding.redirect, Location: ssoUrl }],
-    nameIDFormat: [samlify.Constants.namespace.format.emailAddress],
     requestSignatureAlgorithm: samlify.Constants.algorithms.signature.RSA_SHA256,
   });
   const sp = samlify.ServiceProvider({

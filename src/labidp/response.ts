@@ -23,7 +23,8 @@ export interface LoginResponseInput {
 }
 
 const XML_ESC: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' };
-function esc(s: string): string {
+/** esc makes text safe inside XML element content and quoted attributes. */
+export function esc(s: string): string {
   return s.replace(/[&<>"']/g, (c) => XML_ESC[c]!);
 }
 

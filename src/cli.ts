@@ -5,6 +5,8 @@
  *   tollgate start [--config FILE]        run the proxy and control listeners
  *   tollgate check-config FILE            validate a config and print every error
  *   tollgate activate [--config FILE]     ask the running instance to re-read and activate its config
+ *   tollgate reauth [--user NAME]         force re-authentication (everyone, or one user)
+ *   tollgate lab-idp [...]                run the lab SAML IdP (not for production)
  */
 import { request } from 'node:http';
 import { parseArgs } from 'node:util';
@@ -27,6 +29,12 @@ Commands:
   users --idp ID [--config FILE]
   groups --idp ID [--config FILE]
                                 List what SCIM and JIT provisioning created (User Management).
+  reauth [--user NAME] [--config FILE]
+                                Force re-authentication: end the sessions of one user (login name),
+                                or of everyone, on every node. Their next page load signs in again.
+  lab-idp [--listen HOST:PORT] [--users FILE] [--keys DIR] [--cloud NAME]
+                                Run the lab SAML IdP (NOT FOR PRODUCTION) and print its SSO URL and
+                                certificate; see "tollgate lab-idp --help".
   --help                        This text.
 `;
 
@@ -52,6 +60,12 @@ async function main(argv: string[]): Promise<number> {
     case 'users':
     case 'groups':
       return listDirectory(cmd, rest);
+    case 'reauth':
+      return reauth(rest);
+    case 'lab-idp': {
+      const { labIdpCommand } = await import('./labidp/standalone.js');
+      return labIdpCommand(rest);
+    }
     default:
       process.stderr.write(`tollgate: unknown command "${cmd}"\n\n${HELP}`);
       return 2;
@@ -176,6 +190,20 @@ async function scimToken(args: string[]): Promise<number> {
     if (r.status !== 200) return failure(r);
     // The token goes to stdout only; it is shown once and never logged.
     process.stdout.write(`SCIM base URL:  ${String(r.body.baseUrl)}\nTenant (Okta "Zscaler ID"): ${String(r.body.tenant)}\nBearer token:   ${String(r.body.token)}\n`);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+async function reauth(args: string[]): Promise<number> {
+  const { values } = opts(args, { user: { type: 'string' } });
+  const user = typeof values.user === 'string' ? values.user : '';
+  try {
+    const r = await adminCall(values.config as string | undefined, 'POST', `/admin/reauth${user ? `?user=${encodeURIComponent(user)}` : ''}`);
+    if (r.status !== 200) return failure(r);
+    process.stdout.write(`${user ? `user ${user}` : 'everyone'}: ${String(r.body.revoked)} session(s) ended; the next page load signs in again\n`);
     return 0;
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n`);

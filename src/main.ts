@@ -24,6 +24,9 @@ import { ScimRateLimiter } from './scim/ratelimit.js';
 import { createScimHandler } from './scim/server.js';
 import { Identifier } from './auth/identify.js';
 import { Gateway } from './auth/gateway.js';
+import { defaultAcsUrl, spEntityId } from './auth/saml.js';
+import { parseHostPort } from './config/ip.js';
+import { startStandaloneLabIdp, type StandaloneLabIdp } from './labidp/standalone.js';
 
 /** StartOptions selects the config (a file, an object for tests, or the built-in default) and log sinks. */
 export interface StartOptions {
@@ -46,10 +49,25 @@ export interface Tollgate {
 
 /** startTollgate brings up both listeners; it rejects (and cleans up) when config or store fail. */
 export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> {
-  const readConfig = (): Promise<Config> =>
+  const readFile = (): Promise<Config> =>
     opts.config !== undefined ? Promise.resolve(validateConfig(opts.config, '(inline config)')) : loadConfig(opts.configPath);
-  const config = await readConfig();
-  const log = createLogger(config.logging.level, opts.appLog);
+  const first = await readFile();
+  const log = createLogger(first.logging.level, opts.appLog);
+  const lab = first.labIdp?.enabled ? await startEmbeddedLabIdp(first, log) : null;
+  /** readConfig reads the file and, with the lab IdP on and no IdP configured, makes it the default IdP. */
+  const readConfig = async (): Promise<Config> => {
+    const c = await readFile();
+    if (lab === null || c.idps.length > 0) return c;
+    const idp = { id: 'lab', name: 'Lab IdP (NOT FOR PRODUCTION)', ssoUrl: lab.ssoUrl, certificate: lab.certPath, entityId: lab.entityId, default: true, provisioning: 'jit' as const };
+    return validateConfig({ ...c, idps: [idp] }, '(lab IdP)');
+  };
+  let config: Config;
+  try {
+    config = await readConfig();
+  } catch (err) {
+    await lab?.close();
+    throw err;
+  }
   const accessLog = createAccessLog(opts.accessLog ?? config.logging.accessLog);
   let version = 1;
   const source = opts.config !== undefined ? '(inline config)' : (opts.configPath ?? '(default config)');
@@ -68,6 +86,7 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
     runtime = new RuntimeRef(buildRuntime(config, version, idps.byId));
   } catch (err) {
     await store.close();
+    await lab?.close();
     throw err;
   }
   metrics.configVersion.set(version);
@@ -157,6 +176,7 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
     proxy.server.close();
     controlServer.close();
     await store.close();
+    await lab?.close();
     throw err;
   }
   const proxyAddress = proxy.server.address() as AddressInfo;
@@ -185,12 +205,31 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
         await Promise.all([proxy.shutdown(grace), new Promise<void>((r) => controlServer.close(() => r()))]);
         controlServer.closeAllConnections();
         await store.close();
+        await lab?.close();
         accessLog.flush();
         log.flush();
       })();
       return closing;
     },
   };
+}
+
+/** startEmbeddedLabIdp runs the lab IdP inside this process for the config's cloud (NOT FOR PRODUCTION). */
+async function startEmbeddedLabIdp(config: Config, log: Logger): Promise<StandaloneLabIdp> {
+  const lc = config.labIdp!;
+  const at = parseHostPort(lc.listen)!;
+  const cloud = config.cloud.toLowerCase();
+  const lab = await startStandaloneLabIdp({
+    host: at.host,
+    port: at.port,
+    usersFile: lc.users,
+    keyDir: lc.keys,
+    spEntityId: spEntityId(cloud, config.orgId, false),
+    acsUrl: defaultAcsUrl(cloud),
+    log: (line) => log.info({ component: 'lab-idp' }, line),
+  });
+  log.warn({ ssoUrl: lab.ssoUrl, users: lab.users.map((u) => u.loginName) }, 'lab IdP running: NOT FOR PRODUCTION');
+  return lab;
 }
 
 function listen(server: http.Server, host: string, port: number): Promise<void> {

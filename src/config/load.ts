@@ -21,9 +21,14 @@ export class ConfigError extends Error {
 /** Largest config file accepted; a config is a few KB, so anything huge is a mistake. */
 const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 
-/** DEFAULT_CONFIG is what runs with no file: loopback listeners, embedded store, one `local` location. */
+/**
+ * DEFAULT_CONFIG is what runs with no file: loopback listeners, embedded store, one `local` location
+ * that requires sign-in, and the lab IdP (NOT FOR PRODUCTION) as its identity provider, so a fresh
+ * checkout shows the whole flow. The IP surrogate lets https tunnels follow a browser's sign-in.
+ */
 export const DEFAULT_CONFIG: ConfigInput = {
-  locations: [{ name: 'local', ips: ['127.0.0.0/8', '::1/128'] }],
+  locations: [{ name: 'local', ips: ['127.0.0.0/8', '::1/128'], enforceAuthentication: true, surrogate: { enabled: true } }],
+  labIdp: { enabled: true },
 };
 
 /** formatPath renders a zod path as `locations[1].ips[0]`. */

@@ -152,6 +152,19 @@ const idp = z.strictObject({
   scimRateLimit: z.number().int().min(0).max(100_000).default(5),
 });
 
+/**
+ * labIdp runs the lab SAML IdP inside Tollgate (NOT FOR PRODUCTION). With no IdPs configured, it
+ * becomes the default IdP with JIT provisioning, so a fresh install shows the whole sign-in flow.
+ */
+const labIdp = z.strictObject({
+  enabled: z.boolean().default(false),
+  listen: hostPort.default('127.0.0.1:9402'),
+  /** Users file (YAML or JSON): login name, password, display name, department, groups. */
+  users: z.string().min(1).default('examples/lab-users.yaml'),
+  /** Folder for the IdP's signing key and certificate, kept across restarts. */
+  keys: z.string().min(1).default('./data/lab-idp'),
+});
+
 const limits = z.strictObject({
   /** Largest request head a client may send (bytes); beyond it the client gets 431. */
   maxHeaderBytes: z.number().int().min(1024).max(1024 * 1024).default(32 * 1024),
@@ -187,6 +200,7 @@ export const configSchema = z
     idps: z.array(idp).default([]),
     unknownSources: z.enum(['deny', 'authenticate']).default('deny'),
     authentication: authentication.default(AUTHENTICATION_DEFAULTS),
+    labIdp: labIdp.optional(),
     connectPorts: z.array(z.number().int().min(1).max(65535)).min(1).default([443]),
     /** Static name → address map consulted before DNS (lab setups, /etc/hosts style). */
     hosts: z.record(z.string().regex(hostnameRe, 'is not a host name'), ipAddress).default({}),

@@ -73,6 +73,18 @@ t.test('invalid configs report path and reason', async (t) => {
     ['port out of range', 'connectPorts: [70000]', ['connectPorts[0]: Too big: expected number to be <=65535']],
     ['bad listener', 'listeners: {proxy: nope}', ['listeners.proxy: "nope" is not host:port']],
     ['bad enum', 'unknownSources: allow', ['unknownSources: Invalid option: expected one of "deny"|"authenticate"']],
+    [
+      'bad exemption patterns',
+      'authentication: {exemptions: {hosts: ["*okta.com", "a.*.b", "okta.com"], urls: ["ftp://x.test/", "http://x.test/a*b", "http://x.test/ok*"]}}',
+      [
+        'authentication.exemptions.hosts[0]: "*okta.com" is not a host pattern (host, *.domain or .domain)',
+        'authentication.exemptions.hosts[1]: "a.*.b" is not a host pattern (host, *.domain or .domain)',
+        'authentication.exemptions.urls[0]: "ftp://x.test/" is not a URL pattern (http://host/path, optionally ending in *)',
+        'authentication.exemptions.urls[1]: "http://x.test/a*b" is not a URL pattern (http://host/path, optionally ending in *)',
+      ],
+    ],
+    ['custom days out of range', 'authentication: {frequency: customDays, customDays: 181}', ['authentication.customDays: Too big: expected number to be <=180']],
+    ['surrogate idle too short', 'locations: [{name: HQ, ips: [10.0.0.0/8], surrogate: {enabled: true, idleMs: 5}}]', ['locations[0].surrogate.idleMs: Too small: expected number to be >=60000']],
     ['duplicate location name', 'locations: [{name: HQ, ips: [10.0.0.0/8]}, {name: hq, ips: [11.0.0.0/8]}]', ['locations[1].name: duplicates locations[0].name "hq"']],
     ['sublocation outside its location', 'locations: [{name: HQ, ips: [10.0.0.0/8], sublocations: [{name: g, ips: [11.0.0.0/24]}]}]', ['locations[0].sublocations[0].ips[0]: "11.0.0.0/24" is outside location "HQ"']],
     ['trusted forwarder not an IP', 'locations: [{name: HQ, ips: [10.0.0.0/8], trustedForwarders: [proxy.lan]}]', ['locations[0].trustedForwarders[0]: is not an IP address']],

@@ -1,0 +1,99 @@
+import t from 'tap';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { COOKIE_NAME, Identifier, isNavigation, readOwnCookie, splitToken, stripOwnCookie, TOKEN_PARAM, withToken, type Subject } from '../../src/auth/identify.js';
+import { HostMatcher, UrlMatcher } from '../../src/auth/exempt.js';
+import { EmbeddedStore } from '../../src/sessions/embedded.js';
+import { TieredStore } from '../../src/sessions/tiered.js';
+import { Sessions } from '../../src/sessions/session.js';
+import type { LocationMatch } from '../../src/proxy/locate.js';
+
+t.test('our cookie is found and stripped, whatever its neighbours', async (t) => {
+  const cases: [string | undefined, string | null, string | undefined][] = [
+    [undefined, null, undefined],
+    [`${COOKIE_NAME}=abc`, 'abc', undefined],
+    [`a=1; ${COOKIE_NAME}=abc; b=2`, 'abc', 'a=1; b=2'],
+    [`x${COOKIE_NAME}=nope; ${COOKIE_NAME}=yes`, 'yes', `x${COOKIE_NAME}=nope`],
+    [`x${COOKIE_NAME}=nope`, null, `x${COOKIE_NAME}=nope`],
+    [`a=1;${COOKIE_NAME}=tight`, 'tight', 'a=1'],
+    [`${COOKIE_NAME}=`, null, undefined],
+  ];
+  for (const [header, value, kept] of cases) {
+    t.equal(readOwnCookie(header), value, `read ${header}`);
+    const h: Record<string, string | undefined> = header === undefined ? {} : { cookie: header };
+    stripOwnCookie(h);
+    t.equal(h.cookie, kept, `strip ${header}`);
+  }
+});
+
+t.test('the one-time token comes off the URL, other parameters keep their order', async (t) => {
+  t.same(splitToken(`/a?${TOKEN_PARAM}=T1`), { token: 'T1', clean: '/a' });
+  t.same(splitToken(`/a?x=1&${TOKEN_PARAM}=T1&y=2`), { token: 'T1', clean: '/a?x=1&y=2' });
+  t.equal(splitToken('/a?x=1'), null);
+  t.equal(splitToken(`/a#${TOKEN_PARAM}=T`), null);
+  t.equal(withToken('http://h/p', 'T'), `http://h/p?${TOKEN_PARAM}=T`);
+  t.equal(withToken('http://h/p?q=1#frag', 'T'), `http://h/p?q=1&${TOKEN_PARAM}=T`);
+});
+
+t.test('only browser page loads count as navigations', async (t) => {
+  const ua = { 'user-agent': 'Mozilla/5.0 (X11)' };
+  t.ok(isNavigation('GET', ua));
+  t.ok(isNavigation('HEAD', { ...ua, 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'document' }));
+  t.notOk(isNavigation('POST', ua), 'POST');
+  t.notOk(isNavigation('GET', { 'user-agent': 'curl/8' }), 'curl');
+  t.notOk(isNavigation('GET', {}), 'no user agent');
+  t.notOk(isNavigation('GET', { ...ua, 'sec-fetch-mode': 'cors' }), 'fetch/XHR');
+  t.notOk(isNavigation('GET', { ...ua, 'x-requested-with': 'XMLHttpRequest' }), 'jQuery XHR');
+  t.notOk(isNavigation('GET', { ...ua, 'sec-fetch-mode': 'no-cors', 'sec-fetch-dest': 'image' }), 'image');
+});
+
+t.test('host and URL patterns', async (t) => {
+  const h = new HostMatcher(['*.okta.com', '.oktacdn.com', 'exact.test']);
+  t.ok(h.matches('acme.okta.com'));
+  t.ok(h.matches('a.b.okta.com'));
+  t.notOk(h.matches('okta.com'), '*. is subdomains only');
+  t.notOk(h.matches('evilokta.com'));
+  t.ok(h.matches('oktacdn.com'), '. includes the domain');
+  t.ok(h.matches('x.oktacdn.com'));
+  t.ok(h.matches('exact.test'));
+  t.notOk(h.matches('sub.exact.test'));
+  const u = new UrlMatcher(['http://a.test/exact', 'http://a.test/dir/*']);
+  t.ok(u.matches('a.test', 'http://a.test/exact?q=1'), 'query ignored');
+  t.notOk(u.matches('a.test', 'http://a.test/exact/more'));
+  t.ok(u.matches('a.test', 'http://a.test/dir/x/y'));
+  t.notOk(u.matches('b.test', 'http://b.test/dir/x'));
+  t.ok(u.matches('a.test', 'http://A.TEST:80/dir/z'), 'case and default port normalised');
+});
+
+t.test('Identifier: memory first, the surrogate only where the policy allows, re-validation after refresh', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-identify-'));
+  const store = new TieredStore(new EmbeddedStore({ path: dir }));
+  await store.start?.();
+  t.teardown(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  let now = Date.now();
+  const sessions = new Sessions(store, () => now);
+  const id = new Identifier(sessions, undefined, () => now);
+  const surrogate = { enabled: true, idleMs: 3600_000, enforceForKnownBrowsers: false, refreshMs: 600_000 };
+  const match = (s: typeof surrogate) => ({ location: { name: 'HQ', surrogate: s }, sublocation: null, enforceAuthentication: true }) as unknown as LocationMatch;
+  const subj = (protocol: Subject['protocol'], s = surrogate): Subject => ({ host: 'a.test', clientIp: '10.0.0.5', match: match(s), protocol });
+  const rec = await sessions.create({ userId: 'u', loginName: 'alice', displayName: '', department: '', groups: [], idp: 'x', location: 'HQ', clientIp: '10.0.0.5', authMethod: 'saml' }, 3600_000);
+  const { cookie } = await sessions.plantCookie(rec.id, 'a.test', 3600_000);
+  await sessions.mapSurrogate('HQ', '10.0.0.5', rec.id, surrogate);
+
+  t.equal((await id.resolve(subj('HTTP'), cookie, true, true))?.by, 'cookie');
+  t.equal(id.peek(subj('HTTP'), cookie, true, true)?.by, 'cookie', 'now answered from memory');
+  t.equal(await id.resolve(subj('HTTP'), null, true, true), null, 'a browser without cookie is not identified by the surrogate by default');
+  t.equal((await id.resolve(subj('TUNNEL'), null, true, false))?.by, 'surrogate', 'a tunnel is');
+  t.equal((await id.resolve(subj('HTTP'), null, false, false))?.by, 'surrogate', 'and so is a non-browser');
+  const enforce = { ...surrogate, enforceForKnownBrowsers: true };
+  t.equal((await id.resolve(subj('HTTP', enforce), null, true, true))?.by, 'surrogate', 'with "enforce for known browsers", browsers too');
+  now += 700_000;
+  t.equal(await id.resolve(subj('HTTP', enforce), null, true, true), null, 'past the refresh time a page load goes back to prove its cookie');
+  t.equal((await id.resolve(subj('HTTP', enforce), null, true, false))?.by, 'surrogate', 'other requests keep using the surrogate');
+  t.equal(id.peek(subj('HTTP'), cookie + 'x', true, true), undefined, 'an unknown cookie: memory cannot say, ask the store');
+  t.equal(await id.resolve({ ...subj('HTTP'), host: 'b.test' }, cookie, true, true), null, "another host's cookie identifies no one");
+});

@@ -4,18 +4,22 @@
  *   browser -> gateway -> SamlSp.authorizeUrl -> IdP (HTTP-Redirect, SAML Bindings §3.4)
  *   IdP -> browser -> POST http://login.<cloud>/sfc_sso -> SamlSp.validate -> SamlIdentity
  *
- * node-saml (@node-saml/node-saml) verifies signatures, times, audience and InResponseTo; on top of
- * it we check Status, Issuer, Destination and Recipient, refuse DTDs, and consume the request ID and
- * the assertion ID once each, atomically in the shared store, so a response is accepted once even
- * when posted to several nodes at the same instant.
+ * node-saml (@node-saml/node-saml) builds AuthnRequests and our metadata. A response is parsed
+ * once (samlxml, DTDs refused); xmldsig verifies its signatures against the configured certificate
+ * and hands back the signed bytes, the only ones read for the identity; samlcheck checks Status,
+ * InResponseTo, Issuer, Destination, Recipient, times and audience. The request ID and the
+ * assertion ID are consumed once each, atomically in the shared store, so a response is accepted
+ * once even when posted to several nodes at the same instant.
  */
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import { inflateRaw } from 'node:zlib';
-import { SAML, ValidateInResponseTo, type CacheProvider } from '@node-saml/node-saml';
+import { SAML, ValidateInResponseTo } from '@node-saml/node-saml';
 import type { Store } from '../sessions/store.js';
-import { checkAudience, checkInResponseTo, checkSignedWhereWanted, checkStatus, checkTime, checkVerified, replayTtlMs, type Expect } from './samlcheck.js';
+import { checkSignedWhereWanted, checkStatus, checkVerified, replayTtlMs, type Expect } from './samlcheck.js';
 import { SamlError } from './samlerror.js';
-import { NAMEID_EMAIL, NS_ASSERTION, decodeSamlPost, parseSamlXml, readAssertion, readEnvelope, type ResponseEnvelope } from './samlxml.js';
+import { NAMEID_EMAIL, NS_ASSERTION, NS_DSIG, children, decodeSamlPost, parseSamlXml, readAssertion, readEnvelope, type ResponseEnvelope } from './samlxml.js';
+import { verifyEnvelopedSignature } from './xmldsig.js';
 
 export { SamlError, type SamlErrorCode } from './samlerror.js';
 
@@ -119,6 +123,8 @@ export class SamlSp {
   private readonly requestTtlMs: number;
   private readonly saml: SAML;
   private readonly expect: Expect;
+  /** idpKey is the public key of the configured IdP certificate, the only key a signature may verify with. */
+  private readonly idpKey: KeyObject;
 
   constructor(opts: SamlSpOptions) {
     const idp = opts.idp;
@@ -129,24 +135,23 @@ export class SamlSp {
     this.acsUrl = opts.acsUrl ?? defaultAcsUrl(opts.cloud);
     this.requestTtlMs = opts.requestTtlMs ?? 10 * 60_000;
     this.expect = { idpEntityId: idp.idpEntityId, spEntityId: this.entityId, acsUrl: this.acsUrl, skewMs: idp.clockSkewMs };
+    this.idpKey = idpPublicKey(idp);
+    // node-saml only builds AuthnRequests and metadata here; it validates no response.
     this.saml = new SAML({
       callbackUrl: this.acsUrl,
       entryPoint: idp.ssoUrl,
       issuer: this.entityId,
-      audience: this.entityId,
       idpCert: idp.idpCertPem,
-      idpIssuer: idp.idpEntityId,
       identifierFormat: NAMEID_EMAIL,
-      // node-saml defaults to sha1 and to checking nothing about InResponseTo; both are too weak.
+      // node-saml defaults to signing requests with sha1, which is too weak.
       signatureAlgorithm: 'sha256',
       digestAlgorithm: 'sha256',
       ...(idp.signRequest ? { privateKey: idp.spKeyPem!, publicCert: idp.spCertPem! } : {}),
-      wantAuthnResponseSigned: idp.wantResponseSigned,
+      // WantAssertionsSigned in our metadata.
       wantAssertionsSigned: idp.wantAssertionsSigned,
-      validateInResponseTo: ValidateInResponseTo.always,
-      requestIdExpirationPeriodMs: this.requestTtlMs,
-      cacheProvider: this.cacheProvider(),
-      acceptedClockSkewMs: idp.clockSkewMs,
+      // Requests are recorded in the store by authorizeUrl, with their relay state; node-saml keeps none.
+      validateInResponseTo: ValidateInResponseTo.never,
+      cacheProvider: { saveAsync: async () => null, getAsync: async () => null, removeAsync: async () => null },
       authnRequestBinding: 'HTTP-Redirect',
       // The IdP picks how to authenticate (password, MFA); an exact PasswordProtectedTransport
       // context (node-saml's default) makes Okta refuse MFA logins.
@@ -175,24 +180,14 @@ export class SamlSp {
    * check has passed.
    */
   async validate(samlResponseB64: string, relayState: string): Promise<SamlIdentity> {
-    const env = readEnvelope(parseSamlXml(decodeSamlPost(samlResponseB64)));
+    const doc = parseSamlXml(decodeSamlPost(samlResponseB64));
+    const env = readEnvelope(doc);
     checkStatus(env);
     checkSignedWhereWanted(env, { response: this.idp.wantResponseSigned, assertions: this.idp.wantAssertionsSigned });
+    await this.checkOpenRequest(env);
 
-    let assertionXml: string;
-    try {
-      const { profile } = await this.saml.validatePostResponseAsync({ SAMLResponse: samlResponseB64, RelayState: relayState });
-      if (profile === null) throw new SamlError('SAML_MALFORMED', 'the response carries no assertion');
-      assertionXml = profile.getAssertionXml?.() ?? '';
-    } catch (err) {
-      if (err instanceof SamlError) throw err;
-      throw await this.diagnose(env, err);
-    }
-
-    // Only what node-saml verified is read from here on (defence against signature wrapping).
-    const root = parseSamlXml(assertionXml).documentElement;
-    if (root.namespaceURI !== NS_ASSERTION || root.localName !== 'Assertion') throw new SamlError('SAML_MALFORMED', 'verified XML is not an Assertion');
-    const a = readAssertion(root);
+    // Only signed bytes are read from here on (defence against signature wrapping).
+    const a = readAssertion(this.verifiedAssertion(doc.documentElement, env));
     const now = Date.now();
     checkVerified(env, a, this.expect, now);
 
@@ -231,52 +226,63 @@ export class SamlSp {
   }
 
   /**
-   * diagnose picks the code for a response node-saml refused, from the (unverified) envelope, in
-   * node-saml's own order: InResponseTo, then signature, then subject confirmation, time and audience. node-saml throws
-   * plain Errors without codes, so its message goes into the reason and is never branched on.
+   * checkOpenRequest refuses, before any crypto, a response that answers no open request of this
+   * IdP (SAML Profiles §4.1.4.3): no InResponseTo (IdP-initiated), unknown, expired, or already
+   * consumed, which is a replay when the assertion was recorded as used.
    */
-  private async diagnose(env: ResponseEnvelope, err: unknown): Promise<SamlError> {
-    const said = `node-saml: ${err instanceof Error ? err.message : String(err)}`;
-    if (env.inResponseTo === null) return new SamlError('SAML_IN_RESPONSE_TO', `no InResponseTo; ${said}`, { cause: err });
-    if ((await this.store.get(this.requestKey(env.inResponseTo))) === null) {
+  private async checkOpenRequest(env: ResponseEnvelope): Promise<void> {
+    if (env.inResponseTo === null) throw new SamlError('SAML_IN_RESPONSE_TO', 'the Response has no InResponseTo');
+    const raw = await this.store.get(this.requestKey(env.inResponseTo));
+    if (raw === null) {
+      // The assertion ID is unverified here: it only picks which refusal to report.
       const ids = env.assertions.map((a) => a.getAttribute('ID') ?? '').filter(Boolean);
       const seen = await Promise.all(ids.map((id) => this.store.get(assertionKey(id))));
-      return seen.some((v) => v !== null)
-        ? new SamlError('SAML_REPLAY', `request ${env.inResponseTo} already used; ${said}`, { cause: err })
-        : new SamlError('SAML_IN_RESPONSE_TO', `InResponseTo ${env.inResponseTo} names no open request of IdP ${this.idp.id}; ${said}`, { cause: err });
+      throw seen.some((v) => v !== null)
+        ? new SamlError('SAML_REPLAY', `request ${env.inResponseTo} was already used`)
+        : new SamlError('SAML_IN_RESPONSE_TO', `InResponseTo ${env.inResponseTo} names no open request of IdP ${this.idp.id}`);
     }
-    if (env.assertions.length === 1) {
-      try {
-        const a = readAssertion(env.assertions[0]!);
-        checkInResponseTo(env, a);
-        checkTime(a, Date.now(), this.idp.clockSkewMs);
-        checkAudience(a, this.entityId);
-      } catch (e) {
-        if (e instanceof SamlError) return new SamlError(e.code, `${e.reason}; ${said}`, { cause: err });
-        throw e;
-      }
+    const started = Date.parse((JSON.parse(raw) as RequestRecord).instant);
+    if (!(Date.now() < started + this.requestTtlMs)) {
+      throw new SamlError('SAML_IN_RESPONSE_TO', `request ${env.inResponseTo} is older than ${this.requestTtlMs} ms`);
     }
-    return new SamlError('SAML_SIGNATURE', said, { cause: err });
   }
 
   /**
-   * cacheProvider adapts node-saml's request-ID cache to the store. Writing happens in
-   * authorizeUrl (with the relay state) and consumption in validate (atomic, after all checks), so
-   * node-saml's save and its non-atomic remove do nothing here.
+   * verifiedAssertion verifies every signature the response carries (each one present must hold,
+   * checkSignedWhereWanted has made sure the wanted ones are present) and returns the one Assertion
+   * parsed again from signed bytes: its own signature's when it is signed, else the Response's.
    */
-  private cacheProvider(): CacheProvider {
-    return {
-      saveAsync: async () => null,
-      getAsync: async (key) => {
-        const raw = await this.store.get(this.requestKey(key));
-        return raw === null ? null : (JSON.parse(raw) as RequestRecord).instant;
-      },
-      removeAsync: async () => null,
-    };
+  private verifiedAssertion(root: Element, env: ResponseEnvelope): Element {
+    const assertion = env.assertions[0];
+    if (assertion === undefined || env.assertions.length !== 1) throw new SamlError('SAML_MALFORMED', 'the Response does not carry one Assertion');
+    const responseXml = env.signed ? verifyEnvelopedSignature(root, this.idpKey) : null;
+    const assertionXml = children(assertion, NS_DSIG, 'Signature').length > 0 ? verifyEnvelopedSignature(assertion, this.idpKey) : null;
+    const signedXml = assertionXml ?? responseXml;
+    if (signedXml === null) throw new SamlError('SAML_UNSIGNED', 'neither the Response nor the Assertion is signed');
+    const signed = parseSamlXml(signedXml).documentElement;
+    const found = signed.localName === 'Assertion' ? [signed] : children(signed, NS_ASSERTION, 'Assertion');
+    if (found.length !== 1 || found[0]!.namespaceURI !== NS_ASSERTION) throw new SamlError('SAML_MALFORMED', 'the signed XML does not hold one Assertion');
+    return found[0]!;
   }
 
   private requestKey(requestId: string): string {
     return `{saml}:request:${this.idp.id}:${requestId}`;
+  }
+}
+
+/**
+ * idpPublicKey reads the configured certificate once, at activation: PEM, or bare base64 as node-saml
+ * also takes it.
+ */
+function idpPublicKey(idp: IdpSettings): KeyObject {
+  const text = idp.idpCertPem.trim();
+  const pem = text.includes('-----BEGIN ')
+    ? text
+    : `-----BEGIN CERTIFICATE-----\n${(text.replace(/\s+/g, '').match(/.{1,64}/g) ?? []).join('\n')}\n-----END CERTIFICATE-----\n`;
+  try {
+    return createPublicKey(pem);
+  } catch (err) {
+    throw new Error(`IdP ${idp.id}: the IdP certificate could not be read`, { cause: err });
   }
 }
 

@@ -1,9 +1,9 @@
 /**
- * samlcheck: the checks Tollgate makes on top of node-saml, as small pure functions.
+ * samlcheck: the checks Tollgate makes on a SAML Response besides its signatures, as small pure functions.
  *
  * Each one throws a SamlError with a stable code, or returns. They run on facts read by samlxml:
- * before signature verification only to pick the code for a response node-saml refused
- * (`diagnose`), and after it on the verified assertion and a signed envelope (`checkVerified`).
+ * before signature verification on the (untrusted) envelope, to refuse early and to pick the code
+ * of a refusal, and after it on the verified assertion and a signed envelope (`checkVerified`).
  */
 import { SamlError } from './samlerror.js';
 import { children, NS_DSIG, STATUS_SUCCESS, type AssertionFacts, type ResponseEnvelope } from './samlxml.js';
@@ -25,7 +25,7 @@ export function checkStatus(env: ResponseEnvelope): void {
 
 /**
  * checkSignedWhereWanted refuses a response that carries no signature where the IdP is configured
- * to sign, before any crypto runs; whether a present signature is good is node-saml's verdict.
+ * to sign, before any crypto runs; whether a present signature is good is xmldsig's verdict.
  */
 export function checkSignedWhereWanted(env: ResponseEnvelope, want: { response: boolean; assertions: boolean }): void {
   // SAML Profiles §4.1.4.2 allows several assertions, but no IdP we support sends them, and an
@@ -38,10 +38,13 @@ export function checkSignedWhereWanted(env: ResponseEnvelope, want: { response: 
   if (!env.signed && !assertionSigned) throw new SamlError('SAML_UNSIGNED', 'neither the Response nor the Assertion is signed');
 }
 
-/** checkTime: Conditions NotBefore/NotOnOrAfter and the bearer NotOnOrAfter, within skew (SAML Core §2.5.1.2). */
+/**
+ * checkTime: Conditions NotBefore/NotOnOrAfter and the bearer NotBefore/NotOnOrAfter, within skew
+ * (SAML Core §2.5.1.2, §2.4.1.2).
+ */
 export function checkTime(a: AssertionFacts, now: number, skewMs: number): void {
-  if (a.notBefore !== null && now + skewMs < a.notBefore) {
-    throw new SamlError('SAML_NOT_YET_VALID', `NotBefore ${iso(a.notBefore)} is after now ${iso(now)} + skew ${skewMs} ms`);
+  for (const start of [...(a.notBefore === null ? [] : [a.notBefore]), ...a.confirmationNotBefore]) {
+    if (now + skewMs < start) throw new SamlError('SAML_NOT_YET_VALID', `NotBefore ${iso(start)} is after now ${iso(now)} + skew ${skewMs} ms`);
   }
   const ends = [...(a.notOnOrAfter === null ? [] : [a.notOnOrAfter]), ...a.confirmationNotOnOrAfter];
   for (const end of ends) {
@@ -59,15 +62,21 @@ export function checkInResponseTo(env: ResponseEnvelope, a: AssertionFacts): voi
   }
 }
 
-/** checkAudience: one Audience must be our SP entity ID (SAML Core §2.5.1.4). */
+/**
+ * checkAudience: there is an AudienceRestriction, and each one names our SP entity ID (SAML Core
+ * §2.5.1.4: Audiences within one restriction are alternatives, several restrictions all apply).
+ */
 export function checkAudience(a: AssertionFacts, spEntityId: string): void {
-  if (!a.audiences.includes(spEntityId)) {
-    throw new SamlError('SAML_AUDIENCE', `Audience ${JSON.stringify(a.audiences)} does not include ${spEntityId}`);
+  if (a.audienceRestrictions.length === 0) throw new SamlError('SAML_AUDIENCE', 'the Assertion has no AudienceRestriction');
+  for (const audiences of a.audienceRestrictions) {
+    if (!audiences.includes(spEntityId)) {
+      throw new SamlError('SAML_AUDIENCE', `Audience ${JSON.stringify(audiences)} does not include ${spEntityId}`);
+    }
   }
 }
 
 /**
- * checkVerified runs our checks on data node-saml has verified: the assertion it returned, and the
+ * checkVerified runs our checks on verified data: the assertion read from signed bytes, and the
  * envelope (covered by the Response signature when the IdP signs responses).
  */
 export function checkVerified(env: ResponseEnvelope, a: AssertionFacts, x: Expect, now: number): void {

@@ -25,7 +25,9 @@ const DTD = /<!DOCTYPE|<!ENTITY|<!ELEMENT|<!ATTLIST/i;
  * The raw text is scanned for DTD markup first, and the parsed tree is checked again, so that no
  * encoding trick slips a DocumentType node past the scan.
  */
-export function parseSamlXml(xml: string): Document {
+export function parseSamlXml(text: string): Document {
+  // XML 1.0 §2.11: line ends are read as LF, before parsing (node-saml does this for xml-crypto too).
+  const xml = text.replace(/\r\n?/g, '\n');
   if (Buffer.byteLength(xml) > MAX_XML_BYTES) throw new SamlError('SAML_MALFORMED', `message larger than ${MAX_XML_BYTES} bytes`);
   if (DTD.test(xml)) throw new SamlError('SAML_DOCTYPE', 'message contains a DOCTYPE or DTD declaration');
   const problems: string[] = [];
@@ -118,26 +120,34 @@ export function readEnvelope(doc: Document): ResponseEnvelope {
 /** AssertionFacts is what the ACS uses from one assertion (SAML Core §2.3.3, §2.4, §2.5, §2.7). */
 export interface AssertionFacts {
   readonly id: string;
+  readonly issueInstant: number;
   readonly issuer: string;
   readonly signed: boolean;
   readonly nameId: string;
   /** recipients are the Recipient of each bearer SubjectConfirmationData (SAML Profiles §4.1.4.2). */
   readonly recipients: readonly string[];
   readonly confirmationNotOnOrAfter: readonly number[];
+  /** confirmationNotBefore are the bearer NotBefore times, which SAML Profiles §4.1.4.2 says are absent. */
+  readonly confirmationNotBefore: readonly number[];
   /** confirmationInResponseTo is the InResponseTo of each bearer SubjectConfirmationData. */
   readonly confirmationInResponseTo: readonly string[];
   readonly notBefore: number | null;
   readonly notOnOrAfter: number | null;
-  readonly audiences: readonly string[];
+  /** audienceRestrictions lists the Audiences of each AudienceRestriction (SAML Core §2.5.1.4). */
+  readonly audienceRestrictions: readonly (readonly string[])[];
   readonly sessionIndex: string;
   readonly attributes: ReadonlyMap<string, readonly string[]>;
 }
 
-/** readAssertion reads one saml:Assertion element. Times are epoch ms; a bad time is malformed. */
+/**
+ * readAssertion reads one saml:Assertion element. Times are epoch ms; a bad time is malformed, and
+ * so is a missing IssueInstant (SAML Core §2.3.3) or a Conditions NotBefore without NotOnOrAfter.
+ */
 export function readAssertion(a: Element): AssertionFacts {
   const subject = child(a, NS_ASSERTION, 'Subject');
   const recipients: string[] = [];
   const confirmationNotOnOrAfter: number[] = [];
+  const confirmationNotBefore: number[] = [];
   const confirmationInResponseTo: string[] = [];
   for (const sc of subject === null ? [] : children(subject, NS_ASSERTION, 'SubjectConfirmation')) {
     if (attr(sc, 'Method') !== CM_BEARER) continue;
@@ -146,11 +156,18 @@ export function readAssertion(a: Element): AssertionFacts {
     confirmationInResponseTo.push(attr(data, 'InResponseTo') ?? '');
     const noa = time(attr(data, 'NotOnOrAfter'));
     if (noa !== null) confirmationNotOnOrAfter.push(noa);
+    const nb = time(attr(data, 'NotBefore'));
+    if (nb !== null) confirmationNotBefore.push(nb);
   }
   const conditions = child(a, NS_ASSERTION, 'Conditions');
-  const audiences = (conditions === null ? [] : children(conditions, NS_ASSERTION, 'AudienceRestriction')).flatMap((r) =>
+  const audienceRestrictions = (conditions === null ? [] : children(conditions, NS_ASSERTION, 'AudienceRestriction')).map((r) =>
     children(r, NS_ASSERTION, 'Audience').map((el) => text(el)),
   );
+  const notBefore = time(attr(conditions, 'NotBefore'));
+  const notOnOrAfter = time(attr(conditions, 'NotOnOrAfter'));
+  if (notBefore !== null && notOnOrAfter === null) throw new SamlError('SAML_MALFORMED', 'Conditions has NotBefore but no NotOnOrAfter');
+  const issueInstant = time(attr(a, 'IssueInstant'));
+  if (issueInstant === null) throw new SamlError('SAML_MALFORMED', 'the Assertion has no IssueInstant');
   const attributes = new Map<string, string[]>();
   for (const st of children(a, NS_ASSERTION, 'AttributeStatement')) {
     for (const at of children(st, NS_ASSERTION, 'Attribute')) {
@@ -162,15 +179,17 @@ export function readAssertion(a: Element): AssertionFacts {
   const authn = children(a, NS_ASSERTION, 'AuthnStatement')[0] ?? null;
   return {
     id: attr(a, 'ID') ?? '',
+    issueInstant,
     issuer: text(child(a, NS_ASSERTION, 'Issuer')),
     signed: children(a, NS_DSIG, 'Signature').length > 0,
     nameId: subject === null ? '' : text(child(subject, NS_ASSERTION, 'NameID')),
     recipients,
     confirmationNotOnOrAfter,
+    confirmationNotBefore,
     confirmationInResponseTo,
-    notBefore: time(attr(conditions, 'NotBefore')),
-    notOnOrAfter: time(attr(conditions, 'NotOnOrAfter')),
-    audiences,
+    notBefore,
+    notOnOrAfter,
+    audienceRestrictions,
     sessionIndex: attr(authn, 'SessionIndex') ?? '',
     attributes,
   };

@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap';
+import { SignedXml } from 'xml-crypto';
 import { EmbeddedStore } from '../../src/sessions/embedded.js';
 import { openStore } from '../../src/sessions/open.js';
 import type { Store } from '../../src/sessions/store.js';
@@ -200,6 +201,108 @@ t.test('signature wrapping is refused', async (t) => {
   const both = await rig(t);
   const post = await both.login();
   await refused(t, both.sp.validate(encode(xswWrappedResponse(post.xml, 'mallory@lab.example')), post.relayState), 'SAML_SIGNATURE', 'evil Response around the signed one');
+});
+
+t.test('a response signed on the Response only is read from the signed Response when assertions need no signature', async (t) => {
+  const r = await rig(t, { idp: { signAssertion: false }, sp: { wantAssertionsSigned: false } });
+  const post = await r.login();
+  t.notMatch(post.xml, /<saml:Assertion[^>]*>.*<ds:Signature/, 'the Assertion carries no signature');
+  t.equal((await r.sp.validate(post.samlResponse, post.relayState)).loginName, 'alice@lab.example');
+});
+
+t.test('only signed bytes are read: a comment added inside the NameID after signing changes nothing', async (t) => {
+  // Canonical XML leaves comments out, so the signatures still hold; a reader that stops at the
+  // comment would see another user (the 2018 comment-truncation bugs in several SAML libraries).
+  const r = await rig(t);
+  const post = await r.login();
+  const xml = post.xml.replace('alice@lab.example</saml:NameID>', 'alice@lab<!-- -->.example</saml:NameID>');
+  t.not(xml, post.xml);
+  t.equal((await r.sp.validate(encode(xml), post.relayState)).loginName, 'alice@lab.example');
+});
+
+/** SignAs chooses the algorithms of one test signature (xml-crypto names). */
+interface SignAs {
+  signature?: string;
+  digest?: string;
+  c14n?: string;
+  prefixes?: string[];
+  /** alsoReference adds a second Reference to this XPath. */
+  alsoReference?: string;
+}
+
+const ALG = {
+  rsaSha1: 'http://www.w3.org/2000/09/xmldsig#rsa-sha1',
+  rsaSha256: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
+  rsaSha512: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha512',
+  sha1: 'http://www.w3.org/2000/09/xmldsig#sha1',
+  sha256: 'http://www.w3.org/2001/04/xmlenc#sha256',
+  sha512: 'http://www.w3.org/2001/04/xmlenc#sha512',
+  excC14n: 'http://www.w3.org/2001/10/xml-exc-c14n#',
+  excC14nComments: 'http://www.w3.org/2001/10/xml-exc-c14n#WithComments',
+  c14n: 'http://www.w3.org/TR/2001/REC-xml-c14n-20010315',
+  enveloped: 'http://www.w3.org/2000/09/xmldsig#enveloped-signature',
+} as const;
+const RESPONSE = "/*[local-name(.)='Response']";
+const ASSERTION = "/*[local-name(.)='Response']/*[local-name(.)='Assertion']";
+
+/** signAs signs the element at xpath with the IdP's key, the way resign does, with other algorithms. */
+function signAs(xml: string, xpath: string, o: SignAs): string {
+  const c14n = o.c14n ?? ALG.excC14n;
+  const sig = new SignedXml({
+    privateKey: signing.keyPem,
+    publicCert: signing.certPem,
+    signatureAlgorithm: o.signature ?? ALG.rsaSha256,
+    canonicalizationAlgorithm: c14n,
+  });
+  const reference = { digestAlgorithm: o.digest ?? ALG.sha256, transforms: [ALG.enveloped, c14n], inclusiveNamespacesPrefixList: o.prefixes ?? [] };
+  sig.addReference({ xpath, ...reference });
+  if (o.alsoReference !== undefined) sig.addReference({ xpath: o.alsoReference, ...reference, transforms: [c14n] });
+  sig.computeSignature(xml, { prefix: 'ds', location: { reference: `${xpath}/*[local-name(.)='Issuer']`, action: 'after' } });
+  return sig.getSignedXml();
+}
+
+t.test('signature algorithms: SHA-256 or better, one Reference, c14n or exclusive c14n without comments', async (t) => {
+  const r = await rig(t);
+  /** resignAs signs the Assertion as `assertion` says, then the Response as `response` says. */
+  const resignAs = (xml: string, assertion: SignAs, response: SignAs = assertion): string =>
+    signAs(signAs(stripSignatures(xml), ASSERTION, assertion), RESPONSE, response);
+  const cases: [string, string | null, (xml: string) => string][] = [
+    ['as the lab IdP signs, again', null, (x) => resignAs(x, {})],
+    ['RSA-SHA512 with SHA-512 digests', null, (x) => resignAs(x, { signature: ALG.rsaSha512, digest: ALG.sha512 })],
+    ['inclusive c14n', null, (x) => resignAs(x, { c14n: ALG.c14n })],
+    // samlp is bound on the Response only, so the Assertion's digest must carry its declaration.
+    ['an InclusiveNamespaces prefix bound on the Response', null, (x) => resignAs(x, { prefixes: ['samlp', 'xs'] }, {})],
+    ['RSA-SHA1 on the Assertion', 'SAML_SIGNATURE', (x) => resignAs(x, { signature: ALG.rsaSha1 }, {})],
+    ['RSA-SHA1 on the Response', 'SAML_SIGNATURE', (x) => resignAs(x, {}, { signature: ALG.rsaSha1 })],
+    ['SHA-1 digest', 'SAML_SIGNATURE', (x) => resignAs(x, { digest: ALG.sha1 })],
+    ['c14n with comments', 'SAML_SIGNATURE', (x) => resignAs(x, { c14n: ALG.excC14nComments })],
+    ['a second Reference', 'SAML_SIGNATURE', (x) => resignAs(x, {}, { alsoReference: ASSERTION })],
+  ];
+  for (const [name, code, fn] of cases) {
+    const post = await r.login();
+    const p = r.sp.validate(encode(fn(post.xml)), post.relayState);
+    if (code === null) t.equal((await p).loginName, 'alice@lab.example', `${name}: accepted`);
+    else await refused(t, p, code, name);
+  }
+});
+
+t.test('an ID that another element of the response also carries is refused', async (t) => {
+  const r = await rig(t);
+  const post = await r.login();
+  const id = /<saml:Assertion [^>]*ID="([^"]+)"/.exec(post.xml)![1]!;
+  // Signed again by the IdP's own key, so only the ID check can tell.
+  const decoy = `<samlp:Extensions><x:Decoy xmlns:x="urn:example:decoy" Id="${id}"/></samlp:Extensions>`;
+  const xml = resign(post.xml.replace(/(<\/saml:Issuer>)/, `$1${decoy}`), signing.keyPem, signing.certPem);
+  await refused(t, r.sp.validate(encode(xml), post.relayState), 'SAML_SIGNATURE', 'Id shared with a decoy element');
+});
+
+t.test('the IdP certificate may be configured as bare base64', async (t) => {
+  const r = await rig(t);
+  const bare = r.sp.idp.idpCertPem.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, '');
+  const sp = new SamlSp({ idp: withIdpDefaults({ ...r.sp.idp, idpCertPem: bare }), cloud, orgId, store: r.store });
+  const { url } = await sp.authorizeUrl('relay-bare');
+  const post = await labLogin(url, users[0]!.loginName, users[0]!.password);
+  t.equal((await sp.validate(post.samlResponse, post.relayState)).loginName, 'alice@lab.example');
 });
 
 t.test('a response is accepted once (sequential replay)', async (t) => {

@@ -13,6 +13,8 @@ export interface AccessEntry {
   node: string;
   login: string;
   department: string;
+  /** The user's groups, as their session knows them (membership changes reach live sessions). */
+  groups: readonly string[];
   location: string;
   sublocation: string;
   clientIp: string;

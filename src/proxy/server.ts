@@ -396,6 +396,7 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
       node: tx.rt.nodeName,
       login: tx.login,
       department: tx.department,
+      groups: tx.identity?.session.groups ?? NO_GROUPS,
       location: tx.match?.location.name ?? '',
       sublocation: tx.match?.sublocation?.name ?? '',
       clientIp: tx.clientIp,
@@ -455,6 +456,8 @@ function newTransaction(rt: Runtime, req: IncomingMessage, protocol: Transaction
     identity: null,
   };
 }
+
+const NO_GROUPS: readonly string[] = Object.freeze([]);
 
 /** hasBody tells whether a request announced a body (which a refusal leaves unread). */
 function hasBody(req: IncomingMessage): boolean {

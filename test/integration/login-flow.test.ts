@@ -76,6 +76,7 @@ t.test('sign-in through the gateway, cookies per host, surrogate, exemptions, lo
   const entry = await tg.waitForEntry((e) => e.url === `${a}/hello?x=1` && e.status === 200);
   t.equal(entry.login, 'alice@example.com', 'the access log attributes the request');
   t.equal(entry.department, 'Engineering');
+  t.same(entry.groups, ['Engineering', 'VPN Users'], 'and the groups');
 
   // Our cookie is stripped even when the client sends it next to the site's own cookies.
   await alice.request(`${a}/hello?y=2`, { headers: { cookie: `site=1; ${COOKIE_NAME}=${alice.cookie('www.origin-a.test', COOKIE_NAME)}; other=2` } });

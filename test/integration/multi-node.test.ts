@@ -102,6 +102,18 @@ t.test('two nodes on one Redis', async (t) => {
   t.equal(inside.reply.status, 200, 'once provisioned, the user signs in');
   t.equal((await statusOn(carol)).user?.loginName, 'carol@partner.test');
 
+  // A membership change reaches her live session on the other node, without a new sign-in.
+  const carolOnB0 = new FlowClient(b.proxyPort, '127.0.0.11');
+  for (const [h, jar] of carol.jar) carolOnB0.jar.set(h, new Map(jar));
+  const groupReply = await scim('POST', '/Groups', { schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'], displayName: 'Partner VPN', members: [{ value: carolId }] });
+  t.equal(groupReply.status, 201, 'Group Push adds her to a group');
+  await until(
+    async () => ((JSON.parse((await carolOnB0.request(`http://ip.${CLOUD}/`, { headers: { accept: 'application/json' } })).body) as { user: { groups: string[] } | null }).user?.groups ?? []).includes('Partner VPN'),
+    2000,
+    'node B shows the new group on the status page',
+  );
+  t.pass('the new group shows on node B without a new sign-in');
+
   // Deprovisioning on A: B stops attributing her within a second; a new sign-in is refused as inactive.
   const carolOnB = new FlowClient(b.proxyPort, '127.0.0.11');
   for (const [h, jar] of carol.jar) carolOnB.jar.set(h, new Map(jar));

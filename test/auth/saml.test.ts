@@ -138,6 +138,13 @@ t.test('refusals', async (t) => {
     ['wrong Recipient', 'SAML_RECIPIENT', () => craft(setAttr('SubjectConfirmationData', 'Recipient', 'http://login.other.test/sfc_sso'))],
     ['wrong Audience', 'SAML_AUDIENCE', () => craft(setText('Audience', 'https://login.other.test/sfc_sso'))],
     [
+      'a second AudienceRestriction naming only another SP',
+      'SAML_AUDIENCE',
+      () => craft((x) => x.replace('</saml:AudienceRestriction>', '</saml:AudienceRestriction><saml:AudienceRestriction><saml:Audience>https://login.other.test/sfc_sso</saml:Audience></saml:AudienceRestriction>')),
+    ],
+    ['bearer NotBefore in the future', 'SAML_NOT_YET_VALID', () => craft(setAttr('SubjectConfirmationData', 'NotBefore', new Date(Date.now() + 10 * 60_000).toISOString()))],
+    ['Assertion without IssueInstant', 'SAML_MALFORMED', () => craft((x) => mutate(x, (doc) => el(doc, 'Assertion').removeAttribute('IssueInstant')))],
+    [
       'failed Status with a signed assertion',
       'SAML_STATUS',
       () => craft(setAttr('StatusCode', 'Value', 'urn:oasis:names:tc:SAML:2.0:status:Responder')),

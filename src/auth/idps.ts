@@ -78,7 +78,7 @@ export async function prepareIdps(config: Config, opts: { baseDir: string; store
       clockSkewMs: idp.clockSkewMs,
     });
     try {
-      byId.set(idp.id, Object.freeze({ config: idp, certificate, sp: new SamlSp({ idp: settings, cloud: config.cloud.toLowerCase(), orgId: config.orgId, store: opts.store }) }));
+      byId.set(idp.id, Object.freeze({ config: idp, certificate, sp: new SamlSp({ idp: settings, cloud: config.cloud.toLowerCase(), orgId: config.orgId, store: opts.store, requestTtlMs: config.authentication.loginTimeoutMs }) }));
     } catch (err) {
       errors.push(`${where}: ${(err as Error).message}`);
     }

@@ -18,14 +18,11 @@ export interface NodeProcess {
   stop(): Promise<void>;
 }
 
-/** startNode writes the config to `dir/<name>.json` and starts a node with it. */
-export async function startNode(dir: string, name: string, config: ConfigInput): Promise<NodeProcess> {
-  const file = join(dir, `${name}.json`);
-  writeFileSync(file, JSON.stringify({ ...config, nodeName: name, listeners: { proxy: '127.0.0.1:0', control: '127.0.0.1:0' } }));
-  const p: ChildProcess = spawn(process.execPath, ['--import', 'tsx', CLI, 'start', '--config', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+/** collectJsonLines parses a stream's lines as JSON as they arrive (non-JSON lines become `{ raw }`). */
+export function collectJsonLines(stream: NodeJS.ReadableStream): Record<string, unknown>[] {
   const lines: Record<string, unknown>[] = [];
   let buf = '';
-  p.stderr!.on('data', (c: Buffer) => {
+  stream.on('data', (c: Buffer) => {
     buf += c.toString();
     let i;
     while ((i = buf.indexOf('\n')) >= 0) {
@@ -38,6 +35,15 @@ export async function startNode(dir: string, name: string, config: ConfigInput):
       }
     }
   });
+  return lines;
+}
+
+/** startNode writes the config to `dir/<name>.json` and starts a node with it. */
+export async function startNode(dir: string, name: string, config: ConfigInput): Promise<NodeProcess> {
+  const file = join(dir, `${name}.json`);
+  writeFileSync(file, JSON.stringify({ ...config, nodeName: name, listeners: { proxy: '127.0.0.1:0', control: '127.0.0.1:0' } }));
+  const p: ChildProcess = spawn(process.execPath, ['--import', 'tsx', CLI, 'start', '--config', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const lines = collectJsonLines(p.stderr!);
   const waitFor = async (pred: (l: Record<string, unknown>) => boolean, what: string, ms = 20_000) => {
     const end = Date.now() + ms;
     while (Date.now() < end) {

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startOrigin } from '../helpers/origin.js';
 import { viaProxy } from '../helpers/tollgate.js';
+import { collectJsonLines } from '../helpers/node.js';
 
 const CLI = join(import.meta.dirname, '../../src/cli.ts');
 const dir = mkdtempSync(join(tmpdir(), 'tollgate-cli-'));
@@ -64,21 +65,7 @@ locations: [{ name: lab, ips: [127.0.0.1/32] }${extra}]
   t.teardown(() => {
     if (p.exitCode === null) p.kill('SIGKILL');
   });
-  const lines: Record<string, unknown>[] = [];
-  let buf = '';
-  p.stderr!.on('data', (c: Buffer) => {
-    buf += c.toString();
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      try {
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        lines.push({ raw: line });
-      }
-    }
-  });
+  const lines = collectJsonLines(p.stderr!);
   const waitFor = async (pred: (l: Record<string, unknown>) => boolean, what: string) => {
     const end = Date.now() + 15_000;
     while (Date.now() < end) {

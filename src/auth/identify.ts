@@ -90,6 +90,19 @@ export function withToken(url: string, token: string): string {
   return `${base}${base.includes('?') ? '&' : '?'}${TOKEN_PARAM}=${token}`;
 }
 
+const TOKEN_IN_URL = new RegExp(`([?&]${TOKEN_PARAM}=)[^&#]*`, 'g');
+const GATEWAY_TOKEN = /([?&]t=)[^&#]*/g;
+
+/**
+ * redactTokens hides our one-time tokens in a URL before it is logged: the site token everywhere,
+ * and the gateway's `t=` on the gateway host. A used token is worthless, but logs never carry secrets.
+ */
+export function redactTokens(url: string, onGateway: boolean): string {
+  let out = url.includes(TOKEN_PARAM) ? url.replace(TOKEN_IN_URL, '$1[redacted]') : url;
+  if (onGateway && out.includes('t=')) out = out.replace(GATEWAY_TOKEN, '$1[redacted]');
+  return out;
+}
+
 /** isBrowser: browsers all send a User-Agent starting with Mozilla/. */
 export function isBrowser(headers: IncomingHttpHeaders): boolean {
   const ua = headers['user-agent'];

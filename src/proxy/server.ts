@@ -24,7 +24,7 @@ import { SelfGuard, UpstreamAgent, type DialOptions } from './dial.js';
 import { isUpstreamFault, upstreamFailure, type UpstreamFailure } from './errno.js';
 import { cleanRequestHeaders, cleanResponseHeaders } from './headers.js';
 import { clientAddress, decide, identified, type Decision, type Transaction } from './pipeline.js';
-import { readOwnCookie, splitToken, stripOwnCookie, type Identifier } from '../auth/identify.js';
+import { readOwnCookie, redactTokens, splitToken, stripOwnCookie, type Identifier } from '../auth/identify.js';
 import { openTunnel } from './tunnel.js';
 
 /** OwnHostHandler answers a request for one of the cloud's hosts (the control-plane app). */
@@ -401,7 +401,7 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
       sublocation: tx.match?.sublocation?.name ?? '',
       clientIp: tx.clientIp,
       method: tx.method,
-      url: tx.url,
+      url: redactTokens(tx.url, tx.host === tx.rt.gatewayHost),
       host: tx.host,
       status,
       action: tx.action,

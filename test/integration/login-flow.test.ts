@@ -78,6 +78,11 @@ t.test('sign-in through the gateway, cookies per host, surrogate, exemptions, lo
   t.equal(entry.department, 'Engineering');
   t.same(entry.groups, ['Engineering', 'VPN Users'], 'and the groups');
 
+  const logged = JSON.stringify(tg.entries());
+  t.notMatch(logged, new RegExp(`${TOKEN_PARAM}=[A-Za-z0-9_-]{20}`), 'site tokens are redacted in the access log');
+  t.notMatch(logged, /complete\?t=[A-Za-z0-9_-]{20}/, 'gateway tokens too');
+  t.match(logged, /\[redacted\]/);
+
   // Our cookie is stripped even when the client sends it next to the site's own cookies.
   await alice.request(`${a}/hello?y=2`, { headers: { cookie: `site=1; ${COOKIE_NAME}=${alice.cookie('www.origin-a.test', COOKIE_NAME)}; other=2` } });
   t.equal(origin.seen.at(-1)!.headers.cookie, 'site=1; other=2', "the site's cookies pass, ours does not");

@@ -180,7 +180,7 @@ t.test('https:// in absolute form and credentials in URLs are refused', async (t
 t.test('access log: one line per transaction, all fields, no secrets', async (t) => {
   await viaProxy(tg.proxyPort, `${origin.url}/hello?log=1`, { headers: { cookie: 'session=hunter2', authorization: 'Bearer hunter3', 'proxy-authorization': 'Basic hunter4' } });
   const e = await tg.waitForEntry((e) => e.url.endsWith('log=1'));
-  t.same(Object.keys(e).sort(), ['action', 'clientIp', 'department', 'durationMs', 'host', 'location', 'login', 'method', 'node', 'protocol', 'reason', 'reqBytes', 'respBytes', 'status', 'sublocation', 'time', 'url'].sort());
+  t.same(Object.keys(e).sort(), ['action', 'clientIp', 'department', 'durationMs', 'groups', 'host', 'location', 'login', 'method', 'node', 'protocol', 'reason', 'reqBytes', 'respBytes', 'status', 'sublocation', 'time', 'url'].sort());
   t.equal(e.status, 200);
   t.equal(e.action, 'allowed');
   t.equal(e.protocol, 'HTTP');

@@ -97,6 +97,14 @@ locations: [{ name: lab, ips: [127.0.0.1/32] }${extra}]
   t.equal(bad.code, 1);
   t.match(bad.stderr, 'locations[1].ips[0]: "nope" is not a CIDR');
 
+  // Force re-authentication through the admin API: everyone, or one user.
+  const everyone = await run(['reauth', '--config', actFile]);
+  t.equal(everyone.code, 0, everyone.stderr);
+  t.match(everyone.stdout, /^everyone: 0 session\(s\) ended/);
+  const one = await run(['reauth', '--user', 'alice@example.com', '--config', actFile]);
+  t.equal(one.code, 0, one.stderr);
+  t.match(one.stdout, /^user alice@example\.com: 0 session\(s\) ended/);
+
   // A slow request in flight when SIGTERM arrives still completes.
   const slow = viaProxy(proxyPort, `${origin.url}/slow?ms=700`);
   await new Promise((r) => setTimeout(r, 150));

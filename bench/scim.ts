@@ -12,8 +12,9 @@
  *      create (utime+stime from /proc/<pid>/stat before and after).
  *   2. lookup: --lookups GET /Users?filter=userName eq "<random existing user>", 8 in flight →
  *      lookups/s and p50/p95/p99; every reply must be 200 with exactly that one user.
- * Stores: `embedded` is SQLite in a temp dir under os.tmpdir() (the real disk here; synchronous=FULL,
- * so every write fsyncs); `embedded-tmpfs` is the same on /dev/shm, where fsync is free, to show
+ * Stores: `embedded` is SQLite in a temp dir under os.tmpdir() (the real disk here; every write is
+ * acknowledged after an fsync of the WAL, shared by the writes that arrive together: group commit);
+ * `embedded-tmpfs` is the same on /dev/shm, where fsync is free, to show
  * what the CPU alone would allow (diagnostic, not a deployment); `redis` is a throwaway
  * redis-server (persistence off, as in test/helpers/redis.ts) also pinned to core 0.
  * Prints a table and the targets, and writes bench/results/scim-latest.json.
@@ -533,7 +534,7 @@ async function main(): Promise<void> {
   }
   console.log('\nResults (' + o.users.toLocaleString('en-US') + ' users present)\n');
   console.log(table(rows));
-  console.log('\n  embedded: SQLite under ' + tmpdir() + ' (real disk, synchronous=FULL: one fsync per create)');
+  console.log('\n  embedded: SQLite under ' + tmpdir() + ' (real disk; each create acknowledged after an fsync, one fsync per group of concurrent writes)');
   console.log('  embedded-tmpfs: same on /dev/shm (fsync costs nothing): the CPU-bound ceiling, not a deployment');
   console.log('  lookup@1: the same lookups with 1 in flight (service time, no queueing); the target is judged on the 8-in-flight p99');
   console.log('  redis: redis-server with persistence off (--save "" --appendonly no), pinned with the server to core 0');

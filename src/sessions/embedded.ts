@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
-import { mkdirSync, realpathSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, fdatasync, fsyncSync, mkdirSync, openSync, realpathSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
-import { StoreUnavailableError, type Store, type WriteOp } from './store.js';
+import { StoreUnavailableError, type ReadOp, type ReadResults, type Store, type WriteOp } from './store.js';
 
 /**
  * EmbeddedStoreOptions configures the single-machine store.
@@ -20,11 +20,129 @@ export interface EmbeddedStoreOptions {
 }
 
 /**
- * Channels is one in-process message bus per database file, so that two EmbeddedStore instances
- * opened on the same path in one process (tests, or a reload that builds a new runtime before
- * closing the old one) hear each other's publish the way two nodes sharing Redis would.
+ * Batch is the commits that one fdatasync makes durable; `done` settles when it has.
  */
-const channels = new Map<string, { bus: EventEmitter; refs: number }>();
+interface Batch {
+  readonly done: Promise<void>;
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+function newBatch(): Batch {
+  let resolve!: () => void;
+  let reject!: (err: Error) => void;
+  const done = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // Every caller awaits `done` itself; this only keeps a rejection nobody else awaits from being unhandled.
+  done.catch(() => {});
+  return { done, resolve, reject };
+}
+
+/**
+ * Journal is group commit for one database file: a commit is written to the WAL at once (SQLite
+ * synchronous=NORMAL does not fsync it) and acknowledged only after an fdatasync of the WAL that
+ * started after it has finished. Every commit made while one fdatasync runs joins the next, so
+ * 16 concurrent writers pay for one or two fsyncs, not 16, and the event loop never waits for
+ * the disk (fdatasync runs on libuv's thread pool).
+ *
+ *   write -> SQLite commit (WAL, page cache) -> journal.commit(keys) -> fdatasync(WAL) -> resolve
+ *   read  -> SQLite read -> key written by a commit not yet on disk? wait for its fdatasync
+ *
+ * fsync(2) makes every byte written to the file before the call durable, through any descriptor,
+ * so syncing our own read-only descriptor covers SQLite's writes. A read waits for the sync of the
+ * last write to its key, so nothing that could vanish in a power cut is ever shown to a caller,
+ * just as with synchronous=FULL. After a failed fdatasync the file's state on disk is unknown
+ * (Linux may drop the dirty pages and report the error once), so the journal fails every later
+ * operation until the process restarts and SQLite recovers from what is really on disk.
+ */
+class Journal {
+  private readonly fd: number;
+  /** pending is the batch of commits that no started fdatasync covers yet. */
+  private pending: Batch | null = null;
+  private syncing: Batch | null = null;
+  /** unsynced maps each key written by a commit that is not yet on disk to the batch that syncs it. */
+  private readonly unsynced = new Map<string, Batch>();
+  failure: StoreUnavailableError | null = null;
+
+  constructor(wal: string) {
+    this.fd = openSync(wal, 'r');
+    // The WAL may have just been created: make its directory entry durable too, once.
+    const dir = openSync(dirname(wal), 'r');
+    try {
+      fsyncSync(dir);
+    } finally {
+      closeSync(dir);
+    }
+  }
+
+  /** commit records a commit that wrote keys; it resolves once that commit is on disk. */
+  commit(keys: Iterable<string>): Promise<void> {
+    let b = this.pending;
+    if (b === null) {
+      b = this.pending = newBatch();
+      // On a later turn, so every commit of this turn joins the same fdatasync.
+      if (this.syncing === null) setImmediate(() => this.flush());
+    }
+    for (const k of keys) this.unsynced.set(k, b);
+    return b.done;
+  }
+
+  /** seen resolves once the last commit that wrote any of keys is on disk; undefined when all are. */
+  seen(keys: Iterable<string>): Promise<void> | undefined {
+    let wait: Batch | undefined;
+    for (const k of keys) {
+      const b = this.unsynced.get(k);
+      if (b === undefined) continue;
+      if (b === this.pending) return b.done;
+      wait = b;
+    }
+    return wait?.done;
+  }
+
+  /** drain resolves when no commit is waiting for its fdatasync. */
+  async drain(): Promise<void> {
+    for (let b = this.pending ?? this.syncing; b !== null; b = this.pending ?? this.syncing) {
+      await b.done.catch(() => {
+        // The failure went to the writers that waited for this batch; closing goes on.
+      });
+    }
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+
+  private flush(): void {
+    const b = this.pending;
+    if (b === null || this.syncing !== null) return;
+    this.pending = null;
+    this.syncing = b;
+    fdatasync(this.fd, (err) => {
+      this.syncing = null;
+      for (const [k, owner] of this.unsynced) if (owner === b) this.unsynced.delete(k);
+      if (err) this.failure ??= new StoreUnavailableError(`embedded store unavailable (fdatasync ${err.code ?? 'failed'})`, { cause: err });
+      if (this.failure !== null) {
+        b.reject(this.failure);
+        const next = this.pending;
+        this.pending = null;
+        next?.reject(this.failure);
+        return;
+      }
+      b.resolve();
+      this.flush();
+    });
+  }
+}
+
+/**
+ * files holds what every EmbeddedStore open on one database file in this process shares: the
+ * message bus, so two instances (tests, or a reload that builds a new runtime before closing the
+ * old one) hear each other's publish the way two nodes sharing Redis would, and the journal, so
+ * their commits share fsyncs and a read in one waits for a write in the other.
+ */
+const files = new Map<string, { bus: EventEmitter; journal: Journal; refs: number }>();
 
 /**
  * UNAVAILABLE_CODES are SQLite result codes that mean "the disk cannot answer now", as opposed to a
@@ -53,15 +171,19 @@ type Row = { value: string; expires_at: number | null };
  * EmbeddedStore keeps sessions and state in one SQLite file, `<path>/tollgate.db`, for a
  * single-machine deployment.
  *
- *   caller -> EmbeddedStore (sync better-sqlite3, WAL, synchronous=FULL) -> <path>/tollgate.db
+ *   caller -> EmbeddedStore (sync better-sqlite3, WAL) -> <path>/tollgate.db
+ *                 └─ Journal: group commit, one fdatasync of the WAL per batch of commits
  *
  * Every write is committed and fsynced before its promise resolves, so anything acknowledged
- * survives kill -9 and power loss. Text columns compare with SQLite's BINARY collation (memcmp
- * over UTF-8), which gives set members the same byte order Redis sorted sets use.
+ * survives kill -9 and power loss; commits that arrive while an fsync runs share the next one
+ * (see Journal). Text columns compare with SQLite's BINARY collation (memcmp over UTF-8), which
+ * gives set members the same byte order Redis sorted sets use.
  *
- * Methods are async to match Store but do their work synchronously: better-sqlite3 has no
- * event-loop round trip and a statement on a local file takes microseconds. Pub/sub stays
- * inside this process, because this backend serves one node.
+ * Statements run synchronously: better-sqlite3 has no event-loop round trip and a statement on a
+ * local file takes microseconds. Only the wait for the disk is asynchronous. Each write is its own
+ * SQLite transaction, committed before the method returns, so atomic(), createIfAbsent and consume
+ * are decided by SQLite exactly as before, also against other connections to the file. Pub/sub
+ * stays inside this process, because this backend serves one node.
  */
 export class EmbeddedStore implements Store {
   readonly kind = 'embedded';
@@ -70,6 +192,7 @@ export class EmbeddedStore implements Store {
   private readonly now: () => number;
   private readonly onError: ((err: Error) => void) | undefined;
   private readonly bus: EventEmitter;
+  private readonly journal: Journal;
   private readonly listeners = new Set<{ channel: string; fn: (message: string) => void }>();
   private readonly purgeTimer: NodeJS.Timeout;
   private closed = false;
@@ -91,17 +214,27 @@ export class EmbeddedStore implements Store {
     ping: Database.Statement<[]>;
   };
 
+  /** tx are the multi-statement writes, compiled once (better-sqlite3 builds a wrapper per transaction()). */
+  private readonly tx: {
+    del: Database.Transaction<(keys: readonly string[], now: number) => number>;
+    incr: Database.Transaction<(key: string, ttlMs: number, now: number) => number>;
+    atomic: Database.Transaction<(ops: readonly WriteOp[], ifAbsent: readonly string[], now: number) => boolean>;
+    read: Database.Transaction<(reads: readonly ReadOp[], now: number) => (string | null | string[])[]>;
+  };
+
   constructor(opts: EmbeddedStoreOptions) {
     mkdirSync(opts.path, { recursive: true, mode: 0o700 });
     this.file = join(realpathSync(opts.path), 'tollgate.db');
     this.now = opts.now ?? Date.now;
     this.onError = opts.onError;
     this.db = new Database(this.file);
-    // WAL lets readers run beside the writer; FULL fsyncs the WAL on every commit, which is what
-    // makes an acknowledged write survive power loss and not only a process crash.
-    // https://www.sqlite.org/pragma.html#pragma_synchronous
+    // WAL lets readers run beside the writer. NORMAL writes each commit to the WAL without an
+    // fsync; the Journal fsyncs the WAL before any commit is acknowledged, once per batch, which
+    // is what makes an acknowledged write survive power loss and not only a process crash. NORMAL
+    // still fsyncs at checkpoints and when the WAL restarts, so the file stays consistent.
+    // https://www.sqlite.org/pragma.html#pragma_synchronous, https://www.sqlite.org/wal.html
     this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
+    this.db.pragma('synchronous = NORMAL');
     this.db.exec(SCHEMA);
 
     const live = '(expires_at IS NULL OR expires_at > ?)';
@@ -131,50 +264,8 @@ export class EmbeddedStore implements Store {
       ping: this.db.prepare('SELECT 1'),
     };
 
-    const shared = channels.get(this.file) ?? { bus: new EventEmitter().setMaxListeners(0), refs: 0 };
-    shared.refs++;
-    channels.set(this.file, shared);
-    this.bus = shared.bus;
-
-    this.q.purge.run(this.now());
-    this.purgeTimer = setInterval(() => {
-      try {
-        this.q.purge.run(this.now());
-      } catch (err) {
-        this.onError?.(asError(err));
-      }
-    }, opts.purgeIntervalMs ?? 60_000);
-    // The purge only reclaims space; it must never keep the process alive on shutdown.
-    this.purgeTimer.unref();
-  }
-
-  async get(key: string): Promise<string | null> {
-    return this.run(() => this.q.get.get(key, this.now())?.value ?? null);
-  }
-
-  async set(key: string, value: string, ttlMs?: number): Promise<void> {
-    this.run(() => this.q.set.run(key, value, this.expiry(ttlMs)));
-  }
-
-  async createIfAbsent(key: string, value: string, ttlMs?: number): Promise<boolean> {
-    return this.run(() => {
-      const now = this.now();
-      return this.q.createIfAbsent.run(key, value, this.expiry(ttlMs, now), now).changes === 1;
-    });
-  }
-
-  async consume(key: string): Promise<string | null> {
-    // DELETE ... RETURNING reads and removes in one statement, so two callers cannot both see it.
-    return this.run(() => {
-      const row = this.q.takeKv.get(key);
-      return row && this.isLive(row, this.now()) ? row.value : null;
-    });
-  }
-
-  async del(...keys: string[]): Promise<number> {
-    return this.run(() =>
-      this.db.transaction(() => {
-        const now = this.now();
+    this.tx = {
+      del: this.db.transaction((keys: readonly string[], now: number) => {
         let existed = 0;
         for (const key of keys) {
           const row = this.q.takeKv.get(key);
@@ -183,39 +274,8 @@ export class EmbeddedStore implements Store {
           if (hadKv || hadSet) existed++;
         }
         return existed;
-      }).immediate(),
-    );
-  }
-
-  async sadd(key: string, member: string): Promise<void> {
-    this.run(() => this.q.sadd.run(key, member));
-  }
-
-  async srem(key: string, member: string): Promise<void> {
-    this.run(() => this.q.srem.run(key, member));
-  }
-
-  async smembers(key: string, page?: { offset: number; limit: number }): Promise<string[]> {
-    return this.run(() => {
-      const rows = page
-        ? this.q.membersPage.all(key, Math.max(0, page.limit), Math.max(0, page.offset))
-        : this.q.members.all(key);
-      return rows.map((r) => r.member);
-    });
-  }
-
-  async scard(key: string): Promise<number> {
-    return this.run(() => this.q.scard.get(key)?.n ?? 0);
-  }
-
-  async sismember(key: string, member: string): Promise<boolean> {
-    return this.run(() => this.q.sismember.get(key, member) !== undefined);
-  }
-
-  async incr(key: string, ttlMs: number): Promise<number> {
-    return this.run(() =>
-      this.db.transaction(() => {
-        const now = this.now();
+      }),
+      incr: this.db.transaction((key: string, ttlMs: number, now: number) => {
         const row = this.q.get.get(key, now);
         if (!row) {
           this.q.set.run(key, '1', this.expiry(ttlMs, now));
@@ -227,14 +287,8 @@ export class EmbeddedStore implements Store {
         // must not extend a fixed window.
         this.q.set.run(key, String(next), row.expires_at ?? this.expiry(ttlMs, now));
         return next;
-      }).immediate(),
-    );
-  }
-
-  async atomic(ops: WriteOp[], ifAbsent: string[] = []): Promise<boolean> {
-    return this.run(() =>
-      this.db.transaction(() => {
-        const now = this.now();
+      }),
+      atomic: this.db.transaction((ops: readonly WriteOp[], ifAbsent: readonly string[], now: number) => {
         for (const key of ifAbsent) {
           if (this.q.get.get(key, now) || this.q.existsSet.get(key)) return false;
         }
@@ -256,8 +310,118 @@ export class EmbeddedStore implements Store {
           }
         }
         return true;
-      }).immediate(),
+      }),
+      // One read transaction: the reads see one snapshot, and take SQLite's WAL read lock once.
+      read: this.db.transaction((reads: readonly ReadOp[], now: number) =>
+        reads.map((r) => (r.op === 'get' ? (this.q.get.get(r.key, now)?.value ?? null) : this.q.members.all(r.key).map((m) => m.member))),
+      ),
+    };
+
+    let shared = files.get(this.file);
+    if (shared === undefined) {
+      // The schema statement above has opened the WAL, so the file exists now.
+      shared = { bus: new EventEmitter().setMaxListeners(0), journal: new Journal(`${this.file}-wal`), refs: 0 };
+      files.set(this.file, shared);
+    }
+    shared.refs++;
+    this.bus = shared.bus;
+    this.journal = shared.journal;
+
+    this.q.purge.run(this.now());
+    this.purgeTimer = setInterval(() => {
+      try {
+        this.run(() => this.q.purge.run(this.now()));
+      } catch (err) {
+        this.onError?.(asError(err));
+      }
+    }, opts.purgeIntervalMs ?? 60_000);
+    // The purge only reclaims space; it must never keep the process alive on shutdown.
+    this.purgeTimer.unref();
+  }
+
+  // Every method runs its statements, then waits for the Journal: a write until its commit is on
+  // disk, a read (or a write that changed nothing) until what it saw is.
+
+  async get(key: string): Promise<string | null> {
+    const value = this.run(() => this.q.get.get(key, this.now())?.value ?? null);
+    await this.journal.seen([key]);
+    return value;
+  }
+
+  async set(key: string, value: string, ttlMs?: number): Promise<void> {
+    this.run(() => this.q.set.run(key, value, this.expiry(ttlMs)));
+    await this.journal.commit([key]);
+  }
+
+  async createIfAbsent(key: string, value: string, ttlMs?: number): Promise<boolean> {
+    const won = this.run(() => {
+      const now = this.now();
+      return this.q.createIfAbsent.run(key, value, this.expiry(ttlMs, now), now).changes === 1;
+    });
+    await (won ? this.journal.commit([key]) : this.journal.seen([key]));
+    return won;
+  }
+
+  async consume(key: string): Promise<string | null> {
+    // DELETE ... RETURNING reads and removes in one statement, so two callers cannot both see it.
+    const row = this.run(() => this.q.takeKv.get(key));
+    await (row !== undefined ? this.journal.commit([key]) : this.journal.seen([key]));
+    return row && this.isLive(row, this.now()) ? row.value : null;
+  }
+
+  async del(...keys: string[]): Promise<number> {
+    const existed = this.run(() => this.tx.del.immediate(keys, this.now()));
+    await this.journal.commit(keys);
+    return existed;
+  }
+
+  async sadd(key: string, member: string): Promise<void> {
+    const changed = this.run(() => this.q.sadd.run(key, member).changes > 0);
+    await (changed ? this.journal.commit([key]) : this.journal.seen([key]));
+  }
+
+  async srem(key: string, member: string): Promise<void> {
+    const changed = this.run(() => this.q.srem.run(key, member).changes > 0);
+    await (changed ? this.journal.commit([key]) : this.journal.seen([key]));
+  }
+
+  async smembers(key: string, page?: { offset: number; limit: number }): Promise<string[]> {
+    const rows = this.run(() =>
+      page ? this.q.membersPage.all(key, Math.max(0, page.limit), Math.max(0, page.offset)) : this.q.members.all(key),
     );
+    await this.journal.seen([key]);
+    return rows.map((r) => r.member);
+  }
+
+  async scard(key: string): Promise<number> {
+    const n = this.run(() => this.q.scard.get(key)?.n ?? 0);
+    await this.journal.seen([key]);
+    return n;
+  }
+
+  async sismember(key: string, member: string): Promise<boolean> {
+    const found = this.run(() => this.q.sismember.get(key, member) !== undefined);
+    await this.journal.seen([key]);
+    return found;
+  }
+
+  async readMany<const R extends readonly ReadOp[]>(reads: R): Promise<ReadResults<R>> {
+    const out = this.run(() => this.tx.read.deferred(reads, this.now()));
+    await this.journal.seen(reads.map((r) => r.key));
+    return out as ReadResults<R>;
+  }
+
+  async incr(key: string, ttlMs: number): Promise<number> {
+    const n = this.run(() => this.tx.incr.immediate(key, ttlMs, this.now()));
+    await this.journal.commit([key]);
+    return n;
+  }
+
+  async atomic(ops: WriteOp[], ifAbsent: string[] = []): Promise<boolean> {
+    const ok = this.run(() => this.tx.atomic.immediate(ops, ifAbsent, this.now()));
+    // A refusal is an answer about the ifAbsent keys, so it too waits until what it saw is on disk.
+    await (ok ? this.journal.commit(ops.map((o) => o.key)) : this.journal.seen(ifAbsent));
+    return ok;
   }
 
   async publish(channel: string, message: string): Promise<void> {
@@ -295,9 +459,14 @@ export class EmbeddedStore implements Store {
     clearInterval(this.purgeTimer);
     for (const { channel, fn } of this.listeners) this.bus.off(channel, fn);
     this.listeners.clear();
-    const shared = channels.get(this.file);
-    if (shared && --shared.refs === 0) channels.delete(this.file);
+    // Writers still waiting for their fsync get their answer before the handle goes away.
+    await this.journal.drain();
     this.db.close();
+    const shared = files.get(this.file);
+    if (shared && --shared.refs === 0) {
+      files.delete(this.file);
+      shared.journal.close();
+    }
   }
 
   /** expiry turns a TTL into an absolute deadline; ttlMs <= 0 or absent means no expiry. */
@@ -309,8 +478,12 @@ export class EmbeddedStore implements Store {
     return row.expires_at === null || row.expires_at > now;
   }
 
-  /** run maps disk-level SQLite failures to StoreUnavailableError and lets programming errors through. */
+  /**
+   * run maps disk-level SQLite failures to StoreUnavailableError and lets programming errors
+   * through. After a failed fsync nothing runs at all (see Journal).
+   */
   private run<T>(fn: () => T): T {
+    if (this.journal.failure !== null) throw this.journal.failure;
     try {
       return fn();
     } catch (err) {

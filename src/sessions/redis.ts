@@ -1,5 +1,5 @@
 import { Cluster, Redis, ReplyError, type ClusterOptions, type RedisOptions } from 'ioredis';
-import { StoreUnavailableError, type Store, type StoreConfig, type WriteOp } from './store.js';
+import { StoreUnavailableError, type ReadOp, type ReadResults, type Store, type StoreConfig, type WriteOp } from './store.js';
 
 /** RedisStoreConfig is the Redis variant of the `store:` config section. */
 export type RedisStoreConfig = Extract<StoreConfig, { type: 'redis' }>;
@@ -216,6 +216,27 @@ export class RedisStore implements Store {
   async sismember(key: string, member: string): Promise<boolean> {
     const score = await this.run('sismember', () => this.client.zscore(this.k(key), member));
     return score !== null;
+  }
+
+  /**
+   * readMany sends its reads as one pipeline: one write to the socket and one round trip. Its keys
+   * share a hash tag, so on Cluster the pipeline goes to one node.
+   */
+  async readMany<const R extends readonly ReadOp[]>(reads: R): Promise<ReadResults<R>> {
+    if (reads.length === 0) return [] as unknown as ReadResults<R>;
+    return this.run('readMany', async () => {
+      const p = this.client.pipeline();
+      for (const r of reads) {
+        if (r.op === 'get') p.get(this.k(r.key));
+        else p.zrange(this.k(r.key), 0, '-1');
+      }
+      const replies = await p.exec();
+      if (replies === null) throw new StoreUnavailableError(`${this.kind} store: pipeline was not executed`);
+      return replies.map(([err, value]) => {
+        if (err) throw err;
+        return value;
+      }) as ReadResults<R>;
+    });
   }
 
   async incr(key: string, ttlMs: number): Promise<number> {

@@ -34,6 +34,13 @@ export interface Store {
   /** sismember tells whether member is in the set. */
   sismember(key: string, member: string): Promise<boolean>;
 
+  /**
+   * readMany (optional) answers several gets and smembers in one round trip, each as get or smembers
+   * would answer it. All keys must share one hash tag (see above). Callers use `readAll`, which falls
+   * back to one call per read for a backend without it.
+   */
+  readMany?<const R extends readonly ReadOp[]>(reads: R): Promise<ReadResults<R>>;
+
   /** incr adds 1 to a counter and returns the new value; the first increment starts its TTL (a fixed window). */
   incr(key: string, ttlMs: number): Promise<number>;
 
@@ -61,6 +68,18 @@ export type WriteOp =
   | { op: 'del'; key: string }
   | { op: 'sadd'; key: string; member: string }
   | { op: 'srem'; key: string; member: string };
+
+/** ReadOp is one read of `readMany`: a plain value (get) or all members of a set (smembers). */
+export type ReadOp = { readonly op: 'get'; readonly key: string } | { readonly op: 'smembers'; readonly key: string };
+
+/** ReadResults is what `readMany` answers for each ReadOp, in order. */
+export type ReadResults<R extends readonly ReadOp[]> = { -readonly [I in keyof R]: R[I] extends { op: 'get' } ? string | null : string[] };
+
+/** readAll answers reads with one `readMany` round trip when the backend has it, else one call per read, all at once. */
+export function readAll<const R extends readonly ReadOp[]>(store: Store, reads: R): Promise<ReadResults<R>> {
+  if (store.readMany !== undefined) return store.readMany(reads);
+  return Promise.all(reads.map((r) => (r.op === 'get' ? store.get(r.key) : store.smembers(r.key)))) as Promise<ReadResults<R>>;
+}
 
 /** StoreUnavailableError is what every backend throws when it cannot answer in time; callers fail fast on it. */
 export class StoreUnavailableError extends Error {

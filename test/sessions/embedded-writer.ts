@@ -13,14 +13,20 @@ if (!dir) {
   process.exit(0);
 }
 const store = new EmbeddedStore({ path: dir });
-for (let i = 0; ; i++) {
-  const key = `k${i}`;
-  await store.set(key, `v${i}`);
-  await store.atomic([
-    { op: 'set', key: `${key}:pair`, value: `p${i}` },
-    { op: 'sadd', key: 'index', member: key },
-  ]);
-  await store.incr('count', 0);
-  // Writes to a pipe are synchronous on Linux, so the line is out before the next write starts.
-  process.stdout.write(`acked ${key}\n`);
+// Several writers at once, so their writes share fsyncs (group commit) as a busy node's do.
+let next = 0;
+async function writer(): Promise<never> {
+  for (;;) {
+    const i = next++;
+    const key = `k${i}`;
+    await store.set(key, `v${i}`);
+    await store.atomic([
+      { op: 'set', key: `${key}:pair`, value: `p${i}` },
+      { op: 'sadd', key: 'index', member: key },
+    ]);
+    await store.incr('count', 0);
+    // Writes to a pipe are synchronous on Linux, so the line is out before the next write starts.
+    process.stdout.write(`acked ${key}\n`);
+  }
 }
+await Promise.all(Array.from({ length: 4 }, writer));

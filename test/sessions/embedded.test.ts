@@ -56,6 +56,41 @@ t.test('expired rows are purged from disk by the background timer', async (t) =>
   t.same(rows.all(), [{ key: 'long' }]);
 });
 
+t.test('a read waits until the write it sees is on disk, also from a second instance on the file', async (t) => {
+  const dir = await tempDir();
+  const a = new EmbeddedStore({ path: dir });
+  const b = new EmbeddedStore({ path: dir });
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+  });
+  const order: string[] = [];
+  // The write is committed at once but acknowledged after its fsync; the read sees the row at once,
+  // so it must not answer before the write is acknowledged.
+  const write = a.set('k', 'v').then(() => order.push('write acknowledged'));
+  const read = b.get('k').then((v) => order.push(`read ${v}`));
+  const refused = b.createIfAbsent('k', 'w').then((won) => order.push(`createIfAbsent ${won}`));
+  await Promise.all([write, read, refused]);
+  t.same(order, ['write acknowledged', 'read v', 'createIfAbsent false']);
+  t.equal(await b.get('other'), null, 'a key nobody is writing answers without waiting');
+});
+
+t.test('concurrent writes share fsyncs and each is acknowledged once it is on disk', async (t) => {
+  const dir = await tempDir();
+  const store = new EmbeddedStore({ path: dir });
+  const writes = Array.from({ length: 64 }, (_, i) =>
+    i % 2 ? store.set(`k${i}`, `v${i}`) : store.atomic([{ op: 'set', key: `k${i}`, value: `v${i}` }, { op: 'sadd', key: 'all', member: `k${i}` }]),
+  );
+  // close waits for the writes still waiting for their fsync instead of dropping them.
+  const closed = store.close();
+  await Promise.all(writes);
+  await closed;
+  const again = new EmbeddedStore({ path: dir });
+  t.teardown(() => again.close());
+  for (let i = 0; i < 64; i++) t.equal(await again.get(`k${i}`), `v${i}`);
+  t.equal(await again.scard('all'), 32);
+});
+
 t.test('every acknowledged write survives kill -9', async (t) => {
   const dir = await tempDir();
   const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'test/sessions/embedded-writer.ts'), dir], {

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import t from 'tap';
-import type { Store } from '../../src/sessions/store.js';
+import { readAll, type Store } from '../../src/sessions/store.js';
 import { until } from '../helpers/redis.js';
 
 /** StoreHarness opens store instances that share one backend, like nodes sharing Redis. */
@@ -122,6 +122,29 @@ export function storeContract(name: string, harness: StoreHarness): void {
       t.equal(await s.scard(k), members.length - 1);
       t.same(await s.smembers(`${ns()}none`), []);
       t.equal(await s.scard(`${ns()}none`), 0);
+    });
+
+    t.test('readAll answers gets and smembers in order, as the single calls do, seeing other instances and TTLs', async (t) => {
+      const [a, b] = await pair();
+      const p = ns();
+      await a.set(`${p}v`, 'one');
+      await a.set(`${p}short`, 'gone soon', TTL);
+      for (const m of ['b', 'a', 'é', 'B']) await a.sadd(`${p}s`, m);
+      await harness.advance(TTL + 200);
+      const [v, missing, members, empty, short] = await readAll(b, [
+        { op: 'get', key: `${p}v` },
+        { op: 'get', key: `${p}missing` },
+        { op: 'smembers', key: `${p}s` },
+        { op: 'smembers', key: `${p}none` },
+        { op: 'get', key: `${p}short` },
+      ]);
+      t.equal(v, 'one');
+      t.equal(missing, null);
+      t.same(members, byteOrder(['b', 'a', 'é', 'B']));
+      t.same(empty, []);
+      t.equal(short, null, 'an expired value is absent');
+      t.same(await readAll(b, []), []);
+      if (b.readMany !== undefined) t.same(await b.readMany([{ op: 'smembers', key: `${p}s` }]), [await b.smembers(`${p}s`)], 'readMany itself agrees');
     });
 
     t.test('incr counts in a fixed window that the first increment starts', async (t) => {

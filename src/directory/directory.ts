@@ -18,7 +18,7 @@
 import { getKey } from '../scim/attributes.js';
 import { ScimError, badRequest } from '../scim/errors.js';
 import type { ScimResource } from '../scim/patch.js';
-import type { Store } from '../sessions/store.js';
+import { readAll, type Store } from '../sessions/store.js';
 import { commit, etagMatches, Tx } from './commit.js';
 import { DirectoryKeys, fold, newId, type Kind } from './keys.js';
 import {
@@ -95,10 +95,18 @@ export class Directory {
   /** get reads one user or group, or null. */
   async get(tenant: string, kind: Kind, id: string, opts: ReadOptions = {}): Promise<DirectoryRecord | null> {
     const k = new DirectoryKeys(tenant);
-    const rec = await this.read(k, kind, id);
-    if (rec === null) return null;
-    if (opts.expand === false) return render(kind, id, rec);
-    return render(kind, id, rec, kind === 'User' ? await this.groupRefs(k, id) : await this.store.smembers(k.members(id)));
+    if (opts.expand === false) {
+      const rec = await this.read(k, kind, id);
+      return rec === null ? null : render(kind, id, rec);
+    }
+    // The record and its membership set in one round trip; then a user's groups' names in one more.
+    const [raw, related] = await readAll(this.store, [
+      { op: 'get', key: k.record(kind, id) },
+      { op: 'smembers', key: kind === 'User' ? k.groupsOf(id) : k.members(id) },
+    ]);
+    if (raw === null) return null;
+    const rec = JSON.parse(raw) as StoredRecord;
+    return render(kind, id, rec, kind === 'User' ? await this.groupNames(k, related) : related);
   }
 
   /** load reads several ids in parallel, skipping ids that no longer exist. */
@@ -423,12 +431,17 @@ export class Directory {
   }
 
   private async groupRefs(k: DirectoryKeys, uid: string): Promise<GroupRef[]> {
-    const gids = await this.store.smembers(k.groupsOf(uid));
-    const recs = await Promise.all(gids.map((g) => this.read(k, 'Group', g)));
+    return this.groupNames(k, await this.store.smembers(k.groupsOf(uid)));
+  }
+
+  /** groupNames reads the display names of groups in one round trip, skipping groups that no longer exist. */
+  private async groupNames(k: DirectoryKeys, gids: readonly string[]): Promise<GroupRef[]> {
+    if (gids.length === 0) return [];
+    const raws = await readAll(this.store, gids.map((g) => ({ op: 'get', key: k.record('Group', g) }) as const));
     const refs: GroupRef[] = [];
     gids.forEach((g, i) => {
-      const r = recs[i];
-      if (r) refs.push({ id: g, displayName: requiredName('Group', r.resource) });
+      const raw = raws[i];
+      if (typeof raw === 'string') refs.push({ id: g, displayName: requiredName('Group', (JSON.parse(raw) as StoredRecord).resource) });
     });
     return refs;
   }

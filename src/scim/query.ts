@@ -52,7 +52,10 @@ export async function listResources(directory: Directory, tenant: string, kind: 
   } else {
     const needed = uses(filter, kind === 'User' ? 'groups' : 'members');
     const ids = await candidates(directory, tenant, kind, filter);
-    const source = ids === null ? directory.scan(tenant, kind, { expand: needed }) : await directory.load(tenant, kind, ids, { expand: needed });
+    // An index gives a few candidates: read them once with everything the reply needs. A scan reads
+    // only what the filter needs and expands the one page it keeps afterwards.
+    const read = ids === null ? needed : needed || expand;
+    const source = ids === null ? directory.scan(tenant, kind, { expand: read }) : await directory.load(tenant, kind, ids, { expand: read });
     total = 0;
     page = [];
     for await (const rec of source) {
@@ -60,7 +63,7 @@ export async function listResources(directory: Directory, tenant: string, kind: 
       if (total >= startIndex - 1 && page.length < count) page.push(rec);
       total++;
     }
-    if (expand && !needed) page = await directory.load(tenant, kind, page.map((r) => r.id), { expand });
+    if (expand && !read) page = await directory.load(tenant, kind, page.map((r) => r.id), { expand });
   }
   return {
     schemas: [LIST_SCHEMA],

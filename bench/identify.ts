@@ -58,7 +58,7 @@ try {
   const host = 'www.example.com';
   const fields = { userId: 'u1', loginName: 'alice@example.com', displayName: 'Alice', department: 'Eng', groups: ['Eng'], idp: 'okta', authMethod: 'saml' as const };
   const s1 = await sessions.create({ ...fields, location: 'enforced', clientIp: '127.0.2.5' }, 3600_000);
-  const { cookie } = await sessions.plantCookie(s1.id, host, 3600_000);
+  const { cookie } = (await sessions.plantCookie(s1.id, host, 3600_000))!;
   const s2 = await sessions.create({ ...fields, location: 'surrogate', clientIp: '127.0.3.5' }, 3600_000);
   await sessions.mapSurrogate('surrogate', '127.0.3.5', s2.id, { enabled: true, idleMs: 3600_000 });
 
@@ -107,7 +107,7 @@ try {
   // Warm memory through the async path once, then check every scenario ends as it should.
   for (const sc of scenarios) {
     const tx = txFor(rt, sc.clientIp);
-    await identifier.resolve(tx, sc.headers.cookie?.includes(COOKIE_NAME) ? cookie : null, sc.headers['user-agent']!.startsWith('Mozilla/'), true);
+    await identifier.resolve(tx, sc.headers.cookie?.includes(COOKIE_NAME) ? [cookie] : [], sc.headers['user-agent']!.startsWith('Mozilla/'), true);
     const got = once(sc);
     if (got !== sc.login) throw new Error(`${sc.name}: expected forward as "${sc.login}", got ${got}`);
   }

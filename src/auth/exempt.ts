@@ -41,6 +41,8 @@ export class HostMatcher {
   }
 }
 
+const AMBIGUOUS_PATH = /;|%2f|%5c|%2e/i;
+
 /** UrlMatcher answers whether a URL (scheme://host[:port]/path, no query) matches an exemption URL. */
 export class UrlMatcher {
   private readonly exact = new Set<string>();
@@ -75,6 +77,8 @@ export class UrlMatcher {
       return false;
     }
     if (this.exact.has(norm)) return true;
+    // Path tricks that some servers resolve differently (`..;`, encoded slashes or dots) are never exempt by prefix.
+    if (this.prefixes.length === 0 || AMBIGUOUS_PATH.test(norm)) return false;
     for (const p of this.prefixes) if (norm.startsWith(p)) return true;
     return false;
   }

@@ -26,7 +26,7 @@ import { ScimError } from '../scim/errors.js';
 import { newId, type SessionRecord, type Sessions } from '../sessions/session.js';
 import type { Store } from '../sessions/store.js';
 import type { IdpRuntime } from './idps.js';
-import { COOKIE_NAME, withToken, type Identifier } from './identify.js';
+import { COOKIE_NAME, readCookie, withToken, type Identifier } from './identify.js';
 import { loginFormHtml, page } from './pages.js';
 import { provisionLogin } from './provision.js';
 import { SamlError } from './saml.js';
@@ -38,11 +38,14 @@ export interface AuthCtx {
   readonly peerIp: string;
 }
 
-/** PendingLogin is a sign-in in progress, kept server-side under a random id. */
+/** PendingLogin is a sign-in in progress, kept server-side under a random id, for one client. */
 interface PendingLogin {
   readonly url: string;
   readonly clientIp: string;
+  /** The IdP, once chosen (clstart chooses it up front). */
   readonly idp?: string;
+  /** The browser's login nonce (its LOGIN_COOKIE), set when it leaves for the IdP. */
+  readonly nonce?: string;
 }
 
 /** GatewayDeps is what the sign-in flow is given by the composition root. */
@@ -60,8 +63,19 @@ export interface GatewayDeps {
 const MAX_FORM_BYTES = 1024 * 1024;
 const FORM_TIMEOUT_MS = 15_000;
 const DAY_MS = 24 * 3600_000;
+/** A stored original URL longer than this is replaced by its site's front page. */
+const MAX_URL_CHARS = 4096;
+/** Sign-ins one client IP may start per minute; beyond it, 429 (the store is not a free-for-all). */
+const SIGN_INS_PER_MINUTE = 300;
+/**
+ * LOGIN_COOKIE ties a sign-in to the browser that started it: set on the gateway host when the
+ * browser leaves for the IdP, checked when it comes back to plant the gateway cookie. Someone who
+ * posts their own SAML response from a victim's browser cannot get their session planted there.
+ */
+export const LOGIN_COOKIE = 'tollgate_login';
 
 const pendingKey = (id: string) => `login:${id}`;
+const rateKey = (ip: string) => `loginrate:${ip}`;
 
 /** sessionLifetimeMs is how long a sign-in lasts, from ZIA's authentication frequency. */
 export function sessionLifetimeMs(rt: Runtime): number {
@@ -116,19 +130,17 @@ export class Gateway implements ProxyAuth {
   // ---- the proxy's side ----
 
   async swapToken(tx: Transaction, token: string, cleanUrl: string): Promise<Redirect | HttpError> {
-    const t = await this.deps.sessions.redeemToken(token, tx.clientIp);
+    const t = await this.deps.sessions.redeemToken(token, tx.clientIp, 'site');
     if (t === null) return new HttpError(403, 'token_invalid', `This sign-in link has expired or was already used. Open ${cleanUrl} again.`);
     if (hostOf(t.url) !== tx.host) return new HttpError(403, 'token_wrong_host', 'This sign-in link was made for another site.');
-    try {
-      const { cookie, ttlMs } = await this.deps.sessions.plantCookie(t.sessionId, tx.host, tx.rt.config.authentication.cookieRotateMs);
-      return { location: cleanUrl, setCookie: cookieHeader(tx.rt, cookie, ttlMs) };
-    } catch {
-      return new HttpError(403, 'session_ended', `Your session has ended. Open ${cleanUrl} again to sign in.`);
-    }
+    const planted = await this.deps.sessions.plantCookie(t.sessionId, tx.host, tx.rt.config.authentication.cookieRotateMs);
+    if (planted === null) return new HttpError(403, 'session_ended', `Your session has ended. Open ${cleanUrl} again to sign in.`);
+    return { location: cleanUrl, setCookie: cookieHeader(tx.rt, planted.cookie, planted.ttlMs) };
   }
 
   async loginRedirect(tx: Transaction): Promise<Redirect> {
-    const id = await this.savePending(tx.rt, { url: tx.url, clientIp: tx.clientIp });
+    const url = tx.url.length <= MAX_URL_CHARS ? tx.url : `http://${tx.url.slice(7).split('/')[0]}/`;
+    const id = await this.savePending(tx.rt, { url, clientIp: tx.clientIp });
     return { location: `http://${tx.rt.gatewayHost}/login?r=${id}` };
   }
 
@@ -143,8 +155,7 @@ export class Gateway implements ProxyAuth {
   /** resume continues the sign-in the proxy started for one page load. */
   private async resume(req: IncomingMessage, res: ServerResponse, ctx: AuthCtx): Promise<void> {
     const id = query(req).get('r') ?? '';
-    const pending = await this.loadPending(id);
-    if (pending === null) throw new HttpError(400, 'login_expired', 'This sign-in link has expired. Open the page you wanted again.');
+    const pending = await this.loadPending(id, ctx);
     await this.proceed(req, res, ctx, id, pending);
   }
 
@@ -159,18 +170,19 @@ export class Gateway implements ProxyAuth {
       await this.remapSurrogate(ctx, who.session);
       return this.backTo(res, ctx, who.session, pending.url);
     }
+    const preset = pending.idp !== undefined ? ctx.rt.idps.get(pending.idp) : undefined;
+    if (preset !== undefined) return this.toIdp(req, res, ctx, id, pending, preset);
     const choice = idpFor(ctx.rt, locationOf(ctx));
     if (choice === null) throw new HttpError(403, 'auth_not_configured', 'No identity provider is configured.');
     if (choice === 'ask') return sendBody(req, res, 200, 'text/html; charset=utf-8', loginFormHtml(ctx.rt.cloud, id), noStore());
-    await this.toIdp(res, ctx, id, pending, choice);
+    await this.toIdp(req, res, ctx, id, pending, choice);
   }
 
   /** pickByName picks the IdP by the domain of the typed login name. */
   private async pickByName(req: IncomingMessage, res: ServerResponse, ctx: AuthCtx): Promise<void> {
     const form = await readForm(req);
     const id = form.get('r') ?? '';
-    const pending = await this.loadPending(id);
-    if (pending === null) throw new HttpError(400, 'login_expired', 'This sign-in link has expired. Open the page you wanted again.');
+    const pending = await this.loadPending(id, ctx);
     const name = (form.get('username') ?? '').trim();
     const at = name.lastIndexOf('@');
     const domain = at < 0 ? '' : name.slice(at + 1).toLowerCase();
@@ -179,17 +191,25 @@ export class Gateway implements ProxyAuth {
       const msg = `No identity provider serves "${domain || name}". Check your login name.`;
       return sendBody(req, res, 200, 'text/html; charset=utf-8', loginFormHtml(ctx.rt.cloud, id, msg), noStore());
     }
-    await this.toIdp(res, ctx, id, pending, idp);
+    await this.toIdp(req, res, ctx, id, pending, idp);
   }
 
   /** complete plants the gateway cookie after the ACS, then takes the browser back to its page. */
-  private async complete(_req: IncomingMessage, res: ServerResponse, ctx: AuthCtx): Promise<void> {
-    const t = await this.deps.sessions.redeemToken(query(_req).get('t') ?? '', clientIp(ctx));
-    if (t === null) throw new HttpError(403, 'token_invalid', 'This sign-in link has expired or was already used. Open the page you wanted again.');
+  private async complete(req: IncomingMessage, res: ServerResponse, ctx: AuthCtx): Promise<void> {
+    const token = query(req).get('t') ?? '';
+    const nonce = readCookie(req.headers.cookie, LOGIN_COOKIE);
+    // Check the browser before using the token up: a foreign browser must not burn the owner's token.
+    const peeked = await this.deps.sessions.peekToken(token);
+    if (peeked !== null && peeked.nonce !== undefined && (nonce === null || !sameBytes(nonce, peeked.nonce))) {
+      this.deps.log.warn({ clientIp: clientIp(ctx) }, 'sign-in completion from a browser that did not start it');
+      throw new HttpError(403, 'login_other_browser', 'This sign-in was started in another browser. Open the page you wanted again to sign in here.');
+    }
+    const t = await this.deps.sessions.redeemToken(token, clientIp(ctx), 'gateway');
+    if (t === null || t.nonce !== peeked?.nonce) throw new HttpError(403, 'token_invalid', 'This sign-in link has expired or was already used. Open the page you wanted again.');
     const session = await this.deps.sessions.get(t.sessionId);
-    if (session === null) throw new HttpError(403, 'session_ended', 'Your session has ended. Open the page you wanted again.');
-    const { cookie, ttlMs } = await this.deps.sessions.plantCookie(session.id, ctx.rt.gatewayHost, session.expiresAt - Date.now());
-    res.setHeader('set-cookie', cookieHeader(ctx.rt, cookie, ttlMs));
+    const planted = session === null ? null : await this.deps.sessions.plantCookie(session.id, ctx.rt.gatewayHost, session.expiresAt - Date.now());
+    if (session === null || planted === null) throw new HttpError(403, 'session_ended', 'Your session has ended. Open the page you wanted again.');
+    res.setHeader('set-cookie', [cookieHeader(ctx.rt, planted.cookie, planted.ttlMs), `${LOGIN_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0`]);
     await this.backTo(res, ctx, session, t.url);
   }
 
@@ -217,8 +237,10 @@ export class Gateway implements ProxyAuth {
     try {
       if (samlResponse === '') throw new SamlError('SAML_MALFORMED', 'the POST carries no SAMLResponse');
       // RelayState is only a key to a sign-in we started; anything else (a URL, say) finds nothing.
-      const pending = /^[A-Za-z0-9_-]{20,100}$/.test(relayState) ? await this.loadPending(relayState) : null;
+      const pending = await this.readPending(relayState);
       if (pending === null || pending.idp === undefined) throw new SamlError('SAML_IN_RESPONSE_TO', `RelayState ${JSON.stringify(relayState.slice(0, 100))} names no sign-in in progress`);
+      // Someone else's response posted from this client (login CSRF) does not belong to it.
+      if (pending.clientIp !== ip) throw new SamlError('SAML_OTHER_CLIENT', `sign-in started by ${pending.clientIp}, posted by ${ip}`);
       idpId = pending.idp;
       const idp = rt.idps.get(idpId);
       if (idp === undefined) throw new SamlError('SAML_ISSUER', `IdP ${idpId} is no longer configured`);
@@ -242,7 +264,7 @@ export class Gateway implements ProxyAuth {
       );
       await this.remapSurrogate(ctx, session);
       await this.deps.store.del(pendingKey(relayState));
-      const token = await this.deps.sessions.mintToken(session.id, ip, pending.url);
+      const token = await this.deps.sessions.mintToken(session.id, ip, pending.url, 'gateway', pending.nonce);
       this.deps.log.info({ idp: idpId, login: user.loginName, clientIp: ip, location: session.location, via: ctx.tx ? 'proxy' : 'control' }, 'signed in');
       this.deps.onLogin?.('ok');
       redirect(res, 303, `http://${rt.gatewayHost}/complete?t=${token}`);
@@ -271,16 +293,22 @@ export class Gateway implements ProxyAuth {
     if (url === null) throw new HttpError(400, 'redirect_not_allowed', 'redrurl must be a page on this service or on its allow-list.');
     const idp = idpForDomain(ctx.rt, domain);
     if (idp === null) throw new HttpError(400, 'domain_not_mapped', `No identity provider is mapped to "${domain}".`);
-    const id = await this.savePending(ctx.rt, { url, clientIp: clientIp(ctx) });
-    await this.toIdp(res, ctx, id, { url, clientIp: clientIp(ctx) }, idp);
+    // The gateway carries on from here, so the browser gets its login nonce on the gateway host.
+    const id = await this.savePending(ctx.rt, { url, clientIp: clientIp(ctx), idp: idp.config.id });
+    redirect(res, 302, `http://${ctx.rt.gatewayHost}/login?r=${id}`);
   }
 
   // ---- shared steps ----
 
   /** toIdp records the IdP on the pending sign-in and sends the browser there with an AuthnRequest. */
-  private async toIdp(res: ServerResponse, ctx: AuthCtx, id: string, pending: PendingLogin, idp: IdpRuntime): Promise<void> {
-    await this.deps.store.set(pendingKey(id), JSON.stringify({ ...pending, idp: idp.config.id }), ctx.rt.config.authentication.loginTimeoutMs);
+  private async toIdp(req: IncomingMessage, res: ServerResponse, ctx: AuthCtx, id: string, pending: PendingLogin, idp: IdpRuntime): Promise<void> {
+    await this.limit(ctx);
+    // One nonce per browser, so tabs that sign in at the same time do not undo each other.
+    const nonce = readCookie(req.headers.cookie, LOGIN_COOKIE) ?? newId();
+    const ttl = ctx.rt.config.authentication.loginTimeoutMs;
+    await this.deps.store.set(pendingKey(id), JSON.stringify({ ...pending, idp: idp.config.id, nonce }), ttl);
     const { url } = await idp.sp.authorizeUrl(id);
+    res.setHeader('set-cookie', `${LOGIN_COOKIE}=${nonce}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${Math.floor(ttl / 1000)}`);
     redirect(res, 302, url);
   }
 
@@ -290,7 +318,7 @@ export class Gateway implements ProxyAuth {
    */
   private async backTo(res: ServerResponse, ctx: AuthCtx, session: SessionRecord, url: string): Promise<void> {
     if (!url.startsWith('http://')) return redirect(res, 307, url);
-    const token = await this.deps.sessions.mintToken(session.id, clientIp(ctx), url);
+    const token = await this.deps.sessions.mintToken(session.id, clientIp(ctx), url, 'site');
     redirect(res, 307, withToken(url, token));
   }
 
@@ -303,15 +331,33 @@ export class Gateway implements ProxyAuth {
   }
 
   private async savePending(rt: Runtime, p: PendingLogin): Promise<string> {
+    await this.limit({ rt, ip: p.clientIp });
     const id = newId();
     await this.deps.store.set(pendingKey(id), JSON.stringify(p), rt.config.authentication.loginTimeoutMs);
     return id;
   }
 
-  private async loadPending(id: string): Promise<PendingLogin | null> {
+  /** limit counts sign-in steps per client IP; beyond SIGN_INS_PER_MINUTE they are refused with 429. */
+  private async limit(ctx: AuthCtx | { rt: Runtime; ip: string }): Promise<void> {
+    const ip = 'ip' in ctx ? ctx.ip : clientIp(ctx);
+    if ((await this.deps.store.incr(rateKey(ip), 60_000)) > SIGN_INS_PER_MINUTE) {
+      throw new HttpError(429, 'too_many_sign_ins', 'Too many sign-ins from your address; wait a minute and try again.', { 'retry-after': '60' });
+    }
+  }
+
+  /** readPending reads a sign-in in progress; null when unknown or expired. */
+  private async readPending(id: string): Promise<PendingLogin | null> {
     if (!/^[A-Za-z0-9_-]{20,100}$/.test(id)) return null;
     const raw = await this.deps.store.get(pendingKey(id));
     return raw === null ? null : (JSON.parse(raw) as PendingLogin);
+  }
+
+  /** loadPending reads a sign-in in progress that this client started, or refuses without redirecting. */
+  private async loadPending(id: string, ctx: AuthCtx): Promise<PendingLogin> {
+    const p = await this.readPending(id);
+    if (p === null) throw new HttpError(400, 'login_expired', 'This sign-in link has expired. Open the page you wanted again.');
+    if (p.clientIp !== clientIp(ctx)) throw new HttpError(403, 'login_other_client', 'This sign-in link was made for another device or network. Open the page you wanted again.');
+    return p;
   }
 }
 

@@ -38,20 +38,40 @@ export interface Subject {
 
 const COOKIE_PREFIX = `${COOKIE_NAME}=`;
 
-/** readOwnCookie finds our cookie's value in a Cookie header; null when absent. */
-export function readOwnCookie(header: string | undefined): string | null {
-  if (header === undefined) return null;
-  let i = header.indexOf(COOKIE_PREFIX);
+/**
+ * readOwnCookies lists our cookie's values in a Cookie header, in order; empty when absent. Usually
+ * there is one; another can be planted by a sibling domain's script, so each is tried.
+ */
+export function readOwnCookies(header: string | undefined): string[] {
+  return readCookies(header, COOKIE_PREFIX);
+}
+
+/** readCookie is the first value of a named cookie, or null. */
+export function readCookie(header: string | undefined, name: string): string | null {
+  return readCookies(header, `${name}=`)[0] ?? null;
+}
+
+function readCookies(header: string | undefined, prefix: string): string[] {
+  const out: string[] = [];
+  if (header === undefined) return out;
+  let i = header.indexOf(prefix);
   while (i >= 0) {
     if (i === 0 || header.charCodeAt(i - 1) === 32 /* ' ' */ || header.charCodeAt(i - 1) === 59 /* ';' */) {
-      const start = i + COOKIE_PREFIX.length;
+      const start = i + prefix.length;
       const end = header.indexOf(';', start);
       const v = (end < 0 ? header.slice(start) : header.slice(start, end)).trim();
-      return v === '' ? null : v;
+      if (v !== '' && out.length < 4) out.push(v);
     }
-    i = header.indexOf(COOKIE_PREFIX, i + 1);
+    i = header.indexOf(prefix, i + 1);
   }
-  return null;
+  return out;
+}
+
+/** stripOwnSetCookie drops any Set-Cookie for our cookie's name from an origin's response headers. */
+export function stripOwnSetCookie(headers: { 'set-cookie'?: string[] | undefined }): void {
+  const sc = headers['set-cookie'];
+  if (sc === undefined || !sc.some((c) => c.trimStart().startsWith(COOKIE_PREFIX))) return;
+  headers['set-cookie'] = sc.filter((c) => !c.trimStart().startsWith(COOKIE_PREFIX));
 }
 
 /** stripOwnCookie removes our cookie from a request's Cookie header in place, so it never goes upstream. */
@@ -119,7 +139,13 @@ export function isNavigation(method: string, headers: IncomingHttpHeaders): bool
   const mode = headers['sec-fetch-mode'];
   if (mode !== undefined && mode !== 'navigate') return false;
   const dest = headers['sec-fetch-dest'];
-  return dest === undefined || dest === 'document' || dest === 'iframe' || dest === 'frame';
+  return dest === undefined || dest === 'document';
+}
+
+/** isFrameLoad: a browser loading a page inside a frame, which cannot take a sign-in round trip. */
+export function isFrameLoad(method: string, headers: IncomingHttpHeaders): boolean {
+  const dest = headers['sec-fetch-dest'];
+  return (method === 'GET' || method === 'HEAD') && (dest === 'iframe' || dest === 'frame') && isBrowser(headers);
 }
 
 /** TOUCH_EVERY_MS: a surrogate in use has its idle timer restarted at most this often per node. */
@@ -139,10 +165,10 @@ export class Identifier {
    * peek identifies from memory only: an Identity, null when memory knows there is none, or
    * undefined when the store must be asked (call resolve).
    */
-  peek(s: Subject, cookie: string | null, browser: boolean, navigation: boolean): Identity | null | undefined {
+  peek(s: Subject, cookies: readonly string[], browser: boolean, navigation: boolean): Identity | null | undefined {
     let unsure = false;
-    if (cookie !== null) {
-      const id = this.sessions.peekCookie(cookie, s.host);
+    for (let i = 0; i < cookies.length; i++) {
+      const id = this.sessions.peekCookie(cookies[i]!, s.host);
       if (id === undefined) unsure = true;
       else if (id !== null) {
         const rec = this.sessions.peek(id);
@@ -167,8 +193,8 @@ export class Identifier {
   }
 
   /** resolve identifies with the store's help, filling memory for the next request. */
-  async resolve(s: Subject, cookie: string | null, browser: boolean, navigation: boolean): Promise<Identity | null> {
-    if (cookie !== null) {
+  async resolve(s: Subject, cookies: readonly string[], browser: boolean, navigation: boolean): Promise<Identity | null> {
+    for (const cookie of cookies) {
       const id = await this.sessions.cookieSession(cookie, s.host);
       const rec = id === null ? null : await this.sessions.get(id);
       if (rec !== null) return { session: rec, by: 'cookie' };

@@ -24,6 +24,7 @@ export const SAML_ERRORS = {
   SAML_RELAY_STATE: [403, 'This sign-in response does not belong to the sign-in started here; please sign in again.'],
   SAML_REPLAY: [403, 'This sign-in response was already used; please sign in again.'],
   SAML_NO_LOGIN_NAME: [403, 'Your identity provider did not send a login name for this user.'],
+  SAML_OTHER_CLIENT: [403, 'This sign-in was started from another device or network; please sign in again from here.'],
   SAML_DOMAIN_NOT_MAPPED: [403, "Your login name's domain is not mapped to this identity provider; ask your admin to add it."],
   SAML_UNKNOWN_USER: [403, 'Your user is not provisioned here; ask your admin to assign you to the app in your IdP.'],
   SAML_INACTIVE_USER: [403, 'Your user is deactivated here; ask your admin to reactivate you.'],

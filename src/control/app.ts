@@ -77,13 +77,13 @@ export function createControlApp(deps: ControlDeps): ControlApp {
       sendBody(req, res, 200, deps.metrics.registry.contentType, text, { 'cache-control': 'no-store' });
     })
     .on('POST', '/admin/activate', async (req, res, ctx) => {
-      adminOnly(ctx);
+      adminOnly(ctx, req);
       req.resume();
       const r = await deps.activate();
       sendBody(req, res, r.ok ? 200 : 422, 'application/json', JSON.stringify(r) + '\n', { 'cache-control': 'no-store' });
     })
     .on('POST', '/admin/scim/token', async (req, res, ctx) => {
-      adminOnly(ctx);
+      adminOnly(ctx, req);
       req.resume();
       const idp = scimIdp(ctx, req);
       const token = await deps.tokens.generate(`${ctx.rt.config.orgId}/${idp}`);
@@ -92,14 +92,14 @@ export function createControlApp(deps: ControlDeps): ControlApp {
       sendBody(req, res, 200, 'application/json', JSON.stringify(body) + '\n', { 'cache-control': 'no-store' });
     })
     .on('GET', '/admin/users', async (req, res, ctx) => {
-      adminOnly(ctx);
+      adminOnly(ctx, req);
       const idp = scimIdp(ctx, req, false);
       const page = pageOf(req);
       const r = await deps.directory.listUsers(`${ctx.rt.config.orgId}/${idp}`, page);
       sendBody(req, res, 200, 'application/json', JSON.stringify({ idp, ...r }) + '\n', { 'cache-control': 'no-store' });
     })
     .on('POST', '/admin/reauth', async (req, res, ctx) => {
-      adminOnly(ctx);
+      adminOnly(ctx, req);
       req.resume();
       const user = new URL(req.url ?? '/', 'http://x').searchParams.get('user');
       let revoked = 0;
@@ -114,15 +114,27 @@ export function createControlApp(deps: ControlDeps): ControlApp {
       sendBody(req, res, 200, 'application/json', JSON.stringify({ user: user || null, revoked }) + '\n', { 'cache-control': 'no-store' });
     })
     .on('GET', '/admin/groups', async (req, res, ctx) => {
-      adminOnly(ctx);
+      adminOnly(ctx, req);
       const idp = scimIdp(ctx, req, false);
       const r = await deps.directory.listGroups(`${ctx.rt.config.orgId}/${idp}`, pageOf(req));
       sendBody(req, res, 200, 'application/json', JSON.stringify({ idp, ...r }) + '\n', { 'cache-control': 'no-store' });
     });
 
-  /** adminOnly: the admin API answers loopback peers only until admin authentication exists. */
-  function adminOnly(ctx: RequestCtx): void {
+  /**
+   * adminOnly: the admin API answers loopback peers only until admin authentication exists, and only
+   * when addressed by a loopback name with no cross-site Origin, so a web page in a browser on this
+   * machine cannot drive it (CSRF) or read it through a rebound DNS name.
+   */
+  function adminOnly(ctx: RequestCtx, req: IncomingMessage): void {
     if (!LOOPBACK.test(ctx.peerIp)) throw new HttpError(403, 'admin_loopback_only', 'The admin API answers loopback clients only.');
+    const host = (req.headers.host ?? '').toLowerCase().replace(/:\d+$/, '');
+    if (!(host === '' || host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host))) {
+      throw new HttpError(403, 'admin_host', 'The admin API answers requests addressed to a loopback address only.');
+    }
+    const site = req.headers['sec-fetch-site'];
+    if (req.headers.origin !== undefined || (site !== undefined && site !== 'none' && site !== 'same-origin')) {
+      throw new HttpError(403, 'admin_cross_site', 'The admin API does not answer requests from web pages.');
+    }
   }
 
   /** scimIdp reads `?idp=` and checks it names a configured IdP (with SCIM on, when asked). */
@@ -149,7 +161,13 @@ export function createControlApp(deps: ControlDeps): ControlApp {
       sendError(req, res, new HttpError(405, 'method_not_allowed', `${req.method} is not allowed here.`, { allow: 'GET' }));
       return true;
     }
-    const idp = ctx.rt.idps.get(decodeURIComponent(path.slice('/saml/metadata/'.length)));
+    let id: string;
+    try {
+      id = decodeURIComponent(path.slice('/saml/metadata/'.length));
+    } catch {
+      id = ''; // a malformed escape names no IdP
+    }
+    const idp = ctx.rt.idps.get(id);
     if (!idp) {
       sendError(req, res, new HttpError(404, 'unknown_idp', 'No such IdP.'));
       return true;

@@ -12,7 +12,7 @@ import { normalizeIp, parseIPv4, parseIPv6Into } from '../config/ip.js';
 import { isOwnHost, type Runtime } from '../runtime.js';
 import type { Action } from '../log.js';
 import type { LocationMatch } from './locate.js';
-import { isBrowser, isNavigation, readOwnCookie, TOKEN_PARAM, type Identifier, type Identity } from '../auth/identify.js';
+import { isBrowser, isFrameLoad, isNavigation, readOwnCookies, splitToken, TOKEN_PARAM, type Identifier, type Identity } from '../auth/identify.js';
 
 /** Transaction is what one request or tunnel accumulates for its decisions and its access-log line. */
 export interface Transaction {
@@ -44,7 +44,7 @@ export type Decision =
   /** The URL carries a one-time token: swap it for a cookie (needs the store). */
   | { readonly kind: 'token' }
   /** Memory does not know this client: ask the store, then call afterLookup. */
-  | { readonly kind: 'lookup'; readonly cookie: string | null; readonly browser: boolean; readonly navigation: boolean }
+  | { readonly kind: 'lookup'; readonly cookies: readonly string[]; readonly browser: boolean; readonly navigation: boolean }
   /** An unidentified browser page load: send it to the gateway. */
   | { readonly kind: 'login' };
 
@@ -54,6 +54,7 @@ const FORWARD: Decision = Object.freeze({ kind: 'forward' });
 const OWN: Decision = Object.freeze({ kind: 'own' });
 const TOKEN: Decision = Object.freeze({ kind: 'token' });
 const LOGIN: Decision = Object.freeze({ kind: 'login' });
+const NO_COOKIES: readonly string[] = Object.freeze([]);
 const scratch6 = new Uint16Array(8);
 
 function isIp(s: string): boolean {
@@ -116,7 +117,7 @@ function required(tx: Transaction): boolean {
 
 /** token: a URL with our one-time token is swapped for a cookie before anything else looks at it. */
 const token: Step = (tx) => {
-  if (tx.protocol !== 'HTTP' || !tx.url.includes(TOKEN_PARAM)) return null;
+  if (tx.protocol !== 'HTTP' || !tx.url.includes(TOKEN_PARAM) || splitToken(tx.url) === null) return null;
   return TOKEN;
 };
 
@@ -132,11 +133,11 @@ const exempt: Step = (tx) => {
 const identify: Step = (tx, headers, auth) => {
   if (!required(tx)) return null;
   if (tx.rt.idps.size === 0) return deny(403, 'auth_not_configured', 'This location requires sign-in, and no identity provider is configured.');
-  const cookie = tx.protocol === 'TUNNEL' ? null : readOwnCookie(headers.cookie);
+  const cookies = tx.protocol === 'TUNNEL' ? NO_COOKIES : readOwnCookies(headers.cookie);
   const browser = isBrowser(headers);
   const navigation = tx.protocol === 'HTTP' && isNavigation(tx.method, headers);
-  const who = auth.peek(tx, cookie, browser, navigation);
-  if (who === undefined) return { kind: 'lookup', cookie, browser, navigation };
+  const who = auth.peek(tx, cookies, browser, navigation);
+  if (who === undefined) return { kind: 'lookup', cookies, browser, navigation };
   return identified(tx, who, headers);
 };
 
@@ -161,6 +162,7 @@ export function identified(tx: Transaction, who: Identity | null, headers: Incom
   }
   if (tx.protocol === 'WS') return deny(403, 'auth_required', `Sign in first at ${gateway}; WebSocket connections cannot be sent to a login page.`);
   if (isNavigation(tx.method, headers)) return LOGIN;
+  if (isFrameLoad(tx.method, headers)) return deny(403, 'auth_required', `Sign in first: open this page in its own tab, or sign in at ${gateway}.`);
   const why = !isBrowser(headers) ? 'this client is not a browser' : tx.method !== 'GET' && tx.method !== 'HEAD' ? `${tx.method} requests cannot be sent to a login page` : 'scripted requests cannot be sent to a login page';
   return deny(403, 'auth_required', `Sign in first at ${gateway} (${why}).`);
 }

@@ -24,7 +24,7 @@ import { SelfGuard, UpstreamAgent, type DialOptions } from './dial.js';
 import { isUpstreamFault, upstreamFailure, type UpstreamFailure } from './errno.js';
 import { cleanRequestHeaders, cleanResponseHeaders } from './headers.js';
 import { clientAddress, decide, identified, type Decision, type Transaction } from './pipeline.js';
-import { readOwnCookie, redactTokens, splitToken, stripOwnCookie, type Identifier } from '../auth/identify.js';
+import { readOwnCookies, redactTokens, splitToken, stripOwnCookie, stripOwnSetCookie, type Identifier } from '../auth/identify.js';
 import { openTunnel } from './tunnel.js';
 
 /** OwnHostHandler answers a request for one of the cloud's hosts (the control-plane app). */
@@ -162,6 +162,8 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
     const st = (req as TxReq)[TX];
     if (!st) return;
     proxyRes.setTimeout(st.tx.rt.config.limits.upstreamIdleTimeoutMs, () => proxyRes.destroy());
+    // An origin must not set (or shadow) Tollgate's own cookie.
+    stripOwnSetCookie(proxyRes.headers);
     res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, cleanResponseHeaders(proxyRes.headers, st.tx.rt.viaToken));
     proxyRes.pipe(res);
     proxyRes.on('error', () => res.destroy());
@@ -228,18 +230,18 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
         case 'own': {
           tx.action = 'own-host';
           req.url = target.path;
-          const cookie = readOwnCookie(req.headers.cookie);
-          if (cookie === null && !tx.match?.location.surrogate.enabled) return deps.ownHost(req, res, tx);
-          deps.auth.identifier.resolve(tx, cookie, false, false).then((who) => {
+          const cookies = readOwnCookies(req.headers.cookie);
+          if (cookies.length === 0 && !tx.match?.location.surrogate.enabled) return ownHost();
+          deps.auth.identifier.resolve(tx, cookies, false, false).then((who) => {
             tx.identity = who;
             if (who !== null) tx.login = who.session.loginName;
-            deps.ownHost(req, res, tx);
+            ownHost();
           }, storeDown);
           return;
         }
         case 'token': {
           const split = splitToken(target.path);
-          if (split === null) return act(decide(tx, req.headers, deps.auth.identifier));
+          if (split === null) return sendError(req, res, new HttpError(400, 'bad_url', 'The request URL is not valid.'));
           deps.auth.swapToken(tx, split.token, `http://${target.authority}${split.clean}`).then((r) => {
             if (r instanceof HttpError) {
               tx.action = 'blocked';
@@ -251,10 +253,18 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
           return;
         }
         case 'lookup':
-          deps.auth.identifier.resolve(tx, d.cookie, d.browser, d.navigation).then((who) => act(identified(tx, who, req.headers)), storeDown);
+          deps.auth.identifier.resolve(tx, d.cookies, d.browser, d.navigation).then((who) => act(identified(tx, who, req.headers)), storeDown);
           return;
         case 'login':
-          deps.auth.loginRedirect(tx).then((r) => redirect(r, 'auth-redirect', 'login_required'), storeDown);
+          deps.auth.loginRedirect(tx).then(
+            (r) => redirect(r, 'auth-redirect', 'login_required'),
+            (err: Error) => {
+              if (!(err instanceof HttpError)) return storeDown(err);
+              tx.action = 'blocked';
+              tx.reason = err.code;
+              sendError(req, res, err);
+            },
+          );
           return;
         case 'forward':
           stripOwnCookie(req.headers);
@@ -262,6 +272,15 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
           req.url = target.path;
           proxy.web(req, res, { target: { protocol: 'http:', host: tx.host, port: tx.port }, agent });
           return;
+      }
+    };
+    /** ownHost hands the request to the control-plane app; whatever it throws becomes a 500, never a crash. */
+    const ownHost = (): void => {
+      try {
+        deps.ownHost(req, res, tx);
+      } catch (err) {
+        deps.log.error({ err, host: tx.host }, 'own-host handler failed');
+        sendError(req, res, new HttpError(500, 'internal_error', 'Something went wrong on our side.'));
       }
     };
     act(decide(tx, req.headers, deps.auth.identifier));
@@ -286,7 +305,7 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
     tx.url = `${authority.host.includes(':') ? `[${authority.host}]` : authority.host}:${authority.port}`;
     const act = (d: Decision): void => {
       if (d.kind === 'lookup') {
-        deps.auth.identifier.resolve(tx, null, d.browser, false).then(
+        deps.auth.identifier.resolve(tx, d.cookies, d.browser, false).then(
           (who) => act(identified(tx, who, req.headers)),
           (err: Error) => {
             deps.log.warn({ err: err.message, clientIp: tx.clientIp }, 'sign-in state unavailable');
@@ -343,7 +362,7 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
     if (target instanceof HttpError) return refuse(target);
     const act = (d: Decision): void => {
       if (d.kind === 'lookup') {
-        deps.auth.identifier.resolve(tx, d.cookie, d.browser, false).then(
+        deps.auth.identifier.resolve(tx, d.cookies, d.browser, false).then(
           (who) => act(identified(tx, who, req.headers)),
           () => refuse(new HttpError(503, 'store_unavailable', 'Sign-in state is unavailable right now; try again in a moment.')),
         );

@@ -38,11 +38,20 @@ export interface SessionRecord {
   readonly expiresAt: number;
 }
 
-/** OneTimeToken is what a gateway-minted token stands for. */
+/**
+ * TokenPurpose keeps the two kinds of one-time token apart: `gateway` (the ACS hands the browser to
+ * the gateway to plant the gateway cookie) and `site` (the gateway hands it to a site's host).
+ */
+export type TokenPurpose = 'gateway' | 'site';
+
+/** OneTimeToken is what a minted token stands for. */
 export interface OneTimeToken {
   readonly sessionId: string;
   readonly clientIp: string;
   readonly url: string;
+  readonly purpose: TokenPurpose;
+  /** nonce ties a gateway token to the browser that started the sign-in (its login cookie). */
+  readonly nonce?: string;
 }
 
 /** SurrogateMapping is where an IP surrogate points, and when a browser last proved it by cookie. */
@@ -124,30 +133,43 @@ export class Sessions {
     return raw === undefined ? undefined : this.parse(id, raw);
   }
 
-  /** mintToken creates a one-time token for a session, bound to the client IP, valid ~60 s. */
-  async mintToken(sessionId: string, clientIp: string, url: string): Promise<string> {
+  /** mintToken creates a one-time token for a session, bound to the client IP and a purpose, valid ~60 s. */
+  async mintToken(sessionId: string, clientIp: string, url: string, purpose: TokenPurpose, nonce?: string): Promise<string> {
     const token = newId();
-    const body: OneTimeToken = { sessionId, clientIp, url };
+    const body: OneTimeToken = { sessionId, clientIp, url, purpose, ...(nonce !== undefined ? { nonce } : {}) };
     await this.store.set(K.token(token), JSON.stringify(body), TOKEN_TTL_MS);
     return token;
   }
 
-  /** redeemToken consumes a token once; null when unknown, used, expired or from another IP. */
-  async redeemToken(token: string, clientIp: string): Promise<OneTimeToken | null> {
+  /** peekToken reads a token without using it up; null when unknown or expired. */
+  async peekToken(token: string): Promise<OneTimeToken | null> {
     if (!/^[A-Za-z0-9_-]{20,100}$/.test(token)) return null;
-    const raw = await this.store.consume(K.token(token));
-    if (raw === null) return null;
-    const t = JSON.parse(raw) as OneTimeToken;
-    return t.clientIp === clientIp ? t : null;
+    const raw = await this.store.get(K.token(token));
+    return raw === null ? null : (JSON.parse(raw) as OneTimeToken);
+  }
+
+  /**
+   * redeemToken consumes a token once; null when unknown, used, expired, of another purpose or from
+   * another IP. A wrong client does not use the token up, so it cannot burn the rightful owner's.
+   */
+  async redeemToken(token: string, clientIp: string, purpose: TokenPurpose): Promise<OneTimeToken | null> {
+    if (!/^[A-Za-z0-9_-]{20,100}$/.test(token)) return null;
+    const fits = (raw: string | null): OneTimeToken | null => {
+      if (raw === null) return null;
+      const t = JSON.parse(raw) as OneTimeToken;
+      return t.clientIp === clientIp && t.purpose === purpose ? t : null;
+    };
+    if (fits(await this.store.get(K.token(token))) === null) return null;
+    return fits(await this.store.consume(K.token(token)));
   }
 
   /**
    * plantCookie creates a cookie id for a session that is valid on one host only, for ttlMs (cut to
-   * the session's own end). Returns the id and its lifetime.
+   * the session's own end). Returns the id and its lifetime, or null when the session has ended.
    */
-  async plantCookie(sessionId: string, host: string, ttlMs: number): Promise<{ cookie: string; ttlMs: number }> {
+  async plantCookie(sessionId: string, host: string, ttlMs: number): Promise<{ cookie: string; ttlMs: number } | null> {
     const rec = await this.get(sessionId);
-    if (rec === null) throw new Error('session is gone');
+    if (rec === null) return null;
     const cookie = newId();
     const ttl = Math.max(1, Math.min(ttlMs, rec.expiresAt - this.now()));
     await this.store.sadd(K.cookies(sessionId), cookie);

@@ -2,7 +2,7 @@ import t from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { COOKIE_NAME, Identifier, isNavigation, readOwnCookie, splitToken, stripOwnCookie, TOKEN_PARAM, withToken, type Subject } from '../../src/auth/identify.js';
+import { COOKIE_NAME, Identifier, isFrameLoad, isNavigation, readOwnCookies, splitToken, stripOwnCookie, TOKEN_PARAM, withToken, type Subject } from '../../src/auth/identify.js';
 import { HostMatcher, UrlMatcher } from '../../src/auth/exempt.js';
 import { EmbeddedStore } from '../../src/sessions/embedded.js';
 import { TieredStore } from '../../src/sessions/tiered.js';
@@ -10,17 +10,18 @@ import { Sessions } from '../../src/sessions/session.js';
 import type { LocationMatch } from '../../src/proxy/locate.js';
 
 t.test('our cookie is found and stripped, whatever its neighbours', async (t) => {
-  const cases: [string | undefined, string | null, string | undefined][] = [
-    [undefined, null, undefined],
-    [`${COOKIE_NAME}=abc`, 'abc', undefined],
-    [`a=1; ${COOKIE_NAME}=abc; b=2`, 'abc', 'a=1; b=2'],
-    [`x${COOKIE_NAME}=nope; ${COOKIE_NAME}=yes`, 'yes', `x${COOKIE_NAME}=nope`],
-    [`x${COOKIE_NAME}=nope`, null, `x${COOKIE_NAME}=nope`],
-    [`a=1;${COOKIE_NAME}=tight`, 'tight', 'a=1'],
-    [`${COOKIE_NAME}=`, null, undefined],
+  const cases: [string | undefined, string[], string | undefined][] = [
+    [undefined, [], undefined],
+    [`${COOKIE_NAME}=abc`, ['abc'], undefined],
+    [`a=1; ${COOKIE_NAME}=abc; b=2`, ['abc'], 'a=1; b=2'],
+    [`x${COOKIE_NAME}=nope; ${COOKIE_NAME}=yes`, ['yes'], `x${COOKIE_NAME}=nope`],
+    [`x${COOKIE_NAME}=nope`, [], `x${COOKIE_NAME}=nope`],
+    [`a=1;${COOKIE_NAME}=tight`, ['tight'], 'a=1'],
+    [`${COOKIE_NAME}=`, [], undefined],
+    [`${COOKIE_NAME}=planted; ${COOKIE_NAME}=mine`, ['planted', 'mine'], undefined],
   ];
-  for (const [header, value, kept] of cases) {
-    t.equal(readOwnCookie(header), value, `read ${header}`);
+  for (const [header, values, kept] of cases) {
+    t.same(readOwnCookies(header), values, `read ${header}`);
     const h: Record<string, string | undefined> = header === undefined ? {} : { cookie: header };
     stripOwnCookie(h);
     t.equal(h.cookie, kept, `strip ${header}`);
@@ -46,6 +47,8 @@ t.test('only browser page loads count as navigations', async (t) => {
   t.notOk(isNavigation('GET', { ...ua, 'sec-fetch-mode': 'cors' }), 'fetch/XHR');
   t.notOk(isNavigation('GET', { ...ua, 'x-requested-with': 'XMLHttpRequest' }), 'jQuery XHR');
   t.notOk(isNavigation('GET', { ...ua, 'sec-fetch-mode': 'no-cors', 'sec-fetch-dest': 'image' }), 'image');
+  t.notOk(isNavigation('GET', { ...ua, 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'iframe' }), 'a frame cannot take a sign-in round trip');
+  t.ok(isFrameLoad('GET', { ...ua, 'sec-fetch-mode': 'navigate', 'sec-fetch-dest': 'iframe' }));
 });
 
 t.test('host and URL patterns', async (t) => {
@@ -63,6 +66,9 @@ t.test('host and URL patterns', async (t) => {
   t.notOk(u.matches('a.test', 'http://a.test/exact/more'));
   t.ok(u.matches('a.test', 'http://a.test/dir/x/y'));
   t.notOk(u.matches('b.test', 'http://b.test/dir/x'));
+  t.notOk(u.matches('a.test', 'http://a.test/dir/..;/private'), 'path-parameter tricks are not exempt by prefix');
+  t.notOk(u.matches('a.test', 'http://a.test/dir/%2e%2e/private'));
+  t.notOk(u.matches('a.test', 'http://a.test/dir/x%2fy'));
   t.ok(u.matches('a.test', 'http://A.TEST:80/dir/z'), 'case and default port normalised');
 });
 
@@ -81,19 +87,20 @@ t.test('Identifier: memory first, the surrogate only where the policy allows, re
   const match = (s: typeof surrogate) => ({ location: { name: 'HQ', surrogate: s }, sublocation: null, enforceAuthentication: true }) as unknown as LocationMatch;
   const subj = (protocol: Subject['protocol'], s = surrogate): Subject => ({ host: 'a.test', clientIp: '10.0.0.5', match: match(s), protocol });
   const rec = await sessions.create({ userId: 'u', loginName: 'alice', displayName: '', department: '', groups: [], idp: 'x', location: 'HQ', clientIp: '10.0.0.5', authMethod: 'saml' }, 3600_000);
-  const { cookie } = await sessions.plantCookie(rec.id, 'a.test', 3600_000);
+  const { cookie } = (await sessions.plantCookie(rec.id, 'a.test', 3600_000))!;
   await sessions.mapSurrogate('HQ', '10.0.0.5', rec.id, surrogate);
 
-  t.equal((await id.resolve(subj('HTTP'), cookie, true, true))?.by, 'cookie');
-  t.equal(id.peek(subj('HTTP'), cookie, true, true)?.by, 'cookie', 'now answered from memory');
-  t.equal(await id.resolve(subj('HTTP'), null, true, true), null, 'a browser without cookie is not identified by the surrogate by default');
-  t.equal((await id.resolve(subj('TUNNEL'), null, true, false))?.by, 'surrogate', 'a tunnel is');
-  t.equal((await id.resolve(subj('HTTP'), null, false, false))?.by, 'surrogate', 'and so is a non-browser');
+  t.equal((await id.resolve(subj('HTTP'), [cookie], true, true))?.by, 'cookie');
+  t.equal((await id.resolve(subj('HTTP'), ['planted-by-a-sibling', cookie], true, true))?.by, 'cookie', 'a second, valid cookie still identifies');
+  t.equal(id.peek(subj('HTTP'), [cookie], true, true)?.by, 'cookie', 'now answered from memory');
+  t.equal(await id.resolve(subj('HTTP'), [], true, true), null, 'a browser without cookie is not identified by the surrogate by default');
+  t.equal((await id.resolve(subj('TUNNEL'), [], true, false))?.by, 'surrogate', 'a tunnel is');
+  t.equal((await id.resolve(subj('HTTP'), [], false, false))?.by, 'surrogate', 'and so is a non-browser');
   const enforce = { ...surrogate, enforceForKnownBrowsers: true };
-  t.equal((await id.resolve(subj('HTTP', enforce), null, true, true))?.by, 'surrogate', 'with "enforce for known browsers", browsers too');
+  t.equal((await id.resolve(subj('HTTP', enforce), [], true, true))?.by, 'surrogate', 'with "enforce for known browsers", browsers too');
   now += 700_000;
-  t.equal(await id.resolve(subj('HTTP', enforce), null, true, true), null, 'past the refresh time a page load goes back to prove its cookie');
-  t.equal((await id.resolve(subj('HTTP', enforce), null, true, false))?.by, 'surrogate', 'other requests keep using the surrogate');
-  t.equal(id.peek(subj('HTTP'), cookie + 'x', true, true), undefined, 'an unknown cookie: memory cannot say, ask the store');
-  t.equal(await id.resolve({ ...subj('HTTP'), host: 'b.test' }, cookie, true, true), null, "another host's cookie identifies no one");
+  t.equal(await id.resolve(subj('HTTP', enforce), [], true, true), null, 'past the refresh time a page load goes back to prove its cookie');
+  t.equal((await id.resolve(subj('HTTP', enforce), [], true, false))?.by, 'surrogate', 'other requests keep using the surrogate');
+  t.equal(id.peek(subj('HTTP'), [cookie + 'x'], true, true), undefined, 'an unknown cookie: memory cannot say, ask the store');
+  t.equal(await id.resolve({ ...subj('HTTP'), host: 'b.test' }, [cookie], true, true), null, "another host's cookie identifies no one");
 });

@@ -30,6 +30,11 @@ export async function startOrigin(host = '127.0.0.1'): Promise<Origin> {
         res.writeHead(200, { 'content-type': 'text/plain', 'x-origin': 'yes', connection: 'keep-alive, x-hop', 'x-hop': 'secret', 'keep-alive': 'timeout=5', 'set-cookie': ['a=1', 'b=2'] });
         res.end('hello world\n');
         return;
+      case '/set-cookie':
+        // An origin trying to set a cookie of the name it is given, next to one of its own.
+        res.writeHead(200, { 'content-type': 'text/plain', 'set-cookie': [`${url.searchParams.get('name') ?? 'x'}=planted; Path=/`, 'own=1'] });
+        res.end('cookies set\n');
+        return;
       case '/echo': {
         // Streams the request body back, with a digest of what arrived.
         let n = 0;

@@ -40,23 +40,25 @@ t.test('create, read from memory, expire', async (t) => {
 t.test('one-time tokens: single use, bound to the client IP', async (t) => {
   const sessions = new Sessions(await embedded(t));
   const rec = await sessions.create(alice, 60_000);
-  const tok = await sessions.mintToken(rec.id, '10.0.0.2', 'http://site.test/a');
-  t.equal(await sessions.redeemToken(tok, '10.0.0.3'), null, 'another IP cannot use it (and it is spent)');
-  const tok2 = await sessions.mintToken(rec.id, '10.0.0.2', 'http://site.test/a');
-  t.same(await sessions.redeemToken(tok2, '10.0.0.2'), { sessionId: rec.id, clientIp: '10.0.0.2', url: 'http://site.test/a' });
-  t.equal(await sessions.redeemToken(tok2, '10.0.0.2'), null, 'second use fails');
-  t.equal(await sessions.redeemToken('short', '10.0.0.2'), null);
-  const tok3 = await sessions.mintToken(rec.id, '10.0.0.2', 'u');
-  const results = await Promise.all(Array.from({ length: 20 }, () => sessions.redeemToken(tok3, '10.0.0.2')));
+  const tok = await sessions.mintToken(rec.id, '10.0.0.2', 'http://site.test/a', 'site');
+  t.equal(await sessions.redeemToken(tok, '10.0.0.3', 'site'), null, 'another IP cannot use it');
+  t.equal(await sessions.redeemToken(tok, '10.0.0.2', 'gateway'), null, 'nor can it serve another purpose');
+  t.ok(await sessions.redeemToken(tok, '10.0.0.2', 'site'), 'and those attempts did not burn it for its owner');
+  const tok2 = await sessions.mintToken(rec.id, '10.0.0.2', 'http://site.test/a', 'site');
+  t.same(await sessions.redeemToken(tok2, '10.0.0.2', 'site'), { sessionId: rec.id, clientIp: '10.0.0.2', url: 'http://site.test/a', purpose: 'site' });
+  t.equal(await sessions.redeemToken(tok2, '10.0.0.2', 'site'), null, 'second use fails');
+  t.equal(await sessions.redeemToken('short', '10.0.0.2', 'site'), null);
+  const tok3 = await sessions.mintToken(rec.id, '10.0.0.2', 'u', 'site');
+  const results = await Promise.all(Array.from({ length: 20 }, () => sessions.redeemToken(tok3, '10.0.0.2', 'site')));
   t.equal(results.filter((r) => r !== null).length, 1, '20 concurrent redemptions: exactly one wins');
 });
 
 t.test('domain cookies and surrogates resolve, and revocation reaches all of them', async (t) => {
   const sessions = new Sessions(await embedded(t));
   const rec = await sessions.create(alice, 60_000);
-  const { cookie: c1, ttlMs } = await sessions.plantCookie(rec.id, 'a.test', 12 * 3600_000);
+  const { cookie: c1, ttlMs } = (await sessions.plantCookie(rec.id, 'a.test', 12 * 3600_000))!;
   t.ok(ttlMs <= 60_000, 'a cookie never outlives its session');
-  const { cookie: c2 } = await sessions.plantCookie(rec.id, 'b.test', 12 * 3600_000);
+  const { cookie: c2 } = (await sessions.plantCookie(rec.id, 'b.test', 12 * 3600_000))!;
   t.equal(await sessions.cookieSession(c1, 'a.test'), rec.id);
   t.equal(await sessions.cookieSession(c1, 'b.test'), null, 'a cookie is valid only on the host it was planted for');
   t.equal(await sessions.cookieSession(c1, 'xa.test'), null);
@@ -119,7 +121,7 @@ t.test('two nodes on one Redis: a revoke on A is gone from B\'s memory within a 
   const sa = new Sessions(a);
   const sb = new Sessions(b);
   const rec = await sa.create(alice, 60_000);
-  const { cookie } = await sa.plantCookie(rec.id, 'a.test', 3600_000);
+  const { cookie } = (await sa.plantCookie(rec.id, 'a.test', 3600_000))!;
   t.equal((await sb.get(rec.id))?.loginName, 'alice@example.test', 'B sees a session made on A');
   t.equal(await sb.cookieSession(cookie, 'a.test'), rec.id);
   t.equal(sb.peek(rec.id)?.id, rec.id, 'B now answers from memory');

@@ -164,3 +164,16 @@ export function connectVia(proxyPort: number, authority: string, localAddress?: 
 export function cleanupDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
+
+/** controlCall sends one request to the control listener and buffers the answer. */
+export function controlCall(port: number, method: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path, headers, agent: false }, (res) => {
+      let b = '';
+      res.on('data', (c: Buffer) => (b += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}

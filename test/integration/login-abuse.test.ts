@@ -4,23 +4,11 @@
  * origins, store flooding, and the admin API from web pages.
  */
 import t from 'tap';
-import http from 'node:http';
 import { startOrigin } from '../helpers/origin.js';
-import { startTestTollgate, testConfig, viaProxy } from '../helpers/tollgate.js';
+import { controlCall, startTestTollgate, testConfig, viaProxy } from '../helpers/tollgate.js';
 import { BROWSER_UA, FlowClient, startLabIdpFixture } from '../helpers/flow.js';
 import { COOKIE_NAME, TOKEN_PARAM } from '../../src/auth/identify.js';
 
-function control(port: number, method: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path, headers, agent: false }, (res) => {
-      let b = '';
-      res.on('data', (c: Buffer) => (b += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 t.test('sign-in abuse is refused without harm', async (t) => {
   const origin = await startOrigin();
@@ -46,7 +34,7 @@ t.test('sign-in abuse is refused without harm', async (t) => {
   }
   const meta = await viaProxy(tg.proxyPort, 'http://login.tollgate.test/saml/metadata/%E0%A4%A');
   t.equal(meta.status, 404, 'a malformed escape in the metadata path is a 404');
-  t.equal((await control(tg.controlPort, 'GET', '/saml/metadata/%E0%A4%A')).status, 404, 'on the control listener too');
+  t.equal((await controlCall(tg.controlPort, 'GET', '/saml/metadata/%E0%A4%A')).status, 404, 'on the control listener too');
   t.equal((await viaProxy(tg.proxyPort, 'http://ip.tollgate.test/?format=json')).status, 200, 'the node is still up');
 
   // Login CSRF: the attacker's own response, posted from the victim's browser, is refused.
@@ -95,8 +83,8 @@ t.test('sign-in abuse is refused without harm', async (t) => {
   t.ok(limited >= 15, `beyond 300 sign-ins a minute from one address: 429 (${limited} of 320)`);
 
   // The admin API does not answer web pages (CSRF) or foreign host names (DNS rebinding).
-  t.equal((await control(tg.controlPort, 'POST', '/admin/reauth', { origin: 'http://evil.test' })).status, 403, 'cross-site POST refused');
-  t.equal((await control(tg.controlPort, 'POST', '/admin/reauth', { 'sec-fetch-site': 'cross-site' })).status, 403);
-  t.equal((await control(tg.controlPort, 'GET', '/admin/users?idp=lab', { host: 'rebind.evil.test' })).status, 403, 'rebound host name refused');
-  t.equal((await control(tg.controlPort, 'GET', '/admin/users?idp=lab')).status, 200, 'the CLI-style call still works');
+  t.equal((await controlCall(tg.controlPort, 'POST', '/admin/reauth', { origin: 'http://evil.test' })).status, 403, 'cross-site POST refused');
+  t.equal((await controlCall(tg.controlPort, 'POST', '/admin/reauth', { 'sec-fetch-site': 'cross-site' })).status, 403);
+  t.equal((await controlCall(tg.controlPort, 'GET', '/admin/users?idp=lab', { host: 'rebind.evil.test' })).status, 403, 'rebound host name refused');
+  t.equal((await controlCall(tg.controlPort, 'GET', '/admin/users?idp=lab')).status, 200, 'the CLI-style call still works');
 });

@@ -3,25 +3,13 @@
  * lab IdP that signs real responses, real origins, and the embedded store.
  */
 import t from 'tap';
-import http from 'node:http';
 import { startOrigin } from '../helpers/origin.js';
-import { connectVia, startTestTollgate, testConfig, viaProxy } from '../helpers/tollgate.js';
+import { connectVia, controlCall, startTestTollgate, testConfig, viaProxy } from '../helpers/tollgate.js';
 import { BROWSER_UA, FlowClient, startLabIdpFixture } from '../helpers/flow.js';
 import { COOKIE_NAME, TOKEN_PARAM } from '../../src/auth/identify.js';
 
 const CLOUD = 'tollgate.test';
 
-function control(port: number, method: string, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path, agent: false }, (res) => {
-      let b = '';
-      res.on('data', (c: Buffer) => (b += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b }));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 t.test('sign-in through the gateway, cookies per host, surrogate, exemptions, logout, clstart, reauth', async (t) => {
   const origin = await startOrigin();
@@ -151,7 +139,7 @@ t.test('sign-in through the gateway, cookies per host, surrogate, exemptions, lo
   t.match(offsite.body, /SAML_IN_RESPONSE_TO/);
 
   // 8. JIT provisioning put the user, department and groups in the directory.
-  const users = JSON.parse((await control(tg.controlPort, 'GET', '/admin/users?idp=lab')).body) as { users: { userName: string; source: string; department: string; groups: string[] }[] };
+  const users = JSON.parse((await controlCall(tg.controlPort, 'GET', '/admin/users?idp=lab')).body) as { users: { userName: string; source: string; department: string; groups: string[] }[] };
   const au = users.users.find((u) => u.userName === 'alice@example.com');
   t.equal(au?.source, 'jit');
   t.equal(au?.department, 'Engineering');
@@ -178,7 +166,7 @@ t.test('sign-in through the gateway, cookies per host, surrogate, exemptions, lo
   t.match(cl.reply.body, /alice@example\.com/);
 
   // 11. Force re-authentication for one user reaches their sessions.
-  const re = await control(tg.controlPort, 'POST', '/admin/reauth?user=ALICE@example.com');
+  const re = await controlCall(tg.controlPort, 'POST', '/admin/reauth?user=ALICE@example.com');
   t.equal(re.status, 200);
   t.ok((JSON.parse(re.body) as { revoked: number }).revoked >= 1, 'sessions revoked');
   const afterRe = await alice.follow(`${a}/hello`);

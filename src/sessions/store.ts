@@ -35,9 +35,9 @@ export interface Store {
   sismember(key: string, member: string): Promise<boolean>;
 
   /**
-   * readMany (optional) answers several gets and smembers in one round trip, each as get or smembers
-   * would answer it. All keys must share one hash tag (see above). Callers use `readAll`, which falls
-   * back to one call per read for a backend without it.
+   * readMany (optional) answers several gets and smembers together, each as get or smembers would
+   * answer it, from one snapshot. All keys must share one hash tag (see above). Callers use
+   * `readAll`, which issues one call per read, all at once, for a backend without it.
    */
   readMany?<const R extends readonly ReadOp[]>(reads: R): Promise<ReadResults<R>>;
 
@@ -75,7 +75,10 @@ export type ReadOp = { readonly op: 'get'; readonly key: string } | { readonly o
 /** ReadResults is what `readMany` answers for each ReadOp, in order. */
 export type ReadResults<R extends readonly ReadOp[]> = { -readonly [I in keyof R]: R[I] extends { op: 'get' } ? string | null : string[] };
 
-/** readAll answers reads with one `readMany` round trip when the backend has it, else one call per read, all at once. */
+/**
+ * readAll answers reads with `readMany` when the backend has it, else with one call per read, all
+ * issued at once (on Redis they go out back to back: one round trip).
+ */
 export function readAll<const R extends readonly ReadOp[]>(store: Store, reads: R): Promise<ReadResults<R>> {
   if (store.readMany !== undefined) return store.readMany(reads);
   return Promise.all(reads.map((r) => (r.op === 'get' ? store.get(r.key) : store.smembers(r.key)))) as Promise<ReadResults<R>>;

@@ -12,7 +12,7 @@ import { startOrigin } from '../helpers/origin.js';
 import { startNode } from '../helpers/node.js';
 import { FlowClient, startLabIdpFixture } from '../helpers/flow.js';
 import { htmlField } from '../helpers/saml.js';
-import { connectVia } from '../helpers/tollgate.js';
+import { connectVia, controlCall } from '../helpers/tollgate.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 
 const CLOUD = 'tollgate.test';
@@ -127,4 +127,14 @@ t.test('two nodes on one Redis', async (t) => {
   const again = await carolOnB.signIn(site, 'carol@partner.test', 'carol-pw');
   t.equal(again.reply.status, 403, 'a new sign-in is refused');
   t.match(again.reply.body, /SAML_INACTIVE_USER/, 'with the inactive-user code');
+
+  // Force re-authentication for everyone, asked of node B, reaches node A within a second.
+  const dave = new FlowClient(a.proxyPort, '127.0.0.12');
+  const daveIn = await dave.signIn(site, 'bob@example.com', 'bob-pw');
+  t.equal(daveIn.reply.status, 200, 'signed in on A');
+  const re = await controlCall(b.controlPort, 'POST', '/admin/reauth');
+  t.equal(re.status, 200, 'reauth asked of B');
+  const asked = Date.now();
+  await until(async () => (await dave.request(site)).status === 307, 1000, 'A sends the user to sign in again');
+  t.ok(Date.now() - asked <= 1000, `A saw the re-authentication after ${Date.now() - asked} ms`);
 });

@@ -91,7 +91,9 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
   }
   metrics.configVersion.set(version);
 
-  // SCIM writes go to the backend directly: a cached read could briefly accept a rotated token.
+  // The directory and SCIM tokens use the backend directly, not the LRU tier: ScimTokens keeps only
+  // verified matches in memory, for at most a second, so a rotated token stops working on every node
+  // within a second (at once on the node that rotated it).
   const sessions = new Sessions(store);
   const directory: Directory = new Directory({
     store: backend,

@@ -3,6 +3,7 @@
  * pinned to one core (`taskset -c 0 node --import tsx bench/scim-server.ts ...`).
  *
  *   node --import tsx bench/scim-server.ts --dir <tmp> --users 100000 [--redis redis://127.0.0.1:port]
+ *     [--cpuProfile <file.cpuprofile>]
  *
  * It builds the same stack as test/helpers/scim.ts (Directory, ScimTokens, ScimRateLimiter with
  * limit 0, createScimHandler) over an EmbeddedStore in --dir or a RedisStore, fills the directory
@@ -12,8 +13,12 @@
  *   {"type":"ready","port":…,"token":"…","pid":…,"fillMs":…}
  * The per-request log line goes through pino at level info to /dev/null, so its cost is counted
  * as in production. SIGTERM (or the parent's stdin closing) closes the server and the store.
+ * --cpuProfile records a V8 CPU profile of the serving phase only (from ready to shutdown, not the fill),
+ * for Chrome DevTools or `bench/profile.ts`.
  */
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { Session } from 'node:inspector/promises';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
@@ -37,6 +42,7 @@ async function main(): Promise<void> {
       users: { type: 'string', default: '100000' },
       redis: { type: 'string' },
       fillConcurrency: { type: 'string', default: '32' },
+      cpuProfile: { type: 'string' },
     },
   });
   const users = Number(values.users);
@@ -101,10 +107,23 @@ async function main(): Promise<void> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
 
+  let profiler: Session | undefined;
+  if (values.cpuProfile !== undefined) {
+    profiler = new Session();
+    profiler.connect();
+    await profiler.post('Profiler.enable');
+    await profiler.post('Profiler.start');
+  }
+
   let closing = false;
   const shutdown = async (): Promise<void> => {
     if (closing) return;
     closing = true;
+    if (profiler !== undefined && values.cpuProfile !== undefined) {
+      const { profile } = await profiler.post('Profiler.stop');
+      writeFileSync(values.cpuProfile, JSON.stringify(profile));
+      profiler.disconnect();
+    }
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await store.close();

@@ -9,6 +9,7 @@
  */
 import { getKey, SCHEMA_ENTERPRISE_USER } from '../scim/attributes.js';
 import { badRequest } from '../scim/errors.js';
+import { cloneJson } from '../scim/json.js';
 import type { ScimResource } from '../scim/patch.js';
 import type { Kind } from './keys.js';
 
@@ -87,7 +88,7 @@ export function etagOf(version: number): string {
 export function sanitize(kind: Kind, resource: ScimResource): ScimResource {
   const drop = new Set(DERIVED[kind].map((n) => n.toLowerCase()));
   const out: ScimResource = {};
-  for (const [k, v] of Object.entries(resource)) if (!drop.has(k.toLowerCase())) out[k] = structuredClone(v);
+  for (const [k, v] of Object.entries(resource)) if (!drop.has(k.toLowerCase())) out[k] = cloneJson(v);
   return out;
 }
 
@@ -139,7 +140,7 @@ export function memberIdsOf(resource: ScimResource): string[] {
  */
 export function render(kind: Kind, id: string, rec: StoredRecord, derived?: readonly GroupRef[] | readonly string[]): DirectoryRecord {
   const { schemas, ...attrs } = rec.resource;
-  const resource: ScimResource = { schemas: structuredClone(schemas), id, ...structuredClone(attrs) };
+  const resource: ScimResource = { schemas: cloneJson(schemas), id, ...cloneJson(attrs) };
   if (derived !== undefined && derived.length > 0) {
     if (kind === 'User') {
       // RFC 7643 §4.1.2: type is "direct" or "indirect"; Tollgate has no nested groups.

@@ -55,7 +55,16 @@ export type Filter =
 
 const COMPARE_OPS = new Set<string>(['eq', 'ne', 'co', 'sw', 'ew', 'gt', 'ge', 'lt', 'le']);
 const NUMBER = /^-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$/;
-const WORD_CHAR = /[A-Za-z0-9._:$+-]/;
+/** WORD_CHARS are the characters of a word token (names, operators, numbers, URNs): `[A-Za-z0-9._:$+-]`. */
+const WORD_CHARS = (() => {
+  const t = new Uint8Array(128);
+  for (const c of 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:$+-') t[c.charCodeAt(0)] = 1;
+  return t;
+})();
+
+function isWordChar(code: number): boolean {
+  return code < 128 && WORD_CHARS[code] === 1;
+}
 
 interface Tok {
   readonly kind: '(' | ')' | '[' | ']' | 'str' | 'word';
@@ -121,9 +130,9 @@ class Parser {
         }
         out.push({ kind: 'str', text: raw, pos: p, gap, value: value as string });
         p = q + 1;
-      } else if (WORD_CHAR.test(c)) {
+      } else if (isWordChar(s.charCodeAt(p))) {
         let q = p + 1;
-        while (q < s.length && WORD_CHAR.test(s[q] as string)) q++;
+        while (q < s.length && isWordChar(s.charCodeAt(q))) q++;
         out.push({ kind: 'word', text: s.slice(p, q), pos: p, gap });
         p = q;
       } else {

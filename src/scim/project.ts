@@ -8,6 +8,7 @@
  * a whole extension (`urn:...:enterprise:2.0:User`), in any case.
  */
 import { getKey, resolveName, type AttrDef, type ResourceTypeDef } from './attributes.js';
+import { cloneJson } from './json.js';
 import type { ScimResource } from './patch.js';
 
 /** ProjectionOptions are the two query parameters, as a comma-separated string or a list, and the resource type. */
@@ -23,6 +24,8 @@ type Pick = true | Set<string>;
 type Selection = Map<string, Map<string, Pick> | true>;
 
 const CORE = '';
+/** NOTHING is the selection of a projection with neither parameter; never written to. */
+const NOTHING: Selection = new Map();
 
 function names(v: string | readonly string[] | undefined): string[] {
   if (v === undefined) return [];
@@ -77,8 +80,36 @@ function subset(v: unknown, subs: Set<string>, keep: boolean): unknown {
   return empty(r) ? undefined : r;
 }
 
+/** Def is what a key of a resource is: an attribute, a whole extension, or unknown. */
+type Def = AttrDef | 'extension' | undefined;
+
+/**
+ * defs memoises defOf per resource type and container (core is '', an extension its URN as written): a
+ * rendered resource has the same dozen keys every time, and resolving each name again was most of the
+ * cost of a projection. Keys are the client's spelling, so the memory is bounded: past DEFS_MAX names
+ * per resource type, defOf resolves without remembering.
+ */
+const defs = new WeakMap<ResourceTypeDef, { size: number; byContainer: Map<string, Map<string, Def>> }>();
+const DEFS_MAX = 1_000;
+
 /** defOf finds the definition of a key of the resource, or of an extension object. */
-function defOf(rt: ResourceTypeDef, key: string, extension: string | undefined): AttrDef | 'extension' | undefined {
+function defOf(rt: ResourceTypeDef, key: string, extension: string | undefined): Def {
+  let memo = defs.get(rt);
+  if (memo === undefined) defs.set(rt, (memo = { size: 0, byContainer: new Map() }));
+  const container = extension ?? CORE;
+  let known = memo.byContainer.get(container);
+  const def = known?.get(key);
+  if (def !== undefined || known?.has(key) === true) return def;
+  const resolved = resolveDef(rt, key, extension);
+  if (memo.size < DEFS_MAX) {
+    if (known === undefined) memo.byContainer.set(container, (known = new Map()));
+    known.set(key, resolved);
+    memo.size++;
+  }
+  return resolved;
+}
+
+function resolveDef(rt: ResourceTypeDef, key: string, extension: string | undefined): Def {
   const r = resolveName(rt, extension === undefined ? key : `${extension}:${key}`);
   if (typeof r === 'string') return undefined;
   if (r.kind === 'schema') return extension === undefined ? 'extension' : undefined;
@@ -94,7 +125,7 @@ export function project(resource: ScimResource, opts: ProjectionOptions): ScimRe
   const rt = opts.resourceType;
   const include = names(opts.attributes);
   const exclude = include.length > 0 ? [] : names(opts.excludedAttributes);
-  const sel = selectionOf(rt, include.length > 0 ? include : exclude);
+  const sel = include.length === 0 && exclude.length === 0 ? NOTHING : selectionOf(rt, include.length > 0 ? include : exclude);
   const mode = include.length > 0 ? 'include' : exclude.length > 0 ? 'exclude' : 'default';
   const walk = (obj: Record<string, unknown>, ext: string | undefined): Record<string, unknown> => {
     const picks = sel.get(ext === undefined ? CORE : ext.toLowerCase());
@@ -109,19 +140,19 @@ export function project(resource: ScimResource, opts: ProjectionOptions): ScimRe
         if (whole === true) next = mode === 'include' ? inner : undefined;
         else if (mode === 'include' && whole === undefined) next = undefined;
         else next = walk(inner, k);
-        if (next !== undefined && Object.keys(next).length > 0) out[k] = structuredClone(next);
+        if (next !== undefined && Object.keys(next).length > 0) out[k] = cloneJson(next);
         continue;
       }
       if (def?.returned === 'never') continue;
       const pick = picks === true ? true : picks?.get(k.toLowerCase());
       if (def?.returned === 'always' || mode === 'default') {
-        out[k] = structuredClone(v);
+        out[k] = cloneJson(v);
       } else if (mode === 'include') {
         const x = pick === undefined ? undefined : pick === true ? v : subset(v, pick, true);
-        if (x !== undefined) out[k] = structuredClone(x);
+        if (x !== undefined) out[k] = cloneJson(x);
       } else {
         const x = pick === undefined ? v : pick === true ? undefined : subset(v, pick, false);
-        if (x !== undefined) out[k] = structuredClone(x);
+        if (x !== undefined) out[k] = cloneJson(x);
       }
     }
     return out;

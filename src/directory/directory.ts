@@ -27,6 +27,7 @@ import {
   isActive,
   memberIdsOf,
   render,
+  renderParsed,
   requiredName,
   sanitize,
   summarizeGroup,
@@ -97,7 +98,7 @@ export class Directory {
     const k = new DirectoryKeys(tenant);
     if (opts.expand === false) {
       const rec = await this.read(k, kind, id);
-      return rec === null ? null : render(kind, id, rec);
+      return rec === null ? null : renderParsed(kind, id, rec);
     }
     // The record and its membership set in one round trip; then a user's groups' names in one more.
     const [raw, related] = await readAll(this.store, [
@@ -106,7 +107,7 @@ export class Directory {
     ]);
     if (raw === null) return null;
     const rec = JSON.parse(raw) as StoredRecord;
-    return render(kind, id, rec, kind === 'User' ? await this.groupNames(k, related) : related);
+    return renderParsed(kind, id, rec, kind === 'User' ? await this.groupNames(k, related) : related);
   }
 
   /** load reads several ids in parallel, skipping ids that no longer exist. */

@@ -136,11 +136,22 @@ export function memberIdsOf(resource: ScimResource): string[] {
 
 /**
  * render builds the SCIM resource: `schemas` and `id` first, the client's attributes, the derived
- * `groups` or `members`, and `meta` (RFC 7643 §3.1) last.
+ * `groups` or `members`, and `meta` (RFC 7643 §3.1) last. The resource shares nothing with `rec`, which
+ * a write goes on to store; renderParsed is for a record just parsed from the Store, which nothing else
+ * holds, so its values are used as they are instead of being copied once more.
  */
 export function render(kind: Kind, id: string, rec: StoredRecord, derived?: readonly GroupRef[] | readonly string[]): DirectoryRecord {
+  return renderOwned(kind, id, { ...rec, resource: cloneJson(rec.resource) }, derived);
+}
+
+/** renderParsed is render for a record freshly parsed from its JSON: nothing else can hold its values. */
+export function renderParsed(kind: Kind, id: string, rec: StoredRecord, derived?: readonly GroupRef[] | readonly string[]): DirectoryRecord {
+  return renderOwned(kind, id, rec, derived);
+}
+
+function renderOwned(kind: Kind, id: string, rec: StoredRecord, derived: readonly GroupRef[] | readonly string[] | undefined): DirectoryRecord {
   const { schemas, ...attrs } = rec.resource;
-  const resource: ScimResource = { schemas: cloneJson(schemas), id, ...cloneJson(attrs) };
+  const resource: ScimResource = { schemas, id, ...attrs };
   if (derived !== undefined && derived.length > 0) {
     if (kind === 'User') {
       // RFC 7643 §4.1.2: type is "direct" or "indirect"; Tollgate has no nested groups.

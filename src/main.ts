@@ -106,9 +106,7 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
       for (const id of userIds) {
         const ids = await sessions.sessionsOf(id);
         if (ids.length === 0) continue;
-        const rec = await directory.getUser(tenant, id);
-        if (rec === null) continue;
-        const u = await directory.lookupLogin(tenant, String(rec.resource['userName'] ?? ''));
+        const u = await directory.summaryOf(tenant, id);
         if (u === null) continue;
         for (const sid of ids) {
           await sessions.update(sid, { loginName: u.userName, displayName: u.displayName ?? '', department: u.department ?? '', groups: u.groups });

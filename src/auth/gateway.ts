@@ -16,7 +16,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Directory } from '../directory/directory.js';
 import { escapeHtml, HttpError } from '../http/errors.js';
-import { Router, sendBody } from '../http/router.js';
+import { Router, sendBody, sendRedirect } from '../http/router.js';
 import type { LocationMatch } from '../proxy/locate.js';
 import type { Transaction } from '../proxy/pipeline.js';
 import type { ProxyAuth, Redirect } from '../proxy/server.js';
@@ -26,7 +26,7 @@ import { ScimError } from '../scim/errors.js';
 import { newId, type SessionRecord, type Sessions } from '../sessions/session.js';
 import type { Store } from '../sessions/store.js';
 import type { IdpRuntime } from './idps.js';
-import { COOKIE_NAME, readCookie, withToken, type Identifier } from './identify.js';
+import { COOKIE_NAME, readCookie, setCookie, withToken, type Identifier } from './identify.js';
 import { loginFormHtml, page } from './pages.js';
 import { provisionLogin } from './provision.js';
 import { SamlError } from './saml.js';
@@ -97,14 +97,13 @@ export function csrfToken(sessionId: string): string {
   return createHash('sha256').update(`tollgate-logout\0${sessionId}`).digest('base64url').slice(0, 32);
 }
 
-/** cookieHeader builds our host-only cookie; per-session frequency leaves out Max-Age. */
+/** cookieHeader builds our host-only session cookie; per-session frequency leaves out Max-Age. */
 function cookieHeader(rt: Runtime, value: string, ttlMs: number): string {
-  const age = rt.config.authentication.frequency === 'perSession' ? '' : `; Max-Age=${Math.max(1, Math.floor(ttlMs / 1000))}`;
-  return `${COOKIE_NAME}=${value}; Path=/; HttpOnly; SameSite=Lax${age}`;
+  return setCookie(COOKIE_NAME, value, rt.config.authentication.frequency === 'perSession' ? null : Math.max(1000, ttlMs));
 }
 
-/** clearCookieHeader removes our cookie from the host that answers. */
-export const CLEAR_COOKIE = `${COOKIE_NAME}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0`;
+/** CLEAR_COOKIE removes our session cookie from the host that answers. */
+export const CLEAR_COOKIE = setCookie(COOKIE_NAME, '', 0);
 
 /** Gateway is the sign-in flow: the proxy's side (ProxyAuth) and the own hosts' routes. */
 export class Gateway implements ProxyAuth {
@@ -209,7 +208,7 @@ export class Gateway implements ProxyAuth {
     const session = await this.deps.sessions.get(t.sessionId);
     const planted = session === null ? null : await this.deps.sessions.plantCookie(session.id, ctx.rt.gatewayHost, session.expiresAt - Date.now());
     if (session === null || planted === null) throw new HttpError(403, 'session_ended', 'Your session has ended. Open the page you wanted again.');
-    res.setHeader('set-cookie', [cookieHeader(ctx.rt, planted.cookie, planted.ttlMs), `${LOGIN_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0`]);
+    res.setHeader('set-cookie', [cookieHeader(ctx.rt, planted.cookie, planted.ttlMs), setCookie(LOGIN_COOKIE, '', 0)]);
     await this.backTo(res, ctx, session, t.url);
   }
 
@@ -221,7 +220,7 @@ export class Gateway implements ProxyAuth {
     const status = `http://ip.${ctx.rt.cloud}/?probed=1`;
     const who = ctx.tx?.identity;
     if (who?.by === 'cookie') return this.backTo(res, ctx, who.session, status);
-    redirect(res, 307, status);
+    sendRedirect(res, 307, status);
   }
 
   // ---- login.<cloud> ----
@@ -267,7 +266,7 @@ export class Gateway implements ProxyAuth {
       const token = await this.deps.sessions.mintToken(session.id, ip, pending.url, 'gateway', pending.nonce);
       this.deps.log.info({ idp: idpId, login: user.loginName, clientIp: ip, location: session.location, via: ctx.tx ? 'proxy' : 'control' }, 'signed in');
       this.deps.onLogin?.('ok');
-      redirect(res, 303, `http://${rt.gatewayHost}/complete?t=${token}`);
+      sendRedirect(res, 303, `http://${rt.gatewayHost}/complete?t=${token}`);
     } catch (err) {
       if (!(err instanceof SamlError)) throw err;
       this.deps.onLogin?.(err.code);
@@ -295,7 +294,7 @@ export class Gateway implements ProxyAuth {
     if (idp === null) throw new HttpError(400, 'domain_not_mapped', `No identity provider is mapped to "${domain}".`);
     // The gateway carries on from here, so the browser gets its login nonce on the gateway host.
     const id = await this.savePending(ctx.rt, { url, clientIp: clientIp(ctx), idp: idp.config.id });
-    redirect(res, 302, `http://${ctx.rt.gatewayHost}/login?r=${id}`);
+    sendRedirect(res, 302, `http://${ctx.rt.gatewayHost}/login?r=${id}`);
   }
 
   // ---- shared steps ----
@@ -308,8 +307,8 @@ export class Gateway implements ProxyAuth {
     const ttl = ctx.rt.config.authentication.loginTimeoutMs;
     await this.deps.store.set(pendingKey(id), JSON.stringify({ ...pending, idp: idp.config.id, nonce }), ttl);
     const { url } = await idp.sp.authorizeUrl(id);
-    res.setHeader('set-cookie', `${LOGIN_COOKIE}=${nonce}; Path=/; HttpOnly; SameSite=Lax; Max-Age=${Math.floor(ttl / 1000)}`);
-    redirect(res, 302, url);
+    res.setHeader('set-cookie', setCookie(LOGIN_COOKIE, nonce, ttl));
+    sendRedirect(res, 302, url);
   }
 
   /**
@@ -317,16 +316,16 @@ export class Gateway implements ProxyAuth {
    * there (plain http), straight there otherwise (https is identified by the surrogate).
    */
   private async backTo(res: ServerResponse, ctx: AuthCtx, session: SessionRecord, url: string): Promise<void> {
-    if (!url.startsWith('http://')) return redirect(res, 307, url);
+    if (!url.startsWith('http://')) return sendRedirect(res, 307, url);
     const token = await this.deps.sessions.mintToken(session.id, clientIp(ctx), url, 'site');
-    redirect(res, 307, withToken(url, token));
+    sendRedirect(res, 307, withToken(url, token));
   }
 
   /** remapSurrogate points the location's surrogate for this IP at the session, when the location uses one. */
   private async remapSurrogate(ctx: AuthCtx, session: SessionRecord): Promise<void> {
-    const policy = locationOf(ctx)?.location.surrogate;
-    if (policy === undefined || !policy.enabled) return;
-    const ok = await this.deps.sessions.mapSurrogate(locationOf(ctx)!.location.name, clientIp(ctx), session.id, policy);
+    const loc = locationOf(ctx)?.location;
+    if (loc === undefined || !loc.surrogate.enabled) return;
+    const ok = await this.deps.sessions.mapSurrogate(loc.name, clientIp(ctx), session.id, loc.surrogate);
     if (!ok) this.deps.log.warn({ clientIp: clientIp(ctx), login: session.loginName }, 'IP surrogate suspended: too many users on this address');
   }
 
@@ -444,10 +443,6 @@ async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
   }
 }
 
-function redirect(res: ServerResponse, status: number, location: string): void {
-  res.writeHead(status, { location, 'cache-control': 'no-store', 'content-length': '0' });
-  res.end();
-}
 
 function noStore(): Record<string, string> {
   return { 'cache-control': 'no-store' };

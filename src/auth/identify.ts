@@ -42,8 +42,13 @@ const COOKIE_PREFIX = `${COOKIE_NAME}=`;
  * readOwnCookies lists our cookie's values in a Cookie header, in order; empty when absent. Usually
  * there is one; another can be planted by a sibling domain's script, so each is tried.
  */
-export function readOwnCookies(header: string | undefined): string[] {
+export function readOwnCookies(header: string | undefined): readonly string[] {
   return readCookies(header, COOKIE_PREFIX);
+}
+
+/** setCookie builds a host-only, HttpOnly, SameSite=Lax cookie; maxAgeMs null makes it a browser-session cookie, 0 deletes it. */
+export function setCookie(name: string, value: string, maxAgeMs: number | null): string {
+  return `${name}=${value}; Path=/; HttpOnly; SameSite=Lax${maxAgeMs === null ? '' : `; Max-Age=${Math.floor(maxAgeMs / 1000)}`}`;
 }
 
 /** readCookie is the first value of a named cookie, or null. */
@@ -51,10 +56,13 @@ export function readCookie(header: string | undefined, name: string): string | n
   return readCookies(header, `${name}=`)[0] ?? null;
 }
 
-function readCookies(header: string | undefined, prefix: string): string[] {
+const NONE: readonly string[] = Object.freeze([]);
+
+function readCookies(header: string | undefined, prefix: string): readonly string[] {
+  let i = header === undefined ? -1 : header.indexOf(prefix);
+  if (i < 0) return NONE;
+  header = header!;
   const out: string[] = [];
-  if (header === undefined) return out;
-  let i = header.indexOf(prefix);
   while (i >= 0) {
     if (i === 0 || header.charCodeAt(i - 1) === 32 /* ' ' */ || header.charCodeAt(i - 1) === 59 /* ';' */) {
       const start = i + prefix.length;

@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { normalizeIp } from '../config/ip.js';
 import { HttpError, sendError } from '../http/errors.js';
-import { Router, sendBody } from '../http/router.js';
+import { Router, sendBody, sendRedirect } from '../http/router.js';
 import type { Metrics } from '../metrics.js';
 import type { Transaction } from '../proxy/pipeline.js';
 import { isOwnHost, type RuntimeRef, type Runtime } from '../runtime.js';
@@ -189,8 +189,7 @@ export function createControlApp(deps: ControlDeps): ControlApp {
       const wantsJson = (req.headers.accept ?? '').includes('application/json') || (req.url ?? '').includes('format=json');
       // A browser we cannot place asks the gateway, once, whether it has a session there.
       if (ctx.tx !== null && view.identifiedBy === 'none' && !wantsJson && isNavigation(req.method ?? '', req.headers) && !(req.url ?? '').includes('probed=1') && ctx.rt.idps.size > 0) {
-        res.writeHead(307, { location: `http://${ctx.rt.gatewayHost}/probe`, 'cache-control': 'no-store', 'content-length': '0' });
-        return void res.end();
+        return sendRedirect(res, 307, `http://${ctx.rt.gatewayHost}/probe`);
       }
       if (wantsJson) sendBody(req, res, 200, 'application/json', JSON.stringify(view) + '\n', { 'cache-control': 'no-store' });
       else sendBody(req, res, 200, 'text/html; charset=utf-8', renderStatusHtml(view), { 'cache-control': 'no-store' });
@@ -202,14 +201,12 @@ export function createControlApp(deps: ControlDeps): ControlApp {
       const here = `http://ip.${ctx.rt.cloud}`;
       if (origin !== undefined && origin !== here) throw new HttpError(403, 'csrf_failed', 'Sign-out must come from the status page.');
       if (who == null) {
-        res.writeHead(303, { location: `${here}/`, 'set-cookie': CLEAR_COOKIE, 'cache-control': 'no-store', 'content-length': '0' });
-        return void res.end();
+        return sendRedirect(res, 303, `${here}/`, { 'set-cookie': CLEAR_COOKIE });
       }
       if (!sameBytes(form.get('csrf') ?? '', csrfToken(who.session.id))) throw new HttpError(403, 'csrf_failed', 'Sign-out must come from the status page.');
       await deps.sessions.revoke(who.session.id);
       deps.log.info({ login: who.session.loginName, clientIp: ctx.tx?.clientIp }, 'signed out');
-      res.writeHead(303, { location: `${here}/?probed=1`, 'set-cookie': CLEAR_COOKIE, 'cache-control': 'no-store', 'content-length': '0' });
-      res.end();
+      sendRedirect(res, 303, `${here}/?probed=1`, { 'set-cookie': CLEAR_COOKIE });
     });
 
   /** hostApps maps the first label of an own host to its router. */

@@ -193,6 +193,11 @@ export class Directory {
     return id === null ? null : this.userSummary(k, id);
   }
 
+  /** summaryOf is the same view of one user by id (what live sessions show). */
+  summaryOf(tenant: string, id: string): Promise<UserSummary | null> {
+    return this.userSummary(new DirectoryKeys(tenant), id);
+  }
+
   // ---- user writes ----
 
   /** createUser stores a new user (userName unique ignoring case, else 409 uniqueness); `active` defaults to true. */

@@ -53,6 +53,12 @@ export function run<C>(h: Handler<C>, req: IncomingMessage, res: ServerResponse,
   }
 }
 
+/** sendRedirect writes an empty, uncached redirect; `headers` may add Set-Cookie or Connection. */
+export function sendRedirect(res: ServerResponse, status: number, location: string, headers: Record<string, string | string[]> = {}): void {
+  res.writeHead(status, { ...headers, location, 'cache-control': 'no-store', 'content-length': '0' });
+  res.end();
+}
+
 /** sendBody writes a complete response with a known length. */
 export function sendBody(req: IncomingMessage, res: ServerResponse, status: number, type: string, body: string, headers: Record<string, string> = {}): void {
   res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), ...headers });

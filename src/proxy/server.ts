@@ -17,6 +17,7 @@ import type { Logger } from 'pino';
 import { normalizeIp, parseHostPort } from '../config/ip.js';
 import type { Config } from '../config/schema.js';
 import { HttpError, rawErrorResponse, sendError } from '../http/errors.js';
+import { sendRedirect } from '../http/router.js';
 import type { AccessLog } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { isOwnHost, type RuntimeRef, type Runtime } from '../runtime.js';
@@ -212,12 +213,11 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
     const redirect = (r: Redirect, action: Transaction['action'], reason: string) => {
       tx.action = action;
       tx.reason = reason;
-      const h: Record<string, string> = { location: r.location, 'cache-control': 'no-store', 'content-length': '0' };
+      const h: Record<string, string> = {};
       if (r.setCookie !== undefined) h['set-cookie'] = r.setCookie;
       // The body of a request we redirect is not read; closing keeps it from being taken as the next request.
       if (hasBody(req)) h.connection = 'close';
-      res.writeHead(307, h);
-      res.end();
+      sendRedirect(res, 307, r.location, h);
     };
     const act = (d: Decision): void => {
       switch (d.kind) {

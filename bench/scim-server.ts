@@ -11,10 +11,12 @@
  * listens on 127.0.0.1:0. It speaks to the parent in JSON lines on stdout:
  *   {"type":"progress","users":10000,"rate":5123}   every 10,000 users of the fill
  *   {"type":"ready","port":…,"token":"…","pid":…,"fillMs":…}
+ *   {"type":"stats",…}   in answer to a `stats` line on stdin (bench/service-time.ts)
  * The per-request log line goes through pino at level info to /dev/null, so its cost is counted
  * as in production. SIGTERM (or the parent's stdin closing) closes the server and the store.
  * --cpuProfile records a V8 CPU profile of the serving phase only (from ready to shutdown, not the fill),
- * for Chrome DevTools or `bench/profile.ts`.
+ * for Chrome DevTools or `bench/profile.ts`. --heapProfile records a sampling allocation profile of the
+ * serving phase (every allocation, garbage included: what drives the young-generation collections).
  */
 import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -30,6 +32,7 @@ import { EmbeddedStore } from '../src/sessions/embedded.js';
 import { RedisStore } from '../src/sessions/redis.js';
 import type { Store } from '../src/sessions/store.js';
 import { BENCH_TENANT, benchUser, benchUserName } from './scim-data.js';
+import { answerStats, timed } from './service-time.js';
 
 function emit(msg: Record<string, unknown>): void {
   process.stdout.write(JSON.stringify(msg) + '\n');
@@ -43,6 +46,7 @@ async function main(): Promise<void> {
       redis: { type: 'string' },
       fillConcurrency: { type: 'string', default: '32' },
       cpuProfile: { type: 'string' },
+      heapProfile: { type: 'string' },
     },
   });
   const users = Number(values.users);
@@ -103,7 +107,7 @@ async function main(): Promise<void> {
   const count = await directory.count(BENCH_TENANT, 'User');
   if (count !== users) throw new Error(`fill: expected ${users} users, directory has ${count}`);
 
-  const server = createServer({ keepAliveTimeout: 30_000 }, handler);
+  const server = createServer({ keepAliveTimeout: 30_000 }, timed(handler));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
 
@@ -113,6 +117,13 @@ async function main(): Promise<void> {
     profiler.connect();
     await profiler.post('Profiler.enable');
     await profiler.post('Profiler.start');
+  }
+  let heapProfiler: Session | undefined;
+  if (values.heapProfile !== undefined) {
+    heapProfiler = new Session();
+    heapProfiler.connect();
+    // One sample per 16 KiB allocated on average, objects freed by GC included: where the garbage comes from.
+    await heapProfiler.post('HeapProfiler.startSampling', { samplingInterval: 16_384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
   }
 
   let closing = false;
@@ -124,16 +135,19 @@ async function main(): Promise<void> {
       writeFileSync(values.cpuProfile, JSON.stringify(profile));
       profiler.disconnect();
     }
+    if (heapProfiler !== undefined && values.heapProfile !== undefined) {
+      const { profile } = await heapProfiler.post('HeapProfiler.stopSampling');
+      writeFileSync(values.heapProfile, JSON.stringify(profile));
+      heapProfiler.disconnect();
+    }
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await store.close();
     process.exit(0);
   };
   process.on('SIGTERM', () => void shutdown());
-  // The parent dying closes our stdin: do not outlive it.
-  process.stdin.on('end', () => void shutdown());
-  process.stdin.on('close', () => void shutdown());
-  process.stdin.resume();
+  // The parent asks for service times on stdin; its dying closes our stdin: do not outlive it.
+  answerStats(() => void shutdown());
 
   emit({ type: 'ready', port, token, pid: process.pid, fillMs: Math.round(fillMs), users: count });
 }

@@ -18,7 +18,7 @@
 import { getKey } from '../scim/attributes.js';
 import { ScimError, badRequest } from '../scim/errors.js';
 import type { ScimResource } from '../scim/patch.js';
-import { readAll, type Store } from '../sessions/store.js';
+import { readAll, readThrough, type Store } from '../sessions/store.js';
 import { commit, etagMatches, Tx } from './commit.js';
 import { DirectoryKeys, fold, newId, type Kind } from './keys.js';
 import {
@@ -103,8 +103,38 @@ export class Directory {
     // The record and its membership set in one round trip; then a user's groups' names in one more.
     const [raw, related] = await readAll(this.store, [
       { op: 'get', key: k.record(kind, id) },
-      { op: 'smembers', key: kind === 'User' ? k.groupsOf(id) : k.members(id) },
+      { op: 'smembers', key: this.relatedKey(k, kind, id) },
     ]);
+    return this.render(k, kind, id, raw, related);
+  }
+
+  /**
+   * getByName reads a user by userName or a group by displayName, ignoring case: the unique index,
+   * the record and its membership set from one snapshot, in one round trip where the store can
+   * (Store.readVia); then a user's groups' names in one more when it has any.
+   */
+  async getByName(tenant: string, kind: Kind, name: string, opts: ReadOptions = {}): Promise<DirectoryRecord | null> {
+    const k = new DirectoryKeys(tenant);
+    // Each prefix ends where the id goes, so the store appends the id the index holds.
+    const via = k.name(kind, name);
+    if (opts.expand === false) {
+      const got = await readThrough(this.store, via, [{ op: 'get', key: k.record(kind, '') }]);
+      return got === null || got.results[0] === null ? null : renderParsed(kind, got.value, JSON.parse(got.results[0]) as StoredRecord);
+    }
+    const got = await readThrough(this.store, via, [
+      { op: 'get', key: k.record(kind, '') },
+      { op: 'smembers', key: this.relatedKey(k, kind, '') },
+    ]);
+    return got === null ? null : this.render(k, kind, got.value, got.results[0], got.results[1]);
+  }
+
+  /** relatedKey is a user's set of groups or a group's set of members. */
+  private relatedKey(k: DirectoryKeys, kind: Kind, id: string): string {
+    return kind === 'User' ? k.groupsOf(id) : k.members(id);
+  }
+
+  /** render turns a stored record and its membership set into what readers get; null when the record is gone. */
+  private async render(k: DirectoryKeys, kind: Kind, id: string, raw: string | null, related: string[]): Promise<DirectoryRecord | null> {
     if (raw === null) return null;
     const rec = JSON.parse(raw) as StoredRecord;
     return renderParsed(kind, id, rec, kind === 'User' ? await this.groupNames(k, related) : related);
@@ -158,9 +188,8 @@ export class Directory {
   }
 
   /** findUserByUserName finds a user by login name, ignoring case. */
-  async findUserByUserName(tenant: string, userName: string, opts?: ReadOptions): Promise<DirectoryRecord | null> {
-    const id = await this.idByName(tenant, 'User', userName);
-    return id === null ? null : this.get(tenant, 'User', id, opts);
+  findUserByUserName(tenant: string, userName: string, opts?: ReadOptions): Promise<DirectoryRecord | null> {
+    return this.getByName(tenant, 'User', userName, opts);
   }
 
   // ---- the admin's view ----

@@ -51,11 +51,11 @@ export async function listResources(directory: Directory, tenant: string, kind: 
     ]);
   } else {
     const needed = uses(filter, kind === 'User' ? 'groups' : 'members');
-    const ids = await candidates(directory, tenant, kind, filter);
     // An index gives a few candidates: read them once with everything the reply needs. A scan reads
     // only what the filter needs and expands the one page it keeps afterwards.
-    const read = ids === null ? needed : needed || expand;
-    const source = ids === null ? directory.scan(tenant, kind, { expand: read }) : await directory.load(tenant, kind, ids, { expand: read });
+    const found = await candidates(directory, tenant, kind, filter, needed || expand);
+    const read = found === null ? needed : needed || expand;
+    const source = found ?? directory.scan(tenant, kind, { expand: read });
     total = 0;
     page = [];
     for await (const rec of source) {
@@ -74,16 +74,19 @@ export async function listResources(directory: Directory, tenant: string, kind: 
   };
 }
 
-/** candidates answers an indexable equality (alone or in an `and`) from an index; null means scan. */
-async function candidates(directory: Directory, tenant: string, kind: Kind, filter: Filter): Promise<string[] | null> {
+/**
+ * candidates answers an indexable equality (alone or in an `and`) from an index, reading the records
+ * with `expand` as asked; null means scan. A name is looked up with its record in one read.
+ */
+async function candidates(directory: Directory, tenant: string, kind: Kind, filter: Filter, expand: boolean): Promise<DirectoryRecord[] | null> {
   for (const f of filter.op === 'and' ? filter.filters : [filter]) {
     const l = equalityLookup(f);
     if (l === null) continue;
-    if (l.attr === 'id') return [l.value];
-    if (l.attr === 'externalid') return directory.idsByExternalId(tenant, kind, l.value);
+    if (l.attr === 'id') return directory.load(tenant, kind, [l.value], { expand });
+    if (l.attr === 'externalid') return directory.load(tenant, kind, await directory.idsByExternalId(tenant, kind, l.value), { expand });
     if ((l.attr === 'username' && kind === 'User') || (l.attr === 'displayname' && kind === 'Group')) {
-      const id = await directory.idByName(tenant, kind, l.value);
-      return id === null ? [] : [id];
+      const rec = await directory.getByName(tenant, kind, l.value, { expand });
+      return rec === null ? [] : [rec];
     }
   }
   return null;

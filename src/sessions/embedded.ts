@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { closeSync, fdatasync, fsyncSync, mkdirSync, openSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
-import { StoreUnavailableError, type ReadOp, type ReadResults, type Store, type WriteOp } from './store.js';
+import { StoreUnavailableError, type ReadOp, type ReadResults, type ReadThrough, type Store, type WriteOp } from './store.js';
 
 /**
  * EmbeddedStoreOptions configures the single-machine store.
@@ -220,6 +220,7 @@ export class EmbeddedStore implements Store {
     incr: Database.Transaction<(key: string, ttlMs: number, now: number) => number>;
     atomic: Database.Transaction<(ops: readonly WriteOp[], ifAbsent: readonly string[], now: number) => boolean>;
     read: Database.Transaction<(reads: readonly ReadOp[], now: number) => (string | null | string[])[]>;
+    via: Database.Transaction<(via: string, then: readonly ReadOp[], now: number) => { value: string; results: (string | null | string[])[] } | null>;
   };
 
   constructor(opts: EmbeddedStoreOptions) {
@@ -312,9 +313,11 @@ export class EmbeddedStore implements Store {
         return true;
       }),
       // One read transaction: the reads see one snapshot, and take SQLite's WAL read lock once.
-      read: this.db.transaction((reads: readonly ReadOp[], now: number) =>
-        reads.map((r) => (r.op === 'get' ? (this.q.get.get(r.key, now)?.value ?? null) : this.q.members.all(r.key).map((m) => m.member))),
-      ),
+      read: this.db.transaction((reads: readonly ReadOp[], now: number) => reads.map((r) => this.readOne(r.op, r.key, now))),
+      via: this.db.transaction((via: string, then: readonly ReadOp[], now: number) => {
+        const value = this.q.get.get(via, now)?.value;
+        return value === undefined ? null : { value, results: then.map((r) => this.readOne(r.op, r.key + value, now)) };
+      }),
     };
 
     let shared = files.get(this.file);
@@ -411,6 +414,12 @@ export class EmbeddedStore implements Store {
     return out as ReadResults<R>;
   }
 
+  async readVia<const R extends readonly ReadOp[]>(via: string, then: R): Promise<ReadThrough<R> | null> {
+    const out = this.run(() => this.tx.via.deferred(via, then, this.now()));
+    await this.journal.seen(out === null ? [via] : [via, ...then.map((r) => r.key + out.value)]);
+    return out as ReadThrough<R> | null;
+  }
+
   async incr(key: string, ttlMs: number): Promise<number> {
     const n = this.run(() => this.tx.incr.immediate(key, ttlMs, this.now()));
     await this.journal.commit([key]);
@@ -467,6 +476,11 @@ export class EmbeddedStore implements Store {
       files.delete(this.file);
       shared.journal.close();
     }
+  }
+
+  /** readOne is one read of readMany or readVia, inside their transaction. */
+  private readOne(op: ReadOp['op'], key: string, now: number): string | null | string[] {
+    return op === 'get' ? (this.q.get.get(key, now)?.value ?? null) : this.q.members.all(key).map((m) => m.member);
   }
 
   /** expiry turns a TTL into an absolute deadline; ttlMs <= 0 or absent means no expiry. */

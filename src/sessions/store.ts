@@ -40,6 +40,14 @@ export interface Store {
    * `readAll`, which issues one call per read, all at once, for a backend without it.
    */
   readMany?<const R extends readonly ReadOp[]>(reads: R): Promise<ReadResults<R>>;
+  /**
+   * readVia (optional) reads the value v at `via` and, from the same snapshot, each read of `then`
+   * on the key `read.key + v` (there `key` is a prefix): an index entry and what it points to
+   * together, in one round trip on Redis. null when `via` is absent. All keys, the ones built from
+   * v included, must share one hash tag (see above): put the tag in each prefix. Callers use
+   * `readThrough`, which makes two reads for a backend without it.
+   */
+  readVia?<const R extends readonly ReadOp[]>(via: string, then: R): Promise<ReadThrough<R> | null>;
 
   /** incr adds 1 to a counter and returns the new value; the first increment starts its TTL (a fixed window). */
   incr(key: string, ttlMs: number): Promise<number>;
@@ -75,6 +83,12 @@ export type ReadOp = { readonly op: 'get'; readonly key: string } | { readonly o
 /** ReadResults is what `readMany` answers for each ReadOp, in order. */
 export type ReadResults<R extends readonly ReadOp[]> = { -readonly [I in keyof R]: R[I] extends { op: 'get' } ? string | null : string[] };
 
+/** ReadThrough is what `readVia` answers: the value at `via`, and each read made with it. */
+export interface ReadThrough<R extends readonly ReadOp[]> {
+  readonly value: string;
+  readonly results: ReadResults<R>;
+}
+
 /**
  * readAll answers reads with `readMany` when the backend has it, else with one call per read, all
  * issued at once (on Redis they go out back to back: one round trip).
@@ -109,3 +123,33 @@ export type StoreConfig =
       /** A command that takes longer fails with StoreUnavailableError. */
       readonly commandTimeoutMs: number;
     };
+
+/**
+ * readThrough reads an index entry and what it points to (see Store.readVia): in one call when the
+ * backend can, else the entry first and then the reads it names, all at once.
+ */
+export async function readThrough<const R extends readonly ReadOp[]>(store: Store, via: string, then: R): Promise<ReadThrough<R> | null> {
+  assertViaTags(via, then);
+  if (store.readVia !== undefined) return store.readVia(via, then);
+  const value = await store.get(via);
+  if (value === null) return null;
+  return { value, results: await readAll(store, then.map((r) => ({ op: r.op, key: r.key + value })) as unknown as R) };
+}
+
+/** hashTag is the part of a key Redis Cluster hashes: the first non-empty {…}, else the whole key. */
+function hashTag(key: string): string {
+  const open = key.indexOf('{');
+  const close = open < 0 ? -1 : key.indexOf('}', open + 1);
+  return close > open + 1 ? key.slice(open + 1, close) : key;
+}
+
+/** assertViaTags refuses a readVia whose prefixes do not carry via's hash tag (a caller's bug, on every backend alike). */
+export function assertViaTags(via: string, then: readonly ReadOp[]): void {
+  const tag = hashTag(via);
+  for (const r of then) {
+    const open = r.key.indexOf('{');
+    if (open < 0 || r.key.indexOf('}', open + 1) < 0 || hashTag(r.key) !== tag || tag === via) {
+      throw new Error(`readVia: "${r.key.slice(0, 100)}" does not carry the hash tag of "${via.slice(0, 100)}"`);
+    }
+  }
+}

@@ -106,6 +106,26 @@ export function directorySuite(name: string, open: () => Promise<Store>): void {
     t.ok(again.id, 'a freed name can be taken again');
   });
 
+  t.test(`${name}: getByName answers as get does, ignoring case, and follows renames and deletes`, async (t) => {
+    const { dir, tenant } = await setup(t);
+    const alice = await dir.createUser(tenant, user('Alice@X', { displayName: 'Alice' }));
+    const sales = await dir.createGroup(tenant, group('Sales', [alice.id]));
+    const byName = await dir.getByName(tenant, 'User', 'aLiCe@x');
+    t.same(byName, await dir.get(tenant, 'User', alice.id), 'the same record, groups included, as by id');
+    t.same(groupNames(byName?.resource), ['Sales']);
+    const bare = await dir.getByName(tenant, 'User', 'ALICE@X', { expand: false });
+    t.same(bare, await dir.get(tenant, 'User', alice.id, { expand: false }), 'expand false: no groups read');
+    t.same(await dir.getByName(tenant, 'Group', 'SALES'), await dir.getGroup(tenant, sales.id), 'a group by displayName, with members');
+    t.same(memberIds((await dir.getByName(tenant, 'Group', 'sales'))?.resource), [alice.id]);
+    t.equal(await dir.getByName(tenant, 'User', 'nobody@x'), null, 'an unknown name is null');
+    await dir.updateUser(tenant, alice.id, patchOf(USER_RESOURCE, [{ op: 'replace', path: 'userName', value: 'alice2@x' }]));
+    t.equal(await dir.getByName(tenant, 'User', 'alice@x'), null, 'the old name no longer finds her');
+    t.equal((await dir.getByName(tenant, 'User', 'Alice2@X'))?.id, alice.id, 'the new one does');
+    await dir.deleteUser(tenant, alice.id);
+    t.equal(await dir.getByName(tenant, 'User', 'alice2@x'), null, 'a deleted user is not found');
+    t.equal(await dir.findUserByUserName(tenant, 'alice2@x'), null);
+  });
+
   t.test(`${name}: concurrent patches of one group lose no update`, async (t) => {
     const { dir, tenant } = await setup(t);
     const users = await Promise.all(Array.from({ length: 20 }, (_, i) => dir.createUser(tenant, user(`m${i}@x`))));

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import t from 'tap';
-import { readAll, type Store } from '../../src/sessions/store.js';
+import { readAll, readThrough, type Store } from '../../src/sessions/store.js';
 import { until } from '../helpers/redis.js';
 
 /** StoreHarness opens store instances that share one backend, like nodes sharing Redis. */
@@ -145,6 +145,41 @@ export function storeContract(name: string, harness: StoreHarness): void {
       t.equal(short, null, 'an expired value is absent');
       t.same(await readAll(b, []), []);
       if (b.readMany !== undefined) t.same(await b.readMany([{ op: 'smembers', key: `${p}s` }]), [await b.smembers(`${p}s`)], 'readMany itself agrees');
+    });
+
+    t.test('readThrough reads an index entry and what it points to, seeing other instances and TTLs', async (t) => {
+      const [a, b] = await pair();
+      const p = ns();
+      await a.set(`${p}idx:alice`, 'u1');
+      await a.set(`${p}rec:u1`, '{"name":"alice"}');
+      for (const m of ['g2', 'G1', 'é']) await a.sadd(`${p}groups:u1`, m);
+      const reads = [
+        { op: 'get', key: `${p}rec:` },
+        { op: 'smembers', key: `${p}groups:` },
+        { op: 'get', key: `${p}none:` },
+        { op: 'smembers', key: `${p}empty:` },
+      ] as const;
+      t.same(await readThrough(b, `${p}idx:alice`, reads), { value: 'u1', results: ['{"name":"alice"}', byteOrder(['g2', 'G1', 'é']), null, []] });
+      t.equal(await readThrough(b, `${p}idx:bob`, reads), null, 'no index entry: null');
+      await a.set(`${p}idx:carol`, 'u3', TTL);
+      await a.set(`${p}rec:u3`, 'carol');
+      t.same(await readThrough(b, `${p}idx:carol`, reads), { value: 'u3', results: ['carol', [], null, []] });
+      await harness.advance(TTL + 200);
+      t.equal(await readThrough(b, `${p}idx:carol`, reads), null, 'an expired index entry is absent');
+      await a.del(`${p}rec:u1`);
+      t.same(await readThrough(b, `${p}idx:alice`, [{ op: 'get', key: `${p}rec:` }]), { value: 'u1', results: [null] }, 'a dangling entry still answers its value');
+      if (b.readVia !== undefined) t.same(await b.readVia(`${p}idx:alice`, []), { value: 'u1', results: [] }, 'readVia itself agrees');
+    });
+
+    t.test('readThrough refuses prefixes without the index key\'s hash tag, on every backend', async (t) => {
+      const [s] = await pair();
+      const p = ns();
+      await s.set(`${p}idx`, 'v');
+      await t.rejects(readThrough(s, `${p}idx`, [{ op: 'get', key: 'rec:' }]), /hash tag/);
+      await t.rejects(readThrough(s, `${p}idx`, [{ op: 'get', key: `${ns()}rec:` }]), /hash tag/);
+      await t.rejects(readThrough(s, 'untagged', [{ op: 'get', key: 'rec:' }]), /hash tag/);
+      // The tag must be closed inside the prefix, so the value appended cannot change the slot.
+      await t.rejects(readThrough(s, `${p}idx`, [{ op: 'get', key: `${p.slice(0, -1)}` }]), /hash tag/);
     });
 
     t.test('incr counts in a fixed window that the first increment starts', async (t) => {

@@ -629,8 +629,9 @@ class Rig {
   replyBytes = 0;
   error: string | undefined;
 
+  /** start starts the no-op server once, with the first store's reply size (they differ by a few bytes at most). */
   private start(replyBytes: number): NonNullable<Rig['started']> {
-    this.replyBytes = replyBytes;
+    if (this.started === null) this.replyBytes = replyBytes;
     this.started ??= startServer('null-server.ts', ['--bytes', String(replyBytes)], () => {}).then(({ child, ready, stats }) => ({
       child,
       port: ready.port,
@@ -651,7 +652,7 @@ class Rig {
   async open(replyBytes: number, loads: readonly Load[]): Promise<Phase[]> {
     try {
       const { port, pid, stats } = await this.start(replyBytes);
-      console.log(`  [rig] the same loads against a no-op server answering ${replyBytes} bytes…`);
+      console.log(`  [rig] the same loads against a no-op server answering ${this.replyBytes} bytes…`);
       return await runOpenLoads(loads, (a) => this.get(a, port), this.check, { server: pid }, stats);
     } catch (err) {
       this.error = err instanceof Error ? err.message : String(err);

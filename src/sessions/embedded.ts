@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { closeSync, fdatasync, fsyncSync, mkdirSync, openSync, realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
+import { Checkpointer, type CheckpointResult } from './checkpointer.js';
 import { StoreUnavailableError, type ReadOp, type ReadResults, type ReadThrough, type Store, type WriteOp } from './store.js';
 
 /**
@@ -142,7 +143,7 @@ class Journal {
  * old one) hear each other's publish the way two nodes sharing Redis would, and the journal, so
  * their commits share fsyncs and a read in one waits for a write in the other.
  */
-const files = new Map<string, { bus: EventEmitter; journal: Journal; refs: number }>();
+const files = new Map<string, { bus: EventEmitter; journal: Journal; checkpointer: Checkpointer; refs: number }>();
 
 /**
  * UNAVAILABLE_CODES are SQLite result codes that mean "the disk cannot answer now", as opposed to a
@@ -172,7 +173,8 @@ type Row = { value: string; expires_at: number | null };
  * single-machine deployment.
  *
  *   caller -> EmbeddedStore (sync better-sqlite3, WAL) -> <path>/tollgate.db
- *                 └─ Journal: group commit, one fdatasync of the WAL per batch of commits
+ *                 ├─ Journal: group commit, one fdatasync of the WAL per batch of commits
+ *                 └─ Checkpointer: copies the WAL back into the file on a worker thread
  *
  * Every write is committed and fsynced before its promise resolves, so anything acknowledged
  * survives kill -9 and power loss; commits that arrive while an fsync runs share the next one
@@ -193,6 +195,7 @@ export class EmbeddedStore implements Store {
   private readonly onError: ((err: Error) => void) | undefined;
   private readonly bus: EventEmitter;
   private readonly journal: Journal;
+  private readonly checkpointer: Checkpointer;
   private readonly listeners = new Set<{ channel: string; fn: (message: string) => void }>();
   private readonly purgeTimer: NodeJS.Timeout;
   private closed = false;
@@ -236,6 +239,8 @@ export class EmbeddedStore implements Store {
     // https://www.sqlite.org/pragma.html#pragma_synchronous, https://www.sqlite.org/wal.html
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
+    // Checkpoints run on their own thread (Checkpointer), not inside a commit on the event loop.
+    this.db.pragma('wal_autocheckpoint = 0');
     this.db.exec(SCHEMA);
 
     const live = '(expires_at IS NULL OR expires_at > ?)';
@@ -323,12 +328,29 @@ export class EmbeddedStore implements Store {
     let shared = files.get(this.file);
     if (shared === undefined) {
       // The schema statement above has opened the WAL, so the file exists now.
-      shared = { bus: new EventEmitter().setMaxListeners(0), journal: new Journal(`${this.file}-wal`), refs: 0 };
+      shared = {
+        bus: new EventEmitter().setMaxListeners(0),
+        journal: new Journal(`${this.file}-wal`),
+        checkpointer: new Checkpointer(
+          this.file,
+          (err) => this.onError?.(err),
+          // Without the thread, SQLite checkpoints again by itself, on the event loop (its default, 1000 pages).
+          () => {
+            try {
+              this.db.pragma('wal_autocheckpoint = 1000');
+            } catch (err) {
+              this.onError?.(asError(err));
+            }
+          },
+        ),
+        refs: 0,
+      };
       files.set(this.file, shared);
     }
     shared.refs++;
     this.bus = shared.bus;
     this.journal = shared.journal;
+    this.checkpointer = shared.checkpointer;
 
     this.q.purge.run(this.now());
     this.purgeTimer = setInterval(() => {
@@ -343,7 +365,9 @@ export class EmbeddedStore implements Store {
   }
 
   // Every method runs its statements, then waits for the Journal: a write until its commit is on
-  // disk, a read (or a write that changed nothing) until what it saw is.
+  // disk, a read (or a write that changed nothing) until what it saw is. A write first waits while a
+  // checkpoint's second round holds writes (Checkpointer), which lets the WAL start over; otherwise it
+  // runs in the same turn as the call, so calls made in order commit in order.
 
   async get(key: string): Promise<string | null> {
     const value = this.run(() => this.q.get.get(key, this.now())?.value ?? null);
@@ -352,40 +376,46 @@ export class EmbeddedStore implements Store {
   }
 
   async set(key: string, value: string, ttlMs?: number): Promise<void> {
+    if (this.checkpointer.gate() !== undefined) await this.checkpointer.gate();
     this.run(() => this.q.set.run(key, value, this.expiry(ttlMs)));
-    await this.journal.commit([key]);
+    await this.commit([key]);
   }
 
   async createIfAbsent(key: string, value: string, ttlMs?: number): Promise<boolean> {
+    if (this.checkpointer.gate() !== undefined) await this.checkpointer.gate();
     const won = this.run(() => {
       const now = this.now();
       return this.q.createIfAbsent.run(key, value, this.expiry(ttlMs, now), now).changes === 1;
     });
-    await (won ? this.journal.commit([key]) : this.journal.seen([key]));
+    await (won ? this.commit([key]) : this.journal.seen([key]));
     return won;
   }
 
   async consume(key: string): Promise<string | null> {
+    if (this.checkpointer.gate() !== undefined) await this.checkpointer.gate();
     // DELETE ... RETURNING reads and removes in one statement, so two callers cannot both see it.
     const row = this.run(() => this.q.takeKv.get(key));
-    await (row !== undefined ? this.journal.commit([key]) : this.journal.seen([key]));
+    await (row !== undefined ? this.commit([key]) : this.journal.seen([key]));
     return row && this.isLive(row, this.now()) ? row.value : null;
   }
 
   async del(...keys: string[]): Promise<number> {
+    if (this.checkpointer.gate() !== undefined) await this.checkpointer.gate();
     const existed = this.run(() => this.tx.del.immediate(keys, this.now()));
-    await this.journal.commit(keys);
+    await this.commit(keys);
     return existed;
   }
 
   async sadd(key: string, member: string): Promise<void> {
+    if (this.checkpointer.gate() !== undefined) await this.checkpointer.gate();
     const changed = this.run(() => this.q.sadd.run(key, member).changes > 0);
-    await (changed ? this.journal.commit([key]) : this.journal.seen([key]));
+    await (changed ? this.commit([key]) : this.journal.seen([key]));
   }
 
   async srem(key: string, member: string): Promise<void> {
+    if (this.checkpointer.gate() !== undefined) await this.checkpointer.gate();
     const changed = this.run(() => this.q.srem.run(key, member).changes > 0);
-    await (changed ? this.journal.commit([key]) : this.journal.seen([key]));
+    await (changed ? this.commit([key]) : this.journal.seen([key]));
   }
 
   async smembers(key: string, page?: { offset: number; limit: number }): Promise<string[]> {
@@ -421,15 +451,17 @@ export class EmbeddedStore implements Store {
   }
 
   async incr(key: string, ttlMs: number): Promise<number> {
+    if (this.checkpointer.gate() !== undefined) await this.checkpointer.gate();
     const n = this.run(() => this.tx.incr.immediate(key, ttlMs, this.now()));
-    await this.journal.commit([key]);
+    await this.commit([key]);
     return n;
   }
 
   async atomic(ops: WriteOp[], ifAbsent: string[] = []): Promise<boolean> {
+    if (this.checkpointer.gate() !== undefined) await this.checkpointer.gate();
     const ok = this.run(() => this.tx.atomic.immediate(ops, ifAbsent, this.now()));
     // A refusal is an answer about the ifAbsent keys, so it too waits until what it saw is on disk.
-    await (ok ? this.journal.commit(ops.map((o) => o.key)) : this.journal.seen(ifAbsent));
+    await (ok ? this.commit(ops.map((o) => o.key)) : this.journal.seen(ifAbsent));
     return ok;
   }
 
@@ -470,17 +502,30 @@ export class EmbeddedStore implements Store {
     this.listeners.clear();
     // Writers still waiting for their fsync get their answer before the handle goes away.
     await this.journal.drain();
-    this.db.close();
     const shared = files.get(this.file);
-    if (shared && --shared.refs === 0) {
-      files.delete(this.file);
-      shared.journal.close();
-    }
+    const last = shared !== undefined && --shared.refs === 0;
+    if (last) files.delete(this.file);
+    // The checkpoint thread's connection goes first, so the last connection's close can copy the
+    // WAL back and remove it, as SQLite does for the last one out.
+    if (last) await shared.checkpointer.close();
+    this.db.close();
+    if (last) shared.journal.close();
   }
 
   /** readOne is one read of readMany or readVia, inside their transaction. */
   private readOne(op: ReadOp['op'], key: string, now: number): string | null | string[] {
     return op === 'get' ? (this.q.get.get(key, now)?.value ?? null) : this.q.members.all(key).map((m) => m.member);
+  }
+
+  /** commit waits until a commit that wrote keys is on disk, and counts it towards the next checkpoint. */
+  private commit(keys: Iterable<string>): Promise<void> {
+    this.checkpointer.committed();
+    return this.journal.commit(keys);
+  }
+
+  /** checkpoint copies the WAL back into the database file now, off the event loop; null if it failed. */
+  checkpoint(): Promise<CheckpointResult | null> {
+    return this.checkpointer.checkpoint();
   }
 
   /** expiry turns a TTL into an absolute deadline; ttlMs <= 0 or absent means no expiry. */

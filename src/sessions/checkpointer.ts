@@ -70,7 +70,9 @@ export class Checkpointer {
   private nextWaiting: Waiter[] = [];
   private gateOpen: (() => void) | null = null;
   private gatePromise: Promise<void> | undefined;
+  private gateTimer: NodeJS.Timeout | undefined;
   private state: 'running' | 'closed' | 'failed' = 'running';
+  private readonly exited: Promise<void>;
 
   constructor(
     file: string,
@@ -79,13 +81,22 @@ export class Checkpointer {
   ) {
     const sqlite = createRequire(import.meta.url).resolve('better-sqlite3');
     this.worker = new Worker(WORKER, { eval: true, workerData: { file, sqlite } });
-    // A checkpoint thread must never keep the process alive on its own.
-    this.worker.unref();
     this.worker.on('message', (m: { ok: boolean; log?: number; checkpointed?: number; error?: string }) => this.roundDone(m));
     this.worker.on('error', (err) => this.fail(err));
-    this.worker.on('exit', (code) => {
-      if (this.state === 'running') this.fail(new Error(`embedded store checkpoint thread exited (${code})`));
-    });
+    this.exited = new Promise<void>((resolve) =>
+      this.worker.once('exit', (code) => {
+        this.fail(new Error(`embedded store checkpoint thread exited (${code})`));
+        resolve();
+      }),
+    );
+    // An idle thread must never keep the process alive (a 'message' listener refs it, so this comes
+    // last); a round in progress does, so that writes held by it and checkpoint() callers get their answer.
+    this.worker.unref();
+  }
+
+  /** healthy tells whether the thread still takes rounds. */
+  get healthy(): boolean {
+    return this.state === 'running';
   }
 
   /** committed counts one commit; every CHECKPOINT_EVERY of them a cycle is asked for. */
@@ -113,12 +124,11 @@ export class Checkpointer {
     this.state = 'closed';
     // Referenced again while it finishes, or the process could end before the thread says it has.
     this.worker.ref();
-    if (this.round !== 0) await new Promise<void>((resolve) => this.waiting.push(() => resolve()));
+    if (this.round !== 0) await Promise.race([new Promise<void>((resolve) => this.waiting.push(() => resolve())), this.exited]);
     this.openGate();
     for (const w of this.nextWaiting.splice(0)) w(null);
-    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
     this.worker.postMessage('close');
-    await exited;
+    await this.exited;
   }
 
   private request(waiter?: Waiter): void {
@@ -138,8 +148,9 @@ export class Checkpointer {
     this.duringRound = 0;
     if (round === 2) {
       this.gatePromise = new Promise<void>((resolve) => (this.gateOpen = resolve));
-      setTimeout(() => this.openGate(), GATE_MAX_MS).unref();
+      this.gateTimer = setTimeout(() => this.openGate(), GATE_MAX_MS);
     }
+    this.worker.ref();
     this.worker.postMessage('checkpoint');
   }
 
@@ -161,22 +172,26 @@ export class Checkpointer {
       this.waiting = this.nextWaiting;
       this.nextWaiting = [];
       this.start(1);
+    } else if (this.state === 'running') {
+      this.worker.unref();
     }
   }
 
   private openGate(): void {
+    clearTimeout(this.gateTimer);
     this.gateOpen?.();
     this.gateOpen = null;
     this.gatePromise = undefined;
   }
 
+  /** fail stops rounds for good: held writes go on, every waiter gets null, and SQLite takes checkpoints back. */
   private fail(err: Error): void {
-    if (this.state !== 'running') return;
-    this.state = 'failed';
     this.round = 0;
-    this.onError(err);
     this.openGate();
     for (const w of [...this.waiting.splice(0), ...this.nextWaiting.splice(0)]) w(null);
+    if (this.state !== 'running') return;
+    this.state = 'failed';
+    this.onError(err);
     this.onFailure();
   }
 }

@@ -143,7 +143,14 @@ class Journal {
  * old one) hear each other's publish the way two nodes sharing Redis would, and the journal, so
  * their commits share fsyncs and a read in one waits for a write in the other.
  */
-const files = new Map<string, { bus: EventEmitter; journal: Journal; checkpointer: Checkpointer; refs: number }>();
+interface SharedFile {
+  readonly bus: EventEmitter;
+  readonly journal: Journal;
+  readonly checkpointer: Checkpointer;
+  /** stores are the open instances on the file. */
+  readonly stores: Set<EmbeddedStore>;
+}
+const files = new Map<string, SharedFile>();
 
 /**
  * UNAVAILABLE_CODES are SQLite result codes that mean "the disk cannot answer now", as opposed to a
@@ -239,8 +246,6 @@ export class EmbeddedStore implements Store {
     // https://www.sqlite.org/pragma.html#pragma_synchronous, https://www.sqlite.org/wal.html
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
-    // Checkpoints run on their own thread (Checkpointer), not inside a commit on the event loop.
-    this.db.pragma('wal_autocheckpoint = 0');
     this.db.exec(SCHEMA);
 
     const live = '(expires_at IS NULL OR expires_at > ?)';
@@ -328,29 +333,28 @@ export class EmbeddedStore implements Store {
     let shared = files.get(this.file);
     if (shared === undefined) {
       // The schema statement above has opened the WAL, so the file exists now.
+      const stores = new Set<EmbeddedStore>();
       shared = {
         bus: new EventEmitter().setMaxListeners(0),
         journal: new Journal(`${this.file}-wal`),
         checkpointer: new Checkpointer(
           this.file,
-          (err) => this.onError?.(err),
+          (err) => stores.values().next().value?.onError?.(err),
           // Without the thread, SQLite checkpoints again by itself, on the event loop (its default, 1000 pages).
           () => {
-            try {
-              this.db.pragma('wal_autocheckpoint = 1000');
-            } catch (err) {
-              this.onError?.(asError(err));
-            }
+            for (const s of stores) s.autocheckpoint(1000);
           },
         ),
-        refs: 0,
+        stores,
       };
       files.set(this.file, shared);
     }
-    shared.refs++;
+    shared.stores.add(this);
     this.bus = shared.bus;
     this.journal = shared.journal;
     this.checkpointer = shared.checkpointer;
+    // Checkpoints run on their own thread (Checkpointer), not inside a commit on the event loop.
+    if (this.checkpointer.healthy) this.autocheckpoint(0);
 
     this.q.purge.run(this.now());
     this.purgeTimer = setInterval(() => {
@@ -367,7 +371,8 @@ export class EmbeddedStore implements Store {
   // Every method runs its statements, then waits for the Journal: a write until its commit is on
   // disk, a read (or a write that changed nothing) until what it saw is. A write first waits while a
   // checkpoint's second round holds writes (Checkpointer), which lets the WAL start over; otherwise it
-  // runs in the same turn as the call, so calls made in order commit in order.
+  // runs in the same turn as the call. Either way calls made in order commit in order, but while
+  // writes are held, a read called after a write that was not awaited may not see it yet.
 
   async get(key: string): Promise<string | null> {
     const value = this.run(() => this.q.get.get(key, this.now())?.value ?? null);
@@ -500,10 +505,14 @@ export class EmbeddedStore implements Store {
     clearInterval(this.purgeTimer);
     for (const { channel, fn } of this.listeners) this.bus.off(channel, fn);
     this.listeners.clear();
+    // Writes held by a checkpoint's second round have not committed yet: let them, so drain covers them.
+    const gate = this.checkpointer.gate();
+    if (gate !== undefined) await gate;
     // Writers still waiting for their fsync get their answer before the handle goes away.
     await this.journal.drain();
     const shared = files.get(this.file);
-    const last = shared !== undefined && --shared.refs === 0;
+    shared?.stores.delete(this);
+    const last = shared !== undefined && shared.stores.size === 0;
     if (last) files.delete(this.file);
     // The checkpoint thread's connection goes first, so the last connection's close can copy the
     // WAL back and remove it, as SQLite does for the last one out.
@@ -515,6 +524,16 @@ export class EmbeddedStore implements Store {
   /** readOne is one read of readMany or readVia, inside their transaction. */
   private readOne(op: ReadOp['op'], key: string, now: number): string | null | string[] {
     return op === 'get' ? (this.q.get.get(key, now)?.value ?? null) : this.q.members.all(key).map((m) => m.member);
+  }
+
+  /** autocheckpoint sets SQLite's own checkpoint threshold on this connection (0: off). */
+  private autocheckpoint(pages: number): void {
+    try {
+      this.db.pragma(`wal_autocheckpoint = ${pages}`);
+    } catch (err) {
+      // A closed connection has nothing to checkpoint.
+      if (!this.closed) this.onError?.(asError(err));
+    }
   }
 
   /** commit waits until a commit that wrote keys is on disk, and counts it towards the next checkpoint. */

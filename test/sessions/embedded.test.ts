@@ -143,6 +143,31 @@ t.test('if the checkpoint thread dies, SQLite checkpoints by itself again and wr
   t.equal(await store.get('k299'), 'x'.repeat(200), 'writes never wait for a thread that is gone');
 });
 
+t.test('a store left open does not keep the process alive, and one opened after a thread failure checkpoints by itself', async (t) => {
+  const dir = await tempDir();
+  const code = `
+    const { EmbeddedStore } = await import(${JSON.stringify(join(root, 'src/sessions/embedded.ts'))});
+    const a = new EmbeddedStore({ path: ${JSON.stringify(dir)} });
+    for (let i = 0; i < 300; i++) await a.set('k' + i, 'v');
+    await a.checkpointer.worker.terminate();
+    await new Promise((r) => setTimeout(r, 50));
+    const b = new EmbeddedStore({ path: ${JSON.stringify(dir)} });
+    console.log('autocheckpoint ' + b.db.pragma('wal_autocheckpoint', { simple: true }));
+    await b.set('after', 'v');
+    console.log('not closing');`;
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  const code_ = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
+  clearTimeout(timer);
+  t.equal(code_, 0, `the process ended by itself: ${err.slice(0, 500)}`);
+  t.match(out, /autocheckpoint 1000/, "an instance opened after the thread died uses SQLite's own checkpoints");
+  t.match(out, /not closing/);
+});
+
 t.test('every acknowledged write survives kill -9', async (t) => {
   const dir = await tempDir();
   const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'test/sessions/embedded-writer.ts'), dir], {

@@ -65,7 +65,10 @@ const FORM_TIMEOUT_MS = 15_000;
 const DAY_MS = 24 * 3600_000;
 /** A stored original URL longer than this is replaced by its site's front page. */
 const MAX_URL_CHARS = 4096;
-/** Sign-ins one client IP may start per minute; beyond it, 429 (the store is not a free-for-all). */
+/**
+ * Sign-ins one client IP may start per minute; beyond it, 429 (the store is not a free-for-all). A
+ * sign-in counts once; going to the IdP again with the same sign-in link counts again.
+ */
 const SIGN_INS_PER_MINUTE = 300;
 /**
  * LOGIN_COOKIE ties a sign-in to the browser that started it: set on the gateway host when the
@@ -301,7 +304,9 @@ export class Gateway implements ProxyAuth {
 
   /** toIdp records the IdP on the pending sign-in and sends the browser there with an AuthnRequest. */
   private async toIdp(req: IncomingMessage, res: ServerResponse, ctx: AuthCtx, id: string, pending: PendingLogin, idp: IdpRuntime): Promise<void> {
-    await this.limit(ctx);
+    // The first trip is part of the sign-in already counted when it was saved; each repeat of the
+    // same link writes new store records (AuthnRequest IDs), so it counts.
+    if (pending.nonce !== undefined) await this.limit(ctx);
     // One nonce per browser, so tabs that sign in at the same time do not undo each other.
     const nonce = readCookie(req.headers.cookie, LOGIN_COOKIE) ?? newId();
     const ttl = ctx.rt.config.authentication.loginTimeoutMs;
@@ -336,7 +341,7 @@ export class Gateway implements ProxyAuth {
     return id;
   }
 
-  /** limit counts sign-in steps per client IP; beyond SIGN_INS_PER_MINUTE they are refused with 429. */
+  /** limit counts sign-ins (and repeated trips to the IdP) per client IP; beyond SIGN_INS_PER_MINUTE they are refused with 429. */
   private async limit(ctx: AuthCtx | { rt: Runtime; ip: string }): Promise<void> {
     const ip = 'ip' in ctx ? ctx.ip : clientIp(ctx);
     if ((await this.deps.store.incr(rateKey(ip), 60_000)) > SIGN_INS_PER_MINUTE) {

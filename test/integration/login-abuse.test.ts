@@ -82,6 +82,22 @@ t.test('sign-in abuse is refused without harm', async (t) => {
   for (let i = 0; i < 320; i++) if ((await flood.request(`${site}/x${i}`)).status === 429) limited++;
   t.ok(limited >= 15, `beyond 300 sign-ins a minute from one address: 429 (${limited} of 320)`);
 
+  // A whole sign-in (page load, then the trip to the IdP) counts once: 200 of them pass.
+  const busy = new FlowClient(tg.proxyPort, '127.0.0.45');
+  const statuses = new Map<number, number>();
+  let signInLink = '';
+  for (let i = 0; i < 200; i++) {
+    const page = await busy.request(`${site}/y${i}`);
+    signInLink = String(page.headers.location);
+    const toIdp = page.status === 307 ? (await busy.request(signInLink)).status : page.status;
+    statuses.set(toIdp, (statuses.get(toIdp) ?? 0) + 1);
+  }
+  t.same([...statuses], [[302, 200]], `200 sign-ins from one address all reach the IdP (${JSON.stringify([...statuses])})`);
+  // Going to the IdP again and again with one sign-in link counts each time.
+  let repeats = 0;
+  for (let i = 0; i < 150 && repeats === 0; i++) if ((await busy.request(signInLink)).status === 429) repeats = i + 1;
+  t.ok(repeats > 0 && repeats <= 101, `repeated trips with one link are counted: 429 after ${repeats}`);
+
   // The admin API does not answer web pages (CSRF) or foreign host names (DNS rebinding).
   t.equal((await controlCall(tg.controlPort, 'POST', '/admin/reauth', { origin: 'http://evil.test' })).status, 403, 'cross-site POST refused');
   t.equal((await controlCall(tg.controlPort, 'POST', '/admin/reauth', { 'sec-fetch-site': 'cross-site' })).status, 403);

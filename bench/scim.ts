@@ -298,78 +298,85 @@ function pct(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
-/** run sends n requests from `conc` loops; check(i, res) returns null when the reply is right. */
+type CpuPids = { server: number; redis?: number | undefined };
+
+/**
+ * Recorder is one phase's tally: each request's latency (timed when its reply's last byte has
+ * arrived; checking it is the client's work, not the server's), the problems, and the CPU the
+ * server (and redis-server) used from its creation to done().
+ */
+class Recorder {
+  private readonly lat: number[] = [];
+  private errors = 0;
+  private readonly samples: string[] = [];
+  private readonly cpu0: number;
+  private readonly rcpu0: number;
+
+  constructor(private readonly pids: CpuPids) {
+    this.cpu0 = cpuUs(pids.server);
+    this.rcpu0 = pids.redis !== undefined ? cpuUs(pids.redis) : 0;
+  }
+
+  /** time sends request i, records its latency, then checks the reply. */
+  async time(i: number, make: (i: number) => Promise<Res>, check: (i: number, r: Res) => string | null): Promise<void> {
+    const s = performance.now();
+    let problem: string | null;
+    try {
+      const res = await make(i);
+      this.lat.push(performance.now() - s);
+      problem = check(i, res);
+    } catch (err) {
+      this.lat.push(performance.now() - s);
+      problem = err instanceof Error ? err.message : String(err);
+    }
+    if (problem !== null) {
+      this.errors++;
+      if (this.samples.length < 5) this.samples.push(problem.slice(0, 300));
+    }
+  }
+
+  /** done turns what was recorded over `seconds` into the phase's figures. */
+  done(seconds: number, offered?: number): Phase {
+    const lat = this.lat.sort((x, y) => x - y);
+    const n = lat.length;
+    const ok = n - this.errors;
+    const cpu = cpuUs(this.pids.server) - this.cpu0;
+    const rcpu = this.pids.redis !== undefined ? cpuUs(this.pids.redis) - this.rcpu0 : null;
+    return {
+      requests: n,
+      ok,
+      errors: this.errors,
+      errorSamples: this.samples,
+      seconds,
+      rate: ok / seconds,
+      p50: pct(lat, 50),
+      p95: pct(lat, 95),
+      p99: pct(lat, 99),
+      max: lat[n - 1] ?? NaN,
+      serverCpuUsPerReq: ok > 0 ? cpu / ok : null,
+      redisCpuUsPerReq: rcpu !== null && ok > 0 ? rcpu / ok : null,
+      ...(offered !== undefined ? { offered } : {}),
+    };
+  }
+}
+
+/** runPhase sends n requests from `conc` loops; check(i, res) returns null when the reply is right. */
 async function runPhase(
   n: number,
   conc: number,
   make: (i: number) => Promise<Res>,
   check: (i: number, r: Res) => string | null,
-  cpuPids: { server: number; redis?: number | undefined },
+  cpuPids: CpuPids,
 ): Promise<Phase> {
-  const lat: number[] = [];
-  let errors = 0;
-  const samples: string[] = [];
+  const rec = new Recorder(cpuPids);
   let next = 0;
-  const cpu0 = cpuUs(cpuPids.server);
-  const rcpu0 = cpuPids.redis !== undefined ? cpuUs(cpuPids.redis) : 0;
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: conc }, async () => {
-      for (;;) {
-        const i = next++;
-        if (i >= n) return;
-        const s = performance.now();
-        let problem: string | null;
-        try {
-          const res = await make(i);
-          // The reply is timed when its last byte has arrived; checking it is the client's work, not the server's.
-          lat.push(performance.now() - s);
-          problem = check(i, res);
-        } catch (err) {
-          lat.push(performance.now() - s);
-          problem = err instanceof Error ? err.message : String(err);
-        }
-        if (problem !== null) {
-          errors++;
-          if (samples.length < 5) samples.push(problem.slice(0, 300));
-        }
-      }
+      for (let i = next++; i < n; i = next++) await rec.time(i, make, check);
     }),
   );
-  const seconds = (performance.now() - t0) / 1000;
-  return summary(lat, errors, samples, seconds, {
-    server: cpuUs(cpuPids.server) - cpu0,
-    redis: cpuPids.redis !== undefined ? cpuUs(cpuPids.redis) - rcpu0 : null,
-  });
-}
-
-/** summary turns what a phase recorded into its figures. */
-function summary(
-  lat: number[],
-  errors: number,
-  samples: string[],
-  seconds: number,
-  cpu: { server: number; redis: number | null },
-  offered?: number,
-): Phase {
-  lat.sort((a, b) => a - b);
-  const n = lat.length;
-  const ok = n - errors;
-  return {
-    requests: n,
-    ok,
-    errors,
-    errorSamples: samples,
-    seconds,
-    rate: ok / seconds,
-    p50: pct(lat, 50),
-    p95: pct(lat, 95),
-    p99: pct(lat, 99),
-    max: lat[n - 1] ?? NaN,
-    serverCpuUsPerReq: ok > 0 ? cpu.server / ok : null,
-    redisCpuUsPerReq: cpu.redis !== null && ok > 0 ? cpu.redis / ok : null,
-    ...(offered !== undefined ? { offered } : {}),
-  };
+  return rec.done((performance.now() - t0) / 1000);
 }
 
 /**
@@ -386,63 +393,35 @@ async function runOpen(
   n: number,
   make: (i: number) => Promise<Res>,
   check: (i: number, r: Res) => string | null,
-  cpuPids: { server: number; redis?: number | undefined },
+  cpuPids: CpuPids,
   stats?: () => Promise<ServiceStats>,
 ): Promise<Phase> {
-  const lat: number[] = [];
-  const late: number[] = [];
-  let errors = 0;
-  const samples: string[] = [];
-  const record = (ms: number, problem: string | null): void => {
-    lat.push(ms);
-    if (problem !== null) {
-      errors++;
-      if (samples.length < 5) samples.push(problem.slice(0, 300));
-    }
-  };
   await stats?.();
-  const cpu0 = cpuUs(cpuPids.server);
-  const rcpu0 = cpuPids.redis !== undefined ? cpuUs(cpuPids.redis) : 0;
+  const rec = new Recorder(cpuPids);
+  const late: number[] = [];
   const interval = 1000 / rate;
   const t0 = performance.now() + 5;
   let sent = 0;
-  let settled = 0;
+  const all: Promise<void>[] = [];
   await new Promise<void>((resolve) => {
-    const issue = (i: number): void => {
-      const s = performance.now();
-      make(i)
-        .then(
-          // Timed at the reply's last byte, before the client checks it.
-          (res) => record(performance.now() - s, check(i, res)),
-          (err: unknown) => record(performance.now() - s, err instanceof Error ? err.message : String(err)),
-        )
-        .finally(() => {
-          if (++settled === n) resolve();
-        });
-    };
     // setImmediate, not a timer: it wakes on every turn of the loop, so a request leaves within
     // microseconds of being due (Node's timers round to whole milliseconds).
     const tick = (): void => {
       const now = performance.now();
       while (sent < n && t0 + sent * interval <= now) {
         late.push(now - (t0 + sent * interval));
-        issue(sent++);
+        all.push(rec.time(sent++, make, check));
       }
       if (sent < n) setImmediate(tick);
+      else resolve();
     };
     setImmediate(tick);
   });
+  await Promise.all(all);
   const seconds = (performance.now() - t0) / 1000;
   const service = await stats?.();
   late.sort((x, y) => x - y);
-  return {
-    ...summary(lat, errors, samples, seconds, {
-      server: cpuUs(cpuPids.server) - cpu0,
-      redis: cpuPids.redis !== undefined ? cpuUs(cpuPids.redis) - rcpu0 : null,
-    }, rate),
-    clientLateP99: pct(late, 99),
-    ...(service !== undefined ? { service } : {}),
-  };
+  return { ...rec.done(seconds, rate), clientLateP99: pct(late, 99), ...(service !== undefined ? { service } : {}) };
 }
 
 /** mulberry32: a small seeded PRNG, so every run looks up the same users. */
@@ -596,7 +575,7 @@ async function runOpenLoads(
   loads: readonly Load[],
   make: (agent: Agent, i: number) => Promise<Res>,
   check: (i: number, r: Res) => string | null,
-  cpuPids: { server: number; redis?: number | undefined },
+  cpuPids: CpuPids,
   stats: () => Promise<ServiceStats>,
 ): Promise<Phase[]> {
   const out: Phase[] = [];

@@ -76,6 +76,16 @@ export interface ProxyServer {
 }
 
 /** createProxyServer builds the proxy listener (not yet listening). Limits are read from the initial config. */
+/** serveOwnHost hands a request to the control-plane app; whatever it throws becomes a 500, never a crash. */
+function serveOwnHost(deps: ProxyDeps, req: IncomingMessage, res: ServerResponse, tx: Transaction): void {
+  try {
+    deps.ownHost(req, res, tx);
+  } catch (err) {
+    deps.log.error({ err, host: tx.host }, 'own-host handler failed');
+    sendError(req, res, new HttpError(500, 'internal_error', 'Something went wrong on our side.'));
+  }
+}
+
 export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer {
   const limits = config.limits;
   const dialOpts: DialOptions = { hosts: () => deps.runtime.current.hosts, self: deps.self };
@@ -231,11 +241,11 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
           tx.action = 'own-host';
           req.url = target.path;
           const cookies = readOwnCookies(req.headers.cookie);
-          if (cookies.length === 0 && !tx.match?.location.surrogate.enabled) return ownHost();
+          if (cookies.length === 0 && !tx.match?.location.surrogate.enabled) return serveOwnHost(deps, req, res, tx);
           deps.auth.identifier.resolve(tx, cookies, false, false).then((who) => {
             tx.identity = who;
             if (who !== null) tx.login = who.session.loginName;
-            ownHost();
+            serveOwnHost(deps, req, res, tx);
           }, storeDown);
           return;
         }
@@ -272,15 +282,6 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
           req.url = target.path;
           proxy.web(req, res, { target: { protocol: 'http:', host: tx.host, port: tx.port }, agent });
           return;
-      }
-    };
-    /** ownHost hands the request to the control-plane app; whatever it throws becomes a 500, never a crash. */
-    const ownHost = (): void => {
-      try {
-        deps.ownHost(req, res, tx);
-      } catch (err) {
-        deps.log.error({ err, host: tx.host }, 'own-host handler failed');
-        sendError(req, res, new HttpError(500, 'internal_error', 'Something went wrong on our side.'));
       }
     };
     act(decide(tx, req.headers, deps.auth.identifier));

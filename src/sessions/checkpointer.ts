@@ -55,6 +55,8 @@ export interface CheckpointResult {
 }
 
 type Waiter = (r: CheckpointResult | null) => void;
+/** RoundReply is what the thread posts after a round. */
+type RoundReply = { ok: boolean; log?: number; checkpointed?: number; error?: string };
 
 /** Checkpointer runs checkpoint cycles of one database file on its own thread, one at a time. */
 export class Checkpointer {
@@ -81,7 +83,7 @@ export class Checkpointer {
   ) {
     const sqlite = createRequire(import.meta.url).resolve('better-sqlite3');
     this.worker = new Worker(WORKER, { eval: true, workerData: { file, sqlite } });
-    this.worker.on('message', (m: { ok: boolean; log?: number; checkpointed?: number; error?: string }) => this.roundDone(m));
+    this.worker.on('message', (m: RoundReply) => this.roundDone(m));
     this.worker.on('error', (err) => this.fail(err));
     this.exited = new Promise<void>((resolve) =>
       this.worker.once('exit', (code) => {
@@ -154,7 +156,7 @@ export class Checkpointer {
     this.worker.postMessage('checkpoint');
   }
 
-  private roundDone(m: { ok: boolean; log?: number; checkpointed?: number; error?: string }): void {
+  private roundDone(m: RoundReply): void {
     const round = this.round;
     this.round = 0;
     if (!m.ok) this.onError(new Error(`embedded store checkpoint failed: ${m.error ?? 'unknown'}`));

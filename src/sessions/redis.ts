@@ -1,5 +1,5 @@
 import { Cluster, Redis, ReplyError, type ClusterOptions, type RedisOptions } from 'ioredis';
-import { assertViaTags, StoreUnavailableError, type ReadOp, type ReadThrough, type Store, type StoreConfig, type WriteOp } from './store.js';
+import { StoreUnavailableError, type ReadOp, type ReadThrough, type Store, type StoreConfig, type WriteOp } from './store.js';
 
 /** RedisStoreConfig is the Redis variant of the `store:` config section. */
 export type RedisStoreConfig = Extract<StoreConfig, { type: 'redis' }>;
@@ -75,7 +75,7 @@ return 1`;
 /**
  * VIA_LUA is readVia: GET KEYS[1], then for each (op, prefix) pair in ARGV a GET or the whole set
  * of prefix .. value. A missing value comes back as false, which Redis sends as a nil inside the
- * array, so positions are kept. The keys built here are not declared; readVia checks that they
+ * array, so positions are kept. The keys built here are not declared; readThrough checks that they
  * carry the hash tag of KEYS[1], so on Cluster they live on the node that runs the script.
  */
 const VIA_LUA = `
@@ -243,8 +243,7 @@ export class RedisStore implements Store {
   }
 
   async readVia<const R extends readonly ReadOp[]>(via: string, then: R): Promise<ReadThrough<R> | null> {
-    // On Cluster a key built from a prefix without via's tag would live on another slot.
-    assertViaTags(via, then);
+    // readThrough has checked that every prefix carries via's tag, so every key built here is on via's slot.
     const args = then.flatMap((r) => [r.op, this.k(r.key)]);
     const reply = await this.run('readVia', () => this.scripts().tollgateVia(this.k(via), ...args));
     if (reply === null) return null;

@@ -45,7 +45,8 @@ export interface Store {
    * on the key `read.key + v` (there `key` is a prefix): an index entry and what it points to
    * together, in one round trip on Redis. null when `via` is absent. All keys, the ones built from
    * v included, must share one hash tag (see above): put the tag in each prefix. Callers use
-   * `readThrough`, which makes two reads for a backend without it.
+   * `readThrough`, which checks that (a backend may rely on it) and makes two reads for a backend
+   * without readVia.
    */
   readVia?<const R extends readonly ReadOp[]>(via: string, then: R): Promise<ReadThrough<R> | null>;
 
@@ -143,8 +144,8 @@ function hashTag(key: string): string {
   return close > open + 1 ? key.slice(open + 1, close) : key;
 }
 
-/** assertViaTags refuses a readVia whose prefixes do not carry via's hash tag (a caller's bug, on every backend alike). */
-export function assertViaTags(via: string, then: readonly ReadOp[]): void {
+/** assertViaTags refuses a readThrough whose prefixes do not carry via's hash tag (a caller's bug, on every backend alike). */
+function assertViaTags(via: string, then: readonly ReadOp[]): void {
   const tag = hashTag(via);
   for (const r of then) {
     const open = r.key.indexOf('{');

@@ -132,7 +132,8 @@ async function controlAddress(configFile: string | undefined): Promise<{ host: s
 async function adminCall(configFile: string | undefined, method: string, path: string): Promise<{ status: number; body: Record<string, unknown> }> {
   const { host, port } = await controlAddress(configFile);
   return new Promise((resolve, reject) => {
-    const req = request({ host, port, method, path, timeout: 15_000 }, (res) => {
+    // Ask for JSON: the control app renders errors as plain text otherwise, and `failure` reads `error.code`.
+    const req = request({ host, port, method, path, headers: { accept: 'application/json' }, timeout: 15_000 }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => {

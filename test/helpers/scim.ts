@@ -8,10 +8,12 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import type { Test } from 'tap';
 import pino from 'pino';
 import { Directory } from '../../src/directory/directory.js';
 import { ScimRateLimiter, type RateLimitOptions } from '../../src/scim/ratelimit.js';
 import { createScimHandler, type ScimOp } from '../../src/scim/server.js';
+import { SCIM_ERROR_SCHEMA } from '../../src/scim/errors.js';
 import { ScimTokens } from '../../src/scim/tokens.js';
 import { EmbeddedStore } from '../../src/sessions/embedded.js';
 import type { Store } from '../../src/sessions/store.js';
@@ -82,6 +84,11 @@ export interface ScimHarnessOptions {
   readonly dir?: string;
   readonly store?: Store;
   readonly rateLimit?: RateLimitOptions['limit'];
+  /**
+   * limiter, when given, is the limiter's whole config, passed as is (so without `limit` the limiter's
+   * own default applies, and `now` can pin the clock); it takes the place of rateLimit.
+   */
+  readonly limiter?: RateLimitOptions;
   readonly tenants?: readonly string[];
   readonly maxBodyBytes?: number;
   readonly bodyTimeoutMs?: number;
@@ -117,7 +124,7 @@ export async function startScim(opts: ScimHarnessOptions = {}): Promise<ScimHarn
     onUsersChanged: (tenant, userIds) => void changed.push({ tenant, userIds }),
   });
   const tokens = new ScimTokens(store);
-  const limiter = new ScimRateLimiter(store, { limit: opts.rateLimit ?? 0 });
+  const limiter = new ScimRateLimiter(store, opts.limiter ?? { limit: opts.rateLimit ?? 0 });
   const logs = new Lines();
   const tenants = new Set(opts.tenants ?? ['acme/okta', 'acme/entra']);
   const handler = createScimHandler({
@@ -154,4 +161,15 @@ export async function startScim(opts: ScimHarnessOptions = {}): Promise<ScimHarn
       if (ownDir) await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** isError checks the RFC 7644 §3.12 error shape: status as a string, scimType when given. */
+export function isError(t: Test, r: Reply, status: number, scimType?: string, msg = `${status} ${scimType ?? ''}`): void {
+  t.equal(r.status, status, msg);
+  t.equal(r.headers.get('content-type'), 'application/scim+json', `${msg}: SCIM media type`);
+  t.same(r.body?.schemas, [SCIM_ERROR_SCHEMA], `${msg}: error schema`);
+  t.equal(r.body?.status, String(status), `${msg}: status is a string`);
+  if (scimType === undefined) t.notOk('scimType' in (r.body ?? {}), `${msg}: no scimType`);
+  else t.equal(r.body?.scimType, scimType, `${msg}: scimType`);
+  t.type(r.body?.detail, 'string');
 }

@@ -8,7 +8,7 @@ import { EmbeddedStore } from '../../src/sessions/embedded.js';
 import { openStore } from '../../src/sessions/open.js';
 import type { Store } from '../../src/sessions/store.js';
 import { startRedis } from '../helpers/redis.js';
-import { startScim, type Reply, type ScimClient } from '../helpers/scim.js';
+import { isError, startScim, type Reply, type ScimClient } from '../helpers/scim.js';
 
 /** TapTest is the type of a subtest's `t`. */
 type TapTest = Parameters<Parameters<typeof t.test>[0]>[0];
@@ -19,17 +19,6 @@ const CORE = 'urn:ietf:params:scim:schemas:core:2.0:User';
 const GROUP = 'urn:ietf:params:scim:schemas:core:2.0:Group';
 const ENT = 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User';
 const PATCH = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';
-
-/** isError checks the RFC 7644 §3.12 error shape: status as a string, scimType when given. */
-function isError(t: TapTest, r: Reply, status: number, scimType?: string, msg = `${status} ${scimType ?? ''}`): void {
-  t.equal(r.status, status, msg);
-  t.equal(r.headers.get('content-type'), 'application/scim+json', `${msg}: SCIM media type`);
-  t.same(r.body?.schemas, [ERR], `${msg}: error schema`);
-  t.equal(r.body?.status, String(status), `${msg}: status is a string`);
-  if (scimType === undefined) t.notOk('scimType' in (r.body ?? {}), `${msg}: no scimType`);
-  else t.equal(r.body?.scimType, scimType, `${msg}: scimType`);
-  t.type(r.body?.detail, 'string');
-}
 
 const newUser = (userName: string, extra: Record<string, unknown> = {}) => ({ schemas: [CORE], userName, active: true, ...extra });
 

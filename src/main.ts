@@ -20,7 +20,7 @@ import { Sessions } from './sessions/session.js';
 import { prepareIdps } from './auth/idps.js';
 import { Directory } from './directory/directory.js';
 import { ScimTokens } from './scim/tokens.js';
-import { ScimRateLimiter } from './scim/ratelimit.js';
+import { DEFAULT_SCIM_RATE_LIMIT, ScimRateLimiter } from './scim/ratelimit.js';
 import { createScimHandler } from './scim/server.js';
 import { Identifier } from './auth/identify.js';
 import { Gateway } from './auth/gateway.js';
@@ -116,7 +116,7 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
   });
   const tokens = new ScimTokens(backend);
   const limiter = new ScimRateLimiter(backend, {
-    limit: (tenant) => runtime.current.idps.get(tenant.slice(tenant.indexOf('/') + 1))?.config.scimRateLimit ?? 5,
+    limit: (tenant) => runtime.current.idps.get(tenant.slice(tenant.indexOf('/') + 1))?.config.scimRateLimit ?? DEFAULT_SCIM_RATE_LIMIT,
   });
   const scim = createScimHandler({
     directory,

@@ -144,6 +144,13 @@ const identify: Step = (tx, headers, auth) => {
 /** STEPS is the order of decisions; the first decisive step wins. */
 export const STEPS: readonly Step[] = [locate, loop, connectPort, token, ownHost, exempt, identify];
 
+/** attribute puts the user on the transaction, for the access log and whatever serves it. */
+export function attribute(tx: Transaction, who: Identity): void {
+  tx.identity = who;
+  tx.login = who.session.loginName;
+  tx.department = who.session.department;
+}
+
 /**
  * identified finishes the identify step: forward with the user, or refuse the unidentified. Only a
  * browser page load can be sent to sign in; a tunnel cannot be redirected (browsers drop a CONNECT
@@ -151,9 +158,7 @@ export const STEPS: readonly Step[] = [locate, loop, connectPort, token, ownHost
  */
 export function identified(tx: Transaction, who: Identity | null, headers: IncomingHttpHeaders): Decision {
   if (who !== null) {
-    tx.identity = who;
-    tx.login = who.session.loginName;
-    tx.department = who.session.department;
+    attribute(tx, who);
     return FORWARD;
   }
   const gateway = `http://${tx.rt.gatewayHost}/`;

@@ -24,7 +24,7 @@ import { isOwnHost, type RuntimeRef, type Runtime } from '../runtime.js';
 import { SelfGuard, UpstreamAgent, type DialOptions } from './dial.js';
 import { isUpstreamFault, upstreamFailure, type UpstreamFailure } from './errno.js';
 import { cleanRequestHeaders, cleanResponseHeaders } from './headers.js';
-import { clientAddress, decide, identified, type Decision, type Transaction } from './pipeline.js';
+import { attribute, clientAddress, decide, identified, type Decision, type Transaction } from './pipeline.js';
 import { readOwnCookies, redactTokens, splitToken, stripOwnCookie, stripOwnSetCookie, type Identifier } from '../auth/identify.js';
 import { openTunnel } from './tunnel.js';
 
@@ -244,7 +244,7 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
           if (cookies.length === 0 && !tx.match?.location.surrogate.enabled) return serveOwnHost(deps, req, res, tx);
           deps.auth.identifier.resolve(tx, cookies, false, false).then((who) => {
             tx.identity = who;
-            if (who !== null) tx.login = who.session.loginName;
+            if (who !== null) attribute(tx, who);
             serveOwnHost(deps, req, res, tx);
           }, storeDown);
           return;

@@ -19,10 +19,7 @@ import t from 'tap';
 import { makeSigningPair } from '../../src/labidp/idp.js';
 import { DEFAULT_MAX_BODY_BYTES } from '../../src/scim/body.js';
 import { DEFAULT_SCIM_RATE_LIMIT } from '../../src/scim/ratelimit.js';
-import { openStore } from '../../src/sessions/open.js';
-import type { Store } from '../../src/sessions/store.js';
-import { startRedis } from '../helpers/redis.js';
-import { isError, ScimClient, startScim, type Reply } from '../helpers/scim.js';
+import { backendStore, isError, redisStore, SCIM_BACKENDS, ScimClient, startScim, type Reply } from '../helpers/scim.js';
 import { controlCall, startTestTollgate, testConfig } from '../helpers/tollgate.js';
 
 /** TapTest is the type of a subtest's `t`. */
@@ -31,18 +28,6 @@ type TapTest = Parameters<Parameters<typeof t.test>[0]>[0];
 const ERR = 'urn:ietf:params:scim:api:messages:2.0:Error';
 const CORE = 'urn:ietf:params:scim:schemas:core:2.0:User';
 const GROUP = 'urn:ietf:params:scim:schemas:core:2.0:Group';
-
-// REDIS_URL points the file at an existing server; by default it spawns its own.
-const redisServer = process.env.REDIS_URL ? null : await startRedis();
-t.teardown(() => redisServer?.stop());
-const redisUrl = process.env.REDIS_URL ?? redisServer!.url;
-
-/** redisStore opens a client on its own key prefix, so tests (and a shared REDIS_URL) never meet. */
-async function redisStore(t: TapTest, keyPrefix = `tg-edges-${randomUUID().slice(0, 8)}:`): Promise<Store> {
-  const store = await openStore({ type: 'redis', url: redisUrl, keyPrefix, commandTimeoutMs: 5_000 });
-  t.teardown(() => store.close());
-  return store;
-}
 
 const newUser = (userName: string, extra: Record<string, unknown> = {}) => ({ schemas: [CORE], userName, active: true, ...extra });
 const q = (filter: string): string => encodeURIComponent(filter);
@@ -126,9 +111,9 @@ async function race(t: TapTest, what: string, name: string, create: (spelling: s
   return { names, winner, made: replies[winner] };
 }
 
-for (const backend of ['embedded', 'redis'] as const) {
+for (const backend of SCIM_BACKENDS) {
   t.test(`${RACERS} racing creates of one name (${backend}): one 201, the rest 409 uniqueness, one resource`, async (t) => {
-    const h = await startScim(backend === 'redis' ? { store: await redisStore(t) } : {});
+    const h = await startScim(await backendStore(t, backend));
     t.teardown(() => h.close());
     const c = await h.client('acme/okta');
     // Warm the connections and the token check first, so the racers reach the directory together.

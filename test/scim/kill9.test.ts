@@ -328,19 +328,18 @@ t.test('every acknowledged SCIM write survives kill -9, and nothing half-written
 
     // A name that no resource holds is free: no unique-index entry outlived (or went without) its
     // record. Each create here is a write too, so it joins what the next round checks.
-    const heldUserNames = new Set(userList.listed.map((u) => String(u.userName).toLowerCase()));
-    for (const name of new Set(users.flatMap((u) => u.names))) {
-      if (heldUserNames.has(name)) continue;
-      const r = await c.post('/Users', { schemas: [USER], userName: name });
-      if (r.status !== 201) problems.push(`userName ${name} belongs to no user, yet creating it answers ${r.status} ${r.text.slice(0, 200)}`);
-      else users.push({ kind: 'User', id: r.body.id as string, acked: stored('User', r.body), unanswered: null, busy: false, names: [name] });
-    }
-    const heldGroupNames = new Set(groupList.listed.map((g) => String(g.displayName).toLowerCase()));
-    for (const name of new Set(groups.flatMap((g) => g.names))) {
-      if (heldGroupNames.has(name)) continue;
-      const r = await c.post('/Groups', { schemas: [GROUP], displayName: name });
-      if (r.status !== 201) problems.push(`displayName ${name} belongs to no group, yet creating it answers ${r.status} ${r.text.slice(0, 200)}`);
-      else groups.push({ kind: 'Group', id: r.body.id as string, acked: stored('Group', r.body), unanswered: null, busy: false, names: [name] });
+    const kinds = [
+      { kind: 'User', path: '/Users', attr: 'userName', schema: USER, tracked: users, listed: userList.listed },
+      { kind: 'Group', path: '/Groups', attr: 'displayName', schema: GROUP, tracked: groups, listed: groupList.listed },
+    ] as const;
+    for (const { kind, path, attr, schema, tracked, listed } of kinds) {
+      const held = new Set(listed.map((r) => String(r[attr]).toLowerCase()));
+      for (const name of new Set(tracked.flatMap((r) => r.names))) {
+        if (held.has(name)) continue;
+        const r = await c.post(path, { schemas: [schema], [attr]: name });
+        if (r.status !== 201) problems.push(`${attr} ${name} belongs to no ${kind.toLowerCase()}, yet creating it answers ${r.status} ${r.text.slice(0, 200)}`);
+        else tracked.push({ kind, id: r.body.id as string, acked: stored(kind, r.body), unanswered: null, busy: false, names: [name] });
+      }
     }
     return problems;
   }

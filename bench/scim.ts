@@ -57,8 +57,10 @@ const OPEN_SHARES = [0.5, 0.8];
 const OPEN_MAX_SOCKETS = 64;
 /** WARM_OPEN requests open each open-loop phase's connections before it is measured. */
 const WARM_OPEN = 200;
-/** QUIET_WAIT_MS bounds the wait for a quiet machine before each open-loop phase. */
+/** QUIET_WAIT_MS bounds the wait for a quiet machine before each open-loop phase; QUIET_BUDGET_MS all of them. */
 const QUIET_WAIT_MS = 15_000;
+const QUIET_BUDGET_MS = 120_000;
+let quietBudgetMs = QUIET_BUDGET_MS;
 const ZIA_RATE = 5;
 const SYNC_USERS = 3_000;
 
@@ -390,7 +392,7 @@ async function runOpen(
   stats?: () => Promise<ServiceStats>,
 ): Promise<Phase> {
   await stats?.();
-  const meter = noiseMeter(cpuPids);
+  const meter = noiseMeter();
   const before = meter.snapshot();
   const rec = new Recorder(cpuPids);
   const late: number[] = [];
@@ -571,13 +573,13 @@ interface Load {
 }
 
 /**
- * noiseMeter watches both cores for CPU that is not the bench's own (this process, the server, and
- * redis-server) and for steal: a VM neighbour or a test suite running beside the bench.
+ * noiseMeter watches the cores the bench runs on for CPU that is not the bench's own (this process
+ * and every child it started and has not stopped: SCIM servers, redis-server, the rig) and for
+ * steal: a VM neighbour or a test suite running beside the bench.
  */
-function noiseMeter(pids: CpuPids): NoiseMeter {
-  return new NoiseMeter(
-    Array.from({ length: CORES }, (_, c) => c),
-    () => (pids.redis !== undefined ? [pids.server, pids.redis] : [pids.server]),
+function noiseMeter(): NoiseMeter {
+  return new NoiseMeter(PIN ? [0, 1] : Array.from({ length: CORES }, (_, c) => c), () =>
+    [...children].flatMap((c) => (c.pid !== undefined && c.exitCode === null && c.signalCode === null ? [c.pid] : [])),
   );
 }
 
@@ -596,14 +598,15 @@ async function runOpenLoads(
   stats: () => Promise<ServiceStats>,
 ): Promise<Phase[]> {
   const out: Phase[] = [];
-  const meter = noiseMeter(cpuPids);
+  const meter = noiseMeter();
   let offset = 0;
   for (const { rate, seconds } of loads) {
     if (rate < 1) continue;
     const n = Math.round(rate * seconds);
     let disturbed: Phase | undefined;
     for (let attempt = 1; ; attempt++) {
-      const quiet = await meter.waitForQuiet(QUIET_WAIT_MS);
+      const quiet = await meter.waitForQuiet(Math.min(QUIET_WAIT_MS, quietBudgetMs));
+      quietBudgetMs = Math.max(0, quietBudgetMs - quiet.waitedMs);
       if (!quiet.quiet) console.log(`  the machine was not quiet after ${(quiet.waitedMs / 1000).toFixed(0)} s; measuring anyway`);
       const agent = new Agent({ keepAlive: true, maxSockets: OPEN_MAX_SOCKETS });
       const warm = offset;
@@ -852,7 +855,7 @@ async function main(): Promise<void> {
         `; ${noiseText(l.noise)}` +
         (l.disturbed !== undefined ? ` (an attempt before it was disturbed, ${noiseText(l.disturbed.noise)}: p99 ${f2(l.disturbed.p99)} ms)` : '') +
         (lMet === null && valid && rigMisses ? ' (the rig alone misses the target: not resolvable in this run)' : '') +
-        (lMet === null && valid && !rigMisses ? ' (other work disturbed both attempts: not resolvable in this run)' : '')
+        (lMet === null && valid && !rigMisses ? ' (other work or steal disturbed both attempts: not resolvable in this run)' : '')
       : 'no measurement';
     console.log(`  ${r.store.padEnd(15)} ≥ ${TARGET_CREATES_PER_S} creates/s on one core: ${word(cMet).padEnd(8)} ${cv}`);
     console.log(`  ${r.store.padEnd(15)} lookup p99 < ${TARGET_LOOKUP_P99_MS} ms at ${o.users / 1000}k users, ${f0(o.openRate)}/s offered: ${word(lMet).padEnd(8)} ${lv}`);

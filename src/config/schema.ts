@@ -7,6 +7,9 @@
 import { z } from 'zod';
 import { parseCidr, ipToBigInt, parseHostPort } from './ip.js';
 
+/** DEFAULT_SCIM_RATE_LIMIT is ZIA's SCIM limit (requests per second per IdP), which Okta's integration expects. */
+export const DEFAULT_SCIM_RATE_LIMIT = 5;
+
 const hostnameRe = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
 
 /** cidr accepts `a.b.c.d/n`, IPv6 CIDRs and bare addresses. */
@@ -149,7 +152,7 @@ const idp = z.strictObject({
   /** jit: SAML auto-provisioning; scim: the IdP provisions users through SCIM. Never both. */
   provisioning: z.enum(['jit', 'scim']).default('jit'),
   /** SCIM requests per second for this IdP's tenant (ZIA's service allows 5); 0 turns the limit off. */
-  scimRateLimit: z.number().int().min(0).max(100_000).default(5),
+  scimRateLimit: z.number().int().min(0).max(100_000).default(DEFAULT_SCIM_RATE_LIMIT),
 });
 
 /**

@@ -243,7 +243,6 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
           const cookies = readOwnCookies(req.headers.cookie);
           if (cookies.length === 0 && !tx.match?.location.surrogate.enabled) return serveOwnHost(deps, req, res, tx);
           deps.auth.identifier.resolve(tx, cookies, false, false).then((who) => {
-            tx.identity = who;
             if (who !== null) attribute(tx, who);
             serveOwnHost(deps, req, res, tx);
           }, storeDown);

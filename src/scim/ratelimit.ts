@@ -7,6 +7,7 @@
  * in the key (Unix time / window length), so all nodes agree on where a window ends and can tell the
  * client how long to wait; the TTL only cleans up.
  */
+import { DEFAULT_SCIM_RATE_LIMIT } from '../config/schema.js';
 import type { Store } from '../sessions/store.js';
 
 /** RateLimitDecision is the answer for one request. */
@@ -24,8 +25,7 @@ export interface RateLimitOptions {
   readonly now?: () => number;
 }
 
-/** DEFAULT_SCIM_RATE_LIMIT is ZIA's SCIM limit, which Okta's integration expects. */
-export const DEFAULT_SCIM_RATE_LIMIT = 5;
+export { DEFAULT_SCIM_RATE_LIMIT };
 
 const ALLOWED: RateLimitDecision = Object.freeze({ allowed: true, retryAfterSeconds: 0 });
 

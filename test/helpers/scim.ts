@@ -2,14 +2,13 @@
  * scim: a real SCIM server on 127.0.0.1:0 around createScimHandler, over a real store, plus a small
  * client that speaks to it the way an IdP does (fetch, bearer token, JSON bodies).
  */
-import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import tap, { type Test } from 'tap';
+import type { Test } from 'tap';
 import pino from 'pino';
 import { Directory } from '../../src/directory/directory.js';
 import { ScimRateLimiter, type RateLimitOptions } from '../../src/scim/ratelimit.js';
@@ -17,9 +16,7 @@ import { createScimHandler, type ScimOp } from '../../src/scim/server.js';
 import { SCIM_ERROR_SCHEMA } from '../../src/scim/errors.js';
 import { ScimTokens } from '../../src/scim/tokens.js';
 import { EmbeddedStore } from '../../src/sessions/embedded.js';
-import { openStore } from '../../src/sessions/open.js';
 import type { Store } from '../../src/sessions/store.js';
-import { startRedis, type RedisServer } from './redis.js';
 
 /** Json is a parsed response body; tests read it loosely, as an IdP would. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -115,8 +112,9 @@ export interface ScimHarness {
 
 /** startScim starts the handler on a real HTTP server on 127.0.0.1:0. */
 export async function startScim(opts: ScimHarnessOptions = {}): Promise<ScimHarness> {
-  const dir = opts.dir ?? (await mkdtemp(join(tmpdir(), 'tollgate-scim-')));
+  // A directory only for the harness's own store; a given store needs none.
   const ownDir = opts.dir === undefined && opts.store === undefined;
+  const dir = opts.dir ?? (ownDir ? await mkdtemp(join(tmpdir(), 'tollgate-scim-')) : '');
   const store = opts.store ?? new EmbeddedStore({ path: dir });
   const revoked: ScimHarness['revoked'] = [];
   const changed: ScimHarness['changed'] = [];
@@ -175,33 +173,4 @@ export function isError(t: Test, r: Reply, status: number, scimType?: string, ms
   if (scimType === undefined) t.notOk('scimType' in (r.body ?? {}), `${msg}: no scimType`);
   else t.equal(r.body?.scimType, scimType, `${msg}: scimType`);
   t.type(r.body?.detail, 'string');
-}
-
-/** SCIM_BACKENDS are the stores a SCIM test runs on: the harness's own embedded store, and Redis. */
-export const SCIM_BACKENDS = ['embedded', 'redis'] as const;
-
-/** redisServer is started on first use by a test file and stopped when the file ends. */
-let redisServer: Promise<RedisServer> | null = null;
-
-/**
- * redisStore opens a RedisStore on REDIS_URL, or on a redis-server this test file starts once, with
- * its own key prefix (pass one to share it between "nodes"), closed when t ends.
- */
-export async function redisStore(t: Test, keyPrefix = `tg-scim-${randomUUID().slice(0, 8)}:`): Promise<Store> {
-  let url = process.env.REDIS_URL;
-  if (url === undefined || url === '') {
-    if (redisServer === null) {
-      const started = (redisServer = startRedis());
-      tap.teardown(async () => (await started).stop());
-    }
-    url = (await redisServer).url;
-  }
-  const store = await openStore({ type: 'redis', url, keyPrefix, commandTimeoutMs: 5_000 });
-  t.teardown(() => store.close());
-  return store;
-}
-
-/** backendStore is startScim's store option for a backend: none (embedded, the harness's own) or Redis. */
-export async function backendStore(t: Test, backend: (typeof SCIM_BACKENDS)[number]): Promise<{ store?: Store }> {
-  return backend === 'redis' ? { store: await redisStore(t) } : {};
 }

@@ -134,7 +134,18 @@ async function filtered(c: ScimClient, endpoint: '/Users' | '/Groups', filter: s
   return ((r.body.Resources ?? []) as Json[]).map((x) => x.id as string);
 }
 
-const pick = <T>(xs: readonly T[]): T | undefined => xs[Math.floor(Math.random() * xs.length)];
+// A seeded generator (mulberry32), so a failing run can be replayed with KILL9_SEED=<seed>.
+const SEED = Number(process.env.KILL9_SEED ?? Math.floor(Date.now() % 2 ** 31));
+t.comment(`seed ${SEED} (KILL9_SEED=${SEED} replays this run's choices)`);
+let prngState = SEED >>> 0;
+function random(): number {
+  prngState = (prngState + 0x6d2b79f5) >>> 0;
+  let x = prngState;
+  x = Math.imul(x ^ (x >>> 15), x | 1);
+  x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+  return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+}
+const pick = <T>(xs: readonly T[]): T | undefined => xs[Math.floor(random() * xs.length)];
 
 t.test('every acknowledged SCIM write survives kill -9, and nothing half-written is left', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'tollgate-scim-kill9-'));
@@ -196,7 +207,7 @@ t.test('every acknowledged SCIM write survives kill -9, and nothing half-written
 
   function patchUser(res: Tracked): Promise<void> {
     const n = ++serial;
-    const active = Math.random() < 0.8;
+    const active = random() < 0.8;
     const ops = [
       { op: 'replace', path: 'displayName', value: `User v${n}` },
       { op: 'replace', path: `${ENTERPRISE}:department`, value: `D${n}` },
@@ -220,7 +231,7 @@ t.test('every acknowledged SCIM write survives kill -9, and nothing half-written
     const prev = model('Group', res.acked);
     const members = prev.members as string[];
     const next = { ...prev, version: (prev.version as number) + 1 };
-    const r = Math.random();
+    const r = random();
     const outsider = pick(answered.filter((u) => !members.includes(u.id!)));
     if (r < 0.45 && outsider !== undefined) {
       const ops = [{ op: 'add', path: 'members', value: [{ value: outsider.id }] }];
@@ -240,10 +251,10 @@ t.test('every acknowledged SCIM write survives kill -9, and nothing half-written
   /** nextWrite picks a write to a resource that has none in flight. */
   function nextWrite(): Promise<void> {
     const answered = users.filter((u) => u.acked !== null);
-    const r = Math.random();
+    const r = random();
     if (answered.length < 12 || r < 0.2) return createUser();
     if (groups.length < 4 || r < 0.28) {
-      const members = new Set(Array.from({ length: Math.floor(Math.random() * 4) }, () => pick(answered)!.id!));
+      const members = new Set(Array.from({ length: Math.floor(random() * 4) }, () => pick(answered)!.id!));
       return createGroup([...members]);
     }
     const user = pick(answered.filter((u) => !u.busy));
@@ -346,7 +357,7 @@ t.test('every acknowledged SCIM write survives kill -9, and nothing half-written
 
   for (let round = 1; round <= ROUNDS; round++) {
     // Anywhere from a short stream to a long one; printed, so a failure can be told apart by it.
-    killAt = 80 + Math.floor(Math.random() * 150);
+    killAt = 80 + Math.floor(random() * 150);
     acks = 0;
     inFlightAtKill = -1;
     killed = false;

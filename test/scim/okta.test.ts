@@ -5,7 +5,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import t from 'tap';
-import { backendStore, SCIM_BACKENDS, startScim } from '../helpers/scim.js';
+import { startScim } from '../helpers/scim.js';
+import { backendStore, SCIM_BACKENDS } from '../helpers/scim-stores.js';
 
 const CORE = 'urn:ietf:params:scim:schemas:core:2.0:User';
 const GROUP = 'urn:ietf:params:scim:schemas:core:2.0:Group';

@@ -825,7 +825,7 @@ async function main(): Promise<void> {
   console.log(`  closed, ${o.lookupConc} in flight: as fast as the server answers (throughput); at saturation latency ≈ ${o.lookupConc} ÷ throughput`);
   console.log('  server p99: the server\'s own time per request (handler to last byte handed to the kernel), from inside it');
   console.log('  client late p99: how late the load generator itself sent (its own jitter; latency is timed from the actual send)');
-  console.log(`  other work, steal: CPU on both cores that was not the bench's (this process, the server, redis-server), and time the hypervisor took, in % of one core; over ${NOISE_LIMIT_PCT}% the phase is measured again and the disturbed attempt shown above it`);
+  console.log(`  other work, steal: CPU on the two cores that was not the bench's (this process and every process it started), and time the hypervisor took, in % of one core; over ${NOISE_LIMIT_PCT}% the phase is measured again and the disturbed attempt shown above it`);
   if (rig !== null) console.log(`  rig (no-op): a server that only answers ${rig.replyBytes} bytes, same pinning, same loads right after: what the rig adds by itself`);
   for (const r of results) {
     for (const p of [r.create, r.lookup, r.lookup1, ...r.open]) for (const e of p?.errorSamples ?? []) console.log(`  ${r.store} error: ${e}`);

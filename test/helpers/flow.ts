@@ -6,7 +6,7 @@
  *   client.signIn(...) -> POST IdP /login -> auto-post form -> POST ACS -> 303 gateway -> 307 ... -> page
  */
 import http from 'node:http';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startLabIdp, makeSigningPair, type LabIdp, type LabUser } from '../../src/labidp/idp.js';
@@ -150,6 +150,8 @@ export interface LabIdpFixture {
   readonly certPem: string;
   /** config is the `idps` entry for Tollgate. */
   config(extra?: Record<string, unknown>): NonNullable<ConfigInput['idps']>[number];
+  /** close stops the IdP and removes its certificate's directory. */
+  close(): Promise<void>;
 }
 
 /** startLabIdpFixture starts a lab IdP for Tollgate's default ACS on `cloud`. */
@@ -171,6 +173,10 @@ export async function startLabIdpFixture(opts: { id?: string; cloud?: string; us
   return {
     idp,
     certPath,
+    async close() {
+      await idp.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
     keyPem: pair.keyPem,
     certPem: pair.certPem,
     config: (extra = {}) => ({

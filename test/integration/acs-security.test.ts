@@ -23,7 +23,7 @@ t.test('crafted responses posted to the ACS are refused; a genuine one is accept
   );
   t.teardown(async () => {
     await tg.close();
-    await lab.idp.close();
+    await lab.close();
   });
   const other = makeSigningPair('Someone else');
   const browser = new FlowClient(tg.proxyPort, '127.0.0.20');

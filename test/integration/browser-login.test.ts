@@ -116,8 +116,8 @@ if (missing) {
     }
   };
   const origin = await keep(startOrigin(), (o) => o.close());
-  const lab = await keep(startLabIdpFixture({ id: 'lab' }), (f) => f.idp.close());
-  const partner = await keep(startLabIdpFixture({ id: 'partner', users: LAB_USERS.filter((u) => u.loginName.endsWith('@partner.test')) }), (f) => f.idp.close());
+  const lab = await keep(startLabIdpFixture({ id: 'lab' }), (f) => f.close());
+  const partner = await keep(startLabIdpFixture({ id: 'partner', users: LAB_USERS.filter((u) => u.loginName.endsWith('@partner.test')) }), (f) => f.close());
   const labPort = new URL(lab.idp.ssoUrl).port;
   const partnerPort = new URL(partner.idp.ssoUrl).port;
   const labSso = `http://${LAB_IDP}:${labPort}/sso`;

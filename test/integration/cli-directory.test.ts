@@ -43,7 +43,7 @@ const node = await startNode(dir, 'node-cli', {
 });
 t.teardown(async () => {
   await node.stop();
-  await Promise.all([lab.idp.close(), origin.close()]);
+  await Promise.all([lab.close(), origin.close()]);
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -52,7 +52,7 @@ const a = await startNode('node-a');
 const b = await startNode('node-b');
 t.teardown(async () => {
   await Promise.all([a.close(), b.close()]);
-  await Promise.all([lab.idp.close(), origin.close()]);
+  await Promise.all([lab.close(), origin.close()]);
   await redis.stop();
 });
 

@@ -22,7 +22,7 @@ t.test('sign-in abuse is refused without harm', async (t) => {
   );
   t.teardown(async () => {
     await tg.close();
-    await lab.idp.close();
+    await lab.close();
     await origin.close();
   });
   const site = `http://www.site.test:${origin.port}`;

@@ -32,7 +32,7 @@ t.test('sign-in through the gateway, cookies per host, surrogate, exemptions, lo
   );
   t.teardown(async () => {
     await tg.close();
-    await lab.idp.close();
+    await lab.close();
     await origin.close();
   });
   const a = `http://www.origin-a.test:${origin.port}`;

@@ -23,7 +23,7 @@ t.test('unknown sources that must authenticate, per-session cookies, org-specifi
   );
   t.teardown(async () => {
     await tg.close();
-    await lab.idp.close();
+    await lab.close();
     await origin.close();
   });
   const site = `http://www.site.test:${origin.port}/hello`;
@@ -70,7 +70,7 @@ t.test('an IdP mapped to the location is used without asking for the login name'
   );
   t.teardown(async () => {
     await tg.close();
-    await Promise.all([lab.idp.close(), partner.idp.close(), origin.close()]);
+    await Promise.all([lab.close(), partner.close(), origin.close()]);
   });
   const site = `http://www.site.test:${origin.port}/hello`;
   const atBranch = await new FlowClient(tg.proxyPort, '127.0.0.130').follow(site);

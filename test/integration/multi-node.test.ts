@@ -36,7 +36,7 @@ t.test('two nodes on one Redis', async (t) => {
   const b = await startNode(dir, 'node-b', config);
   t.teardown(async () => {
     await Promise.all([a.stop(), b.stop()]);
-    await Promise.all([lab.idp.close(), partner.idp.close(), origin.close()]);
+    await Promise.all([lab.close(), partner.close(), origin.close()]);
     await redis.stop();
     rmSync(dir, { recursive: true, force: true });
   });

@@ -74,6 +74,7 @@ export class Checkpointer {
   private gatePromise: Promise<void> | undefined;
   private gateTimer: NodeJS.Timeout | undefined;
   private state: 'running' | 'closed' | 'failed' = 'running';
+  private closing: Promise<void> | undefined;
   private readonly exited: Promise<void>;
 
   constructor(
@@ -120,8 +121,13 @@ export class Checkpointer {
     return new Promise((resolve) => this.request(resolve));
   }
 
-  /** close ends the thread after the round in progress, if any. */
-  async close(): Promise<void> {
+  /** close ends the thread after the round in progress, if any; every call waits for the same end. */
+  close(): Promise<void> {
+    this.closing ??= this.end();
+    return this.closing;
+  }
+
+  private async end(): Promise<void> {
     if (this.state !== 'running') return;
     this.state = 'closed';
     // Referenced again while it finishes, or the process could end before the thread says it has.

@@ -18,7 +18,15 @@ export interface EmbeddedStoreOptions {
   readonly purgeIntervalMs?: number;
   /** onError hears about failures that have no caller to reject, such as a throwing subscriber. */
   readonly onError?: (err: Error) => void;
+  /**
+   * fdatasync syncs the WAL; fs.fdatasync unless given. Tests pass one that fails as a dying disk's
+   * does, which no disk here can. The first store opened on a file sets it for every instance.
+   */
+  readonly fdatasync?: SyncFile;
 }
+
+/** SyncFile is fs.fdatasync's callback form. */
+export type SyncFile = (fd: number, callback: (err: NodeJS.ErrnoException | null) => void) => void;
 
 /**
  * Batch is the commits that one fdatasync makes durable; `done` settles when it has.
@@ -67,7 +75,12 @@ class Journal {
   private readonly unsynced = new Map<string, Batch>();
   failure: StoreUnavailableError | null = null;
 
-  constructor(wal: string) {
+  /** onFailure runs once, at the first failed fdatasync. */
+  constructor(
+    wal: string,
+    private readonly sync: SyncFile,
+    private readonly onFailure: () => void,
+  ) {
     this.fd = openSync(wal, 'r');
     // The WAL may have just been created: make its directory entry durable too, once.
     const dir = openSync(dirname(wal), 'r');
@@ -120,10 +133,13 @@ class Journal {
     if (b === null || this.syncing !== null) return;
     this.pending = null;
     this.syncing = b;
-    fdatasync(this.fd, (err) => {
+    this.sync(this.fd, (err) => {
       this.syncing = null;
       for (const [k, owner] of this.unsynced) if (owner === b) this.unsynced.delete(k);
-      if (err) this.failure ??= new StoreUnavailableError(`embedded store unavailable (fdatasync ${err.code ?? 'failed'})`, { cause: err });
+      if (err && this.failure === null) {
+        this.failure = new StoreUnavailableError(`embedded store unavailable (fdatasync ${err.code ?? 'failed'})`, { cause: err });
+        this.onFailure();
+      }
       if (this.failure !== null) {
         b.reject(this.failure);
         const next = this.pending;
@@ -334,17 +350,20 @@ export class EmbeddedStore implements Store {
     if (shared === undefined) {
       // The schema statement above has opened the WAL, so the file exists now.
       const stores = new Set<EmbeddedStore>();
+      const checkpointer = new Checkpointer(
+        this.file,
+        (err) => stores.values().next().value?.onError?.(err),
+        // Without the thread, SQLite checkpoints again by itself, on the event loop (its default, 1000 pages).
+        () => {
+          for (const s of stores) s.autocheckpoint(1000);
+        },
+      );
       shared = {
         bus: new EventEmitter().setMaxListeners(0),
-        journal: new Journal(`${this.file}-wal`),
-        checkpointer: new Checkpointer(
-          this.file,
-          (err) => stores.values().next().value?.onError?.(err),
-          // Without the thread, SQLite checkpoints again by itself, on the event loop (its default, 1000 pages).
-          () => {
-            for (const s of stores) s.autocheckpoint(1000);
-          },
-        ),
+        // After a failed fdatasync nothing more is copied into the database file: what is on disk
+        // stays as it was for SQLite's recovery at the next start.
+        journal: new Journal(`${this.file}-wal`, opts.fdatasync ?? fdatasync, () => void checkpointer.close()),
+        checkpointer,
         stores,
       };
       files.set(this.file, shared);

@@ -1,13 +1,14 @@
 import { spawn } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, fdatasync, statSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import t from 'tap';
-import { EmbeddedStore } from '../../src/sessions/embedded.js';
+import { EmbeddedStore, type SyncFile } from '../../src/sessions/embedded.js';
 import { openStore } from '../../src/sessions/open.js';
+import { StoreUnavailableError } from '../../src/sessions/store.js';
 import { until } from '../helpers/redis.js';
 import { storeContract } from './store.contract.js';
 
@@ -141,6 +142,47 @@ t.test('if the checkpoint thread dies, SQLite checkpoints by itself again and wr
   t.equal(await store.checkpoint(), null, 'no more rounds on the thread');
   for (let i = 0; i < 300; i++) await store.set(`k${i}`, 'x'.repeat(200));
   t.equal(await store.get('k299'), 'x'.repeat(200), 'writes never wait for a thread that is gone');
+});
+
+t.test('after a failed fdatasync every operation fails, on every instance, and nothing more is checkpointed', async (t) => {
+  const dir = await tempDir();
+  // A disk that starts failing: every sync from the switch on reports EIO, as Linux does once.
+  let failing = false;
+  const sync: SyncFile = (fd, cb) => {
+    if (!failing) return fdatasync(fd, cb);
+    setImmediate(() => cb(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', errno: -5, syscall: 'fdatasync' })));
+  };
+  const a = new EmbeddedStore({ path: dir, fdatasync: sync });
+  const b = new EmbeddedStore({ path: dir });
+  t.teardown(async () => {
+    await a.close();
+    await b.close();
+  });
+  await a.set('before', '1');
+  t.ok(await a.checkpoint(), 'checkpoints run while the disk works');
+
+  failing = true;
+  const [x, y] = await Promise.allSettled([a.set('lost', '2'), b.sadd('set', 'm')]);
+  for (const [name, r] of [['the write waiting for the failed sync', x], ["the other instance's write in the same batch", y]] as const) {
+    t.equal(r.status, 'rejected', `${name} is refused`);
+    t.ok(r.status === 'rejected' && r.reason instanceof StoreUnavailableError && /fdatasync EIO/.test((r.reason as Error).message), `${name}: StoreUnavailableError (fdatasync EIO)`);
+  }
+  // The disk's state is unknown now: nothing is read or written until a restart recovers from it.
+  const later: [string, () => Promise<unknown>][] = [
+    ['a read', () => a.get('before')],
+    ['a write', () => a.set('after', '3')],
+    ['a read on the other instance', () => b.get('before')],
+    ['a set read', () => b.smembers('set')],
+  ];
+  for (const [name, op] of later) await t.rejects(op(), StoreUnavailableError, `${name} fails`);
+  t.equal(await a.checkpoint(), null, 'no checkpoint runs after the failure');
+
+  // A restart recovers what the disk has: the write acknowledged before the failure.
+  await a.close();
+  await b.close();
+  const again = new EmbeddedStore({ path: dir });
+  t.teardown(() => again.close());
+  t.equal(await again.get('before'), '1', 'what was acknowledged before the failure is there after a restart');
 });
 
 t.test('a store left open does not keep the process alive, and one opened after a thread failure checkpoints by itself', async (t) => {

@@ -13,6 +13,11 @@ import { coreTimes, cpuMicros, selfAndReapedMicros, sleep } from './proc.js';
 /** NOISE_LIMIT_PCT is the other work (percent of one core) above which a measurement is disturbed. */
 export const NOISE_LIMIT_PCT = 10;
 
+/** isDisturbed tells whether other work or steal over an interval went over NOISE_LIMIT_PCT. */
+export function isDisturbed(n: Noise | undefined): boolean {
+  return n !== undefined && (n.otherPct > NOISE_LIMIT_PCT || n.stealPct > NOISE_LIMIT_PCT);
+}
+
 /** Snapshot is the CPU counters at one moment. */
 interface Snapshot {
   readonly at: number;
@@ -69,7 +74,7 @@ export class NoiseMeter {
       await sleep(500);
       const n = this.since(s);
       const waitedMs = performance.now() - start;
-      if (n.otherPct < NOISE_LIMIT_PCT && n.stealPct < NOISE_LIMIT_PCT) return { waitedMs, quiet: true };
+      if (!isDisturbed(n)) return { waitedMs, quiet: true };
       if (waitedMs >= maxMs) return { waitedMs, quiet: false };
     }
   }

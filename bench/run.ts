@@ -22,7 +22,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { CONTENDERS, direct, isUnavailable, startOrigin, startSquid, startTollgate, type Contender, type ContenderName, type Origin } from './contenders.js';
 import { runBulk, runConnects, runGets } from './load.js';
-import { NOISE_LIMIT_PCT, NoiseMeter } from './noise.js';
+import { isDisturbed, NOISE_LIMIT_PCT, NoiseMeter } from './noise.js';
 import { Children, commandVersion, cpuMicros, findCommand, RssSampler, rssKiB, sleep, LOAD_CORE, PROXY_CORE } from './proc.js';
 import { evaluateTargets, renderInterference, renderTable, renderTargets, Results, toJson, type MetricKey } from './report.js';
 
@@ -232,8 +232,7 @@ async function measureOnce(bench: Bench, phase: Phase, c: Contender, round: numb
       return;
     }
     const n = bench.noise.since(snap);
-    const disturbed = n.otherPct > NOISE_LIMIT_PCT || n.stealPct > NOISE_LIMIT_PCT;
-    if (disturbed && attempt === 1 && budget.retries > 0) {
+    if (isDisturbed(n) && attempt === 1 && budget.retries > 0) {
       budget.retries--;
       progress(`  disturbed (${n.otherPct.toFixed(0)}% of a core went to other work): measuring again`);
       continue;

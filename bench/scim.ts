@@ -38,7 +38,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { NOISE_LIMIT_PCT, NoiseMeter, type Noise } from './noise.js';
+import { isDisturbed, NOISE_LIMIT_PCT, NoiseMeter, type Noise } from './noise.js';
 import { cpuMicros } from './proc.js';
 import { BENCH_TENANT, benchUser, benchUserName } from './scim-data.js';
 import type { ServiceStats } from './service-time.js';
@@ -392,8 +392,7 @@ async function runOpen(
   stats?: () => Promise<ServiceStats>,
 ): Promise<Phase> {
   await stats?.();
-  const meter = noiseMeter();
-  const before = meter.snapshot();
+  const before = NOISE.snapshot();
   const rec = new Recorder(cpuPids);
   const late: number[] = [];
   const interval = 1000 / rate;
@@ -416,14 +415,10 @@ async function runOpen(
   });
   await Promise.all(all);
   const seconds = (performance.now() - t0) / 1000;
-  const noise = meter.since(before);
+  const noise = NOISE.since(before);
   const service = await stats?.();
   late.sort((x, y) => x - y);
   return { ...rec.done(seconds, rate), clientLateP99: pct(late, 99), noise, ...(service !== undefined ? { service } : {}) };
-}
-
-function isDisturbed(n: Noise | undefined): boolean {
-  return n !== undefined && (n.otherPct > NOISE_LIMIT_PCT || n.stealPct > NOISE_LIMIT_PCT);
 }
 
 function noiseText(n: Noise | undefined): string {
@@ -573,15 +568,13 @@ interface Load {
 }
 
 /**
- * noiseMeter watches the cores the bench runs on for CPU that is not the bench's own (this process
- * and every child it started and has not stopped: SCIM servers, redis-server, the rig) and for
- * steal: a VM neighbour or a test suite running beside the bench.
+ * NOISE watches the cores the bench runs on for CPU that is not the bench's own (this process and
+ * every child it started and has not stopped: SCIM servers, redis-server, the rig) and for steal:
+ * a VM neighbour or a test suite running beside the bench.
  */
-function noiseMeter(): NoiseMeter {
-  return new NoiseMeter(PIN ? [0, 1] : Array.from({ length: CORES }, (_, c) => c), () =>
-    [...children].flatMap((c) => (c.pid !== undefined && c.exitCode === null && c.signalCode === null ? [c.pid] : [])),
-  );
-}
+const NOISE = new NoiseMeter(PIN ? [0, 1] : Array.from({ length: CORES }, (_, c) => c), () =>
+  [...children].flatMap((c) => (c.pid !== undefined && c.exitCode === null && c.signalCode === null ? [c.pid] : [])),
+);
 
 /**
  * runOpenLoads runs open-loop phases one after another, each over the next users in the list. Each
@@ -598,14 +591,13 @@ async function runOpenLoads(
   stats: () => Promise<ServiceStats>,
 ): Promise<Phase[]> {
   const out: Phase[] = [];
-  const meter = noiseMeter();
   let offset = 0;
   for (const { rate, seconds } of loads) {
     if (rate < 1) continue;
     const n = Math.round(rate * seconds);
     let disturbed: Phase | undefined;
     for (let attempt = 1; ; attempt++) {
-      const quiet = await meter.waitForQuiet(Math.min(QUIET_WAIT_MS, quietBudgetMs));
+      const quiet = await NOISE.waitForQuiet(Math.min(QUIET_WAIT_MS, quietBudgetMs));
       quietBudgetMs = Math.max(0, quietBudgetMs - quiet.waitedMs);
       if (!quiet.quiet) console.log(`  the machine was not quiet after ${(quiet.waitedMs / 1000).toFixed(0)} s; measuring anyway`);
       const agent = new Agent({ keepAlive: true, maxSockets: OPEN_MAX_SOCKETS });

@@ -448,7 +448,6 @@ async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
   }
 }
 
-
 function noStore(): Record<string, string> {
   return { 'cache-control': 'no-store' };
 }

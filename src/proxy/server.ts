@@ -75,7 +75,6 @@ export interface ProxyServer {
   shutdown(graceMs: number): Promise<void>;
 }
 
-/** createProxyServer builds the proxy listener (not yet listening). Limits are read from the initial config. */
 /** serveOwnHost hands a request to the control-plane app; whatever it throws becomes a 500, never a crash. */
 function serveOwnHost(deps: ProxyDeps, req: IncomingMessage, res: ServerResponse, tx: Transaction): void {
   try {
@@ -86,6 +85,7 @@ function serveOwnHost(deps: ProxyDeps, req: IncomingMessage, res: ServerResponse
   }
 }
 
+/** createProxyServer builds the proxy listener (not yet listening). Limits are read from the initial config. */
 export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer {
   const limits = config.limits;
   const dialOpts: DialOptions = { hosts: () => deps.runtime.current.hosts, self: deps.self };

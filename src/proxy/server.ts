@@ -27,6 +27,7 @@ import { cleanRequestHeaders, cleanResponseHeaders } from './headers.js';
 import { attribute, clientAddress, decide, identified, type Decision, type Transaction } from './pipeline.js';
 import { readOwnCookies, redactTokens, splitToken, stripOwnCookie, stripOwnSetCookie, type Identifier } from '../auth/identify.js';
 import { openTunnel } from './tunnel.js';
+import { loggableTarget, requestLineError } from './requestline.js';
 
 /** OwnHostHandler answers a request for one of the cloud's hosts (the control-plane app). */
 export type OwnHostHandler = (req: IncomingMessage, res: ServerResponse, tx: Transaction) => void;
@@ -207,8 +208,9 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
       logTx(st, req.socket as CountedSocket, res.headersSent ? res.statusCode : 0);
     });
 
-    const target = parseTarget(req, rt);
+    const target = requestLineError(req) ?? parseTarget(req, rt);
     if (target instanceof HttpError) {
+      if (target.status !== 400 || target.code !== 'bad_url') res.setHeader('connection', 'close');
       tx.action = 'blocked';
       tx.reason = target.code;
       sendError(req, res, target);
@@ -299,6 +301,8 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
       socket.end(rawErrorResponse(status, code, message));
       logTx(st, socket, status);
     };
+    const badLine = requestLineError(req);
+    if (badLine !== null) return refuse(badLine.status, badLine.code, badLine.message);
     if (authority === null || authority.port === 0) return refuse(400, 'bad_connect_target', 'CONNECT needs host:port.');
     tx.host = authority.host;
     tx.port = authority.port;
@@ -352,7 +356,7 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
     const st: TxState = { tx, logged: false, proxyReq: null };
     req[TX] = st;
     socket.on('error', () => socket.destroy());
-    const target = parseTarget(req, rt);
+    const target = requestLineError(req) ?? parseTarget(req, rt);
     const refuse = (e: HttpError) => {
       tx.action = 'blocked';
       tx.reason = e.code;
@@ -420,7 +424,7 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
       sublocation: tx.match?.sublocation?.name ?? '',
       clientIp: tx.clientIp,
       method: tx.method,
-      url: redactTokens(tx.url, tx.host === tx.rt.gatewayHost),
+      url: loggableTarget(redactTokens(tx.url, tx.host === tx.rt.gatewayHost)),
       host: tx.host,
       status,
       action: tx.action,

@@ -177,3 +177,89 @@ export function parseHostPort(v: string): { host: string; port: number } | null 
   if (port > 65535) return null;
   return { host: (m[1] ?? m[2]!).toLowerCase(), port };
 }
+
+/**
+ * parseInetAton reads the IPv4 spellings that inet_aton(3) (and so getaddrinfo and the WHATWG URL
+ * parser) accept besides dotted quad: one to four parts, each decimal, octal (leading 0) or hex
+ * (0x), the last part filling the bytes that remain (`127.1`, `2130706433`, `0x7f.0.0.1`,
+ * `0177.0.0.1`). Returns the address as an unsigned 32-bit number, or -1.
+ */
+export function parseInetAton(s: string): number {
+  if (s.length === 0 || s.length > 64) return -1;
+  const parts = s.split('.');
+  // A single trailing dot is allowed by the URL parser ("127.0.0.1." is 127.0.0.1).
+  if (parts.length > 1 && parts[parts.length - 1] === '') parts.pop();
+  if (parts.length > 4) return -1;
+  const values: number[] = [];
+  for (const p of parts) {
+    let v: number;
+    if (/^0[xX][0-9a-fA-F]*$/.test(p)) v = p.length === 2 ? 0 : parseInt(p.slice(2), 16);
+    else if (/^0[0-7]+$/.test(p)) v = parseInt(p.slice(1), 8);
+    else if (/^(0|[1-9][0-9]*)$/.test(p)) v = Number(p);
+    else return -1;
+    if (!Number.isSafeInteger(v)) return -1;
+    values.push(v);
+  }
+  const last = values.pop()!;
+  for (const v of values) if (v > 255) return -1;
+  if (last >= 256 ** (4 - values.length)) return -1;
+  let addr = 0;
+  for (const v of values) addr = addr * 256 + v;
+  return addr * 256 ** (4 - values.length) + last;
+}
+
+function ipv4Text(v: number): string {
+  return `${Math.floor(v / 16777216)}.${Math.floor(v / 65536) % 256}.${Math.floor(v / 256) % 256}.${v % 256}`;
+}
+
+const canonScratch = new Uint16Array(8);
+
+/**
+ * canonicalIp turns any spelling of an IP address into one canonical text, so that two spellings of
+ * one destination compare equal: IPv4 as dotted quad (from every inet_aton form), IPv6 in RFC 5952
+ * form (lower case, longest zero run as `::`, zone dropped). IPv6 forms that carry an IPv4 address
+ * become that IPv4 address: IPv4-mapped `::ffff:a.b.c.d` (RFC 4291 §2.5.5.2) in any spelling
+ * (`::ffff:7f00:1`), IPv4-compatible `::a.b.c.d` (§2.5.5.1, deprecated) and IPv4-translated
+ * `::ffff:0:a.b.c.d` (RFC 2765). Brackets are accepted. Returns null for anything not an address.
+ */
+export function canonicalIp(text: string): string | null {
+  let s = text;
+  if (s.length > 2 && s.charCodeAt(0) === 91 /* [ */ && s.charCodeAt(s.length - 1) === 93) s = s.slice(1, -1);
+  if (s.includes(':')) {
+    const h = canonScratch;
+    if (!parseIPv6Into(s, h)) return null;
+    if (h[0] === 0 && h[1] === 0 && h[2] === 0 && h[3] === 0) {
+      const mapped = h[4] === 0 && h[5] === 0xffff;
+      const translated = h[4] === 0xffff && h[5] === 0;
+      const compatible = h[4] === 0 && h[5] === 0 && (h[6] !== 0 || h[7]! > 1); // not :: or ::1
+      if (mapped || translated || compatible) return ipv4Text(h[6]! * 65536 + h[7]!);
+    }
+    return ipv6Text(h);
+  }
+  const v4 = parseIPv4(s);
+  if (v4 >= 0) return s;
+  const aton = parseInetAton(s);
+  return aton >= 0 ? ipv4Text(aton) : null;
+}
+
+/** ipv6Text writes 8 hextets in RFC 5952 form. */
+function ipv6Text(h: Uint16Array): string {
+  let bestAt = -1;
+  let bestLen = 1; // a single zero hextet is not shortened (RFC 5952 §4.2.2)
+  for (let i = 0; i < 8; ) {
+    if (h[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && h[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestAt = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = (from: number, to: number) => Array.from(h.subarray(from, to), (x) => x.toString(16)).join(':');
+  if (bestAt < 0) return hex(0, 8);
+  return `${hex(0, bestAt)}::${hex(bestAt + bestLen, 8)}`;
+}

@@ -1,52 +1,25 @@
 /**
- * dial: every upstream connection goes through here, for HTTP (via UpstreamAgent) and CONNECT alike.
+ * dial: every upstream connection goes through here, for HTTP (via UpstreamAgent), CONNECT and
+ * WebSocket alike.
  *
- *   Proxy -> resolve (static hosts | `.invalid` | DNS) -> refuse our own listeners -> TCP connect
+ *   Proxy -> resolve (IP literal in any spelling | static hosts | `.invalid` | DNS, every address)
+ *         -> refuse our own listeners -> TCP connect -> check the address really connected to
  *
- * Resolution and the self check happen together, so a name that resolves to one of our own
- * listeners is refused as a loop no matter how it was spelled.
+ * The self check is made on resolved, canonical addresses, and the address checked is the one
+ * handed to connect (there is no second resolution), so neither another spelling nor a DNS answer
+ * that changes between two lookups (rebinding) gets a connection to one of our own listeners. Once
+ * connected, the socket's real peer is checked once more.
  */
 import { Agent, type AgentOptions } from 'node:http';
 import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import net from 'node:net';
-import { networkInterfaces } from 'node:os';
-import { normalizeIp } from '../config/ip.js';
+import { canonicalIp } from '../config/ip.js';
+import { SelfGuard } from './self.js';
 
-/** Resolver picks addresses for a host name before DNS (the runtime's static hosts map). */
+export { SelfGuard };
+
+/** StaticHosts picks addresses for a host name before DNS (the runtime's static hosts map). */
 export type StaticHosts = () => ReadonlyMap<string, string>;
-
-/** SelfGuard knows the addresses Tollgate listens on, so upstream connections to them are refused. */
-export class SelfGuard {
-  readonly #listeners: { host: string; port: number }[] = [];
-  #local: Set<string> | null = null;
-
-  /** add records a bound listener (after listen, so port 0 is already resolved). */
-  add(host: string, port: number): void {
-    this.#listeners.push({ host: normalizeIp(host), port });
-  }
-
-  /** isSelf tells whether ip:port reaches one of our listeners. */
-  isSelf(ip: string, port: number): boolean {
-    const addr = normalizeIp(ip);
-    for (const l of this.#listeners) {
-      if (l.port !== port) continue;
-      if (l.host === addr) return true;
-      if (l.host === '0.0.0.0' || l.host === '::') {
-        if (this.#localAddresses().has(addr) || addr === '0.0.0.0' || addr === '::') return true;
-      }
-    }
-    return false;
-  }
-
-  #localAddresses(): Set<string> {
-    if (this.#local === null) {
-      const s = new Set<string>(['127.0.0.1', '::1']);
-      for (const list of Object.values(networkInterfaces())) for (const a of list ?? []) s.add(normalizeIp(a.address));
-      this.#local = s;
-    }
-    return this.#local;
-  }
-}
 
 /** LoopError is raised when an upstream target is Tollgate itself. */
 export class LoopError extends Error {
@@ -70,40 +43,68 @@ function notFound(host: string): NodeJS.ErrnoException {
 
 type LookupCb = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
 
+function familyOf(address: string): 4 | 6 {
+  return address.includes(':') ? 6 : 4;
+}
+
 /**
  * makeLookup returns a net `lookup` for one destination port: static hosts first, `.invalid`
- * answered locally (RFC 6761 §6.4: such names never resolve), then DNS; and a self check.
+ * answered locally (RFC 6761 §6.4: such names never resolve), `localhost` as loopback (§6.3),
+ * then DNS. Every address a name resolves to is judged: if any is one of our listeners the dial
+ * is refused, so a name cannot mix a good address with ours and hope for the order.
  */
 function makeLookup(opts: DialOptions, port: number) {
   return (hostname: string, options: { all?: boolean } & object, cb: LookupCb): void => {
-    const name = hostname.toLowerCase();
-    const finish = (address: string, family: number) => {
-      if (opts.self.isSelf(address, port)) return cb(new LoopError(`${hostname}:${port}`), address, family);
-      if (options.all) cb(null, [{ address, family }]);
-      else cb(null, address, family);
+    // A name and its fully qualified spelling (`localhost.`) are one name.
+    const lower = hostname.toLowerCase();
+    const name = lower.endsWith('.') ? lower.slice(0, -1) : lower;
+    const finish = (addresses: readonly string[]) => {
+      const list: LookupAddress[] = [];
+      for (const a of addresses) {
+        const canon = canonicalIp(a) ?? a;
+        if (opts.self.isSelf(canon, port)) return cb(new LoopError(`${hostname}:${port}`), a, familyOf(a));
+        list.push({ address: canon, family: familyOf(canon) });
+      }
+      if (list.length === 0) return cb(notFound(hostname), '', 4);
+      if (options.all) cb(null, list);
+      else cb(null, list[0]!.address, list[0]!.family);
     };
     const fixed = opts.hosts().get(name);
-    if (fixed !== undefined) return finish(fixed, net.isIP(fixed));
+    if (fixed !== undefined) return finish([fixed]);
     if (name === 'invalid' || name.endsWith('.invalid')) return cb(notFound(hostname), '', 4);
-    if (name === 'localhost' || name.endsWith('.localhost')) return finish('127.0.0.1', 4);
-    dnsLookup(hostname, { all: false }, (err, address, family) => {
+    if (name === 'localhost' || name.endsWith('.localhost')) return finish(['127.0.0.1']);
+    dnsLookup(hostname, { all: true }, (err, addresses) => {
       if (err) return cb(err, '', 4);
-      finish(address, family);
+      finish(addresses.map((a) => a.address));
     });
   };
 }
 
+/** refused is a socket that fails with a LoopError on the next tick, as a refused connect would. */
+function refused(target: string): net.Socket {
+  const s = new net.Socket();
+  process.nextTick(() => s.destroy(new LoopError(target)));
+  return s;
+}
+
 /** dial opens a TCP connection to host:port through the resolver and the self check. */
 export function dial(opts: DialOptions, host: string, port: number, extra: net.NetConnectOpts | object = {}): net.Socket {
-  if (net.isIP(host) !== 0) {
-    if (opts.self.isSelf(host, port)) {
-      const s = new net.Socket();
-      process.nextTick(() => s.destroy(new LoopError(`${host}:${port}`)));
-      return s;
-    }
-    return net.connect({ ...extra, host, port });
+  // An IP literal in any spelling (`2130706433`, `0x7f.1`, `::ffff:7f00:1`) is dialled as its canonical address.
+  const literal = canonicalIp(host);
+  let socket: net.Socket;
+  if (literal !== null) {
+    if (opts.self.isSelf(literal, port)) return refused(`${host}:${port}`);
+    socket = net.connect({ ...extra, host: literal, port });
+  } else {
+    socket = net.connect({ ...extra, host, port, lookup: makeLookup(opts, port) as unknown as net.LookupFunction });
   }
-  return net.connect({ ...extra, host, port, lookup: makeLookup(opts, port) as unknown as net.LookupFunction });
+  // The address actually connected to is judged once more, before any byte is written (this
+  // listener runs before the ones a writer adds, which is where queued writes are flushed).
+  socket.once('connect', () => {
+    const peer = socket.remoteAddress;
+    if (peer !== undefined && opts.self.isSelf(peer, socket.remotePort ?? port)) socket.destroy(new LoopError(`${host}:${port}`));
+  });
+  return socket;
 }
 
 /** UpstreamAgent is the shared keep-alive agent for HTTP to origins; it dials through `dial`. */

@@ -82,6 +82,7 @@ export function openTunnel(
 
   upstream.once('connect', () => {
     clearTimeout(connectTimer);
+    if (upstream.destroyed) return; // refused by dial's check of the connected address; its error reports it
     if (client.destroyed) {
       upstream.destroy();
       return;

@@ -41,3 +41,41 @@ t.test('normalizeIp', async (t) => {
   t.equal(normalizeIp('::1'), '::1');
   t.equal(normalizeIp('10.0.0.1'), '10.0.0.1');
 });
+
+t.test('canonicalIp brings every spelling of an address to one text', async (t) => {
+  const { canonicalIp, parseInetAton } = await import('../../src/config/ip.js');
+  const table: [string, string | null][] = [
+    ['127.0.0.1', '127.0.0.1'],
+    ['2130706433', '127.0.0.1'],
+    ['0x7f000001', '127.0.0.1'],
+    ['0X7F.0.0.1', '127.0.0.1'],
+    ['0177.0.0.01', '127.0.0.1'],
+    ['127.1', '127.0.0.1'],
+    ['127.0.1', '127.0.0.1'],
+    ['127.0.0.1.', '127.0.0.1'],
+    ['0', '0.0.0.0'],
+    ['0x', '0.0.0.0'],
+    ['4294967295', '255.255.255.255'],
+    ['4294967296', null],
+    ['256.0.0.1', null],
+    ['1.2.3.4.5', null],
+    ['08.0.0.1', null],
+    ['1..2', null],
+    ['::ffff:127.0.0.1', '127.0.0.1'],
+    ['::FFFF:7F00:1', '127.0.0.1'],
+    ['[::ffff:7f00:1]', '127.0.0.1'],
+    ['0:0:0:0:0:ffff:7f00:1', '127.0.0.1'],
+    ['::127.0.0.1', '127.0.0.1'],
+    ['::ffff:0:7f00:1', '127.0.0.1'],
+    ['::', '::'],
+    ['::1', '::1'],
+    ['0:0:0:0:0:0:0:1', '::1'],
+    ['2001:DB8:0:0:1:0:0:1', '2001:db8::1:0:0:1'],
+    ['2001:db8:0:1:1:1:1:1', '2001:db8:0:1:1:1:1:1'],
+    ['fe80::1%eth0', 'fe80::1'],
+    ['example.com', null],
+    ['', null],
+  ];
+  for (const [input, want] of table) t.equal(canonicalIp(input), want, input);
+  t.equal(parseInetAton('0x100.0.0.1'), -1, 'a part over 255 that is not the last is refused');
+});

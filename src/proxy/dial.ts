@@ -33,7 +33,15 @@ export class LoopError extends Error {
 export interface DialOptions {
   readonly hosts: StaticHosts;
   readonly self: SelfGuard;
+  /** resolve answers every address of a name (DNS by default; tests give their own answers). */
+  readonly resolve?: Resolve;
 }
+
+/** Resolve looks up every address of a host name. */
+export type Resolve = (hostname: string, cb: (err: NodeJS.ErrnoException | null, addresses: readonly string[]) => void) => void;
+
+const systemResolve: Resolve = (hostname, cb) =>
+  dnsLookup(hostname, { all: true }, (err, addresses) => (err ? cb(err, []) : cb(null, addresses.map((a) => a.address))));
 
 function notFound(host: string): NodeJS.ErrnoException {
   const err: NodeJS.ErrnoException = new Error(`getaddrinfo ENOTFOUND ${host}`);
@@ -73,9 +81,9 @@ function makeLookup(opts: DialOptions, port: number) {
     if (fixed !== undefined) return finish([fixed]);
     if (name === 'invalid' || name.endsWith('.invalid')) return cb(notFound(hostname), '', 4);
     if (name === 'localhost' || name.endsWith('.localhost')) return finish(['127.0.0.1']);
-    dnsLookup(hostname, { all: true }, (err, addresses) => {
+    (opts.resolve ?? systemResolve)(hostname, (err, addresses) => {
       if (err) return cb(err, '', 4);
-      finish(addresses.map((a) => a.address));
+      finish(addresses);
     });
   };
 }

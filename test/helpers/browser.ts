@@ -13,12 +13,12 @@
 import { existsSync } from 'node:fs';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 
-/** CHROMIUM is Debian's launcher for its `chromium` package; .ci/run installs it. */
+/** CHROMIUM is Debian's launcher for its `chromium` package; npm test installs it when missing. */
 export const CHROMIUM = '/usr/bin/chromium';
 
-/** chromiumMissing is the reason to skip browser tests, or false when Chromium is installed. */
+/** chromiumMissing says why browser tests cannot run (they then fail), or false when Chromium is installed. */
 export function chromiumMissing(): string | false {
-  return existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install chromium; .ci/run does this)`;
+  return existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed: npm test installs it (test/setup/system-deps.sh), or run apt-get install chromium`;
 }
 
 /**

@@ -12,6 +12,7 @@ import { request } from 'node:http';
 import { parseArgs } from 'node:util';
 import { loadConfig, ConfigError } from './config/load.js';
 import { listenerAddresses } from './runtime.js';
+import type { WorkerSide } from './workers.js';
 
 const HELP = `Usage: tollgate <command> [options]
 
@@ -82,10 +83,21 @@ async function start(args: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
+  const configPath = values.config !== undefined ? String(values.config) : undefined;
+  const workers = await import('./workers.js');
+  if (workers.isWorker()) return startWorker(configPath, workers.workerLink());
+  let count = 1;
+  try {
+    count = workers.workerCount((await loadConfig(configPath)).workers);
+  } catch (err) {
+    process.stderr.write(err instanceof ConfigError ? `${err.message}\n` : `tollgate: cannot start: ${(err as Error).message}\n`);
+    return 1;
+  }
+  if (count > 1) return startPrimary(configPath, count);
   const { startTollgate } = await import('./main.js');
   let tg;
   try {
-    tg = await startTollgate(values.config !== undefined ? { configPath: String(values.config) } : {});
+    tg = await startTollgate(configPath !== undefined ? { configPath } : {});
   } catch (err) {
     process.stderr.write(err instanceof ConfigError ? `${err.message}\n` : `tollgate: cannot start: ${(err as Error).message}\n`);
     return 1;
@@ -102,6 +114,45 @@ async function start(args: string[]): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+}
+
+/** startPrimary supervises `count` worker processes (the lab IdP, when on, runs here, once for all). */
+async function startPrimary(configPath: string | undefined, count: number): Promise<number> {
+  const { startEmbeddedLabIdp } = await import('./main.js');
+  const { createLogger } = await import('./log.js');
+  const { runPrimary } = await import('./workers.js');
+  const config = await loadConfig(configPath);
+  const log = createLogger(config.logging.level);
+  let lab;
+  try {
+    lab = config.labIdp?.enabled ? await startEmbeddedLabIdp(config, log) : undefined;
+  } catch (err) {
+    process.stderr.write(`tollgate: cannot start: ${(err as Error).message}\n`);
+    return 1;
+  }
+  const code = await runPrimary({ count, log, labIdp: lab && { ssoUrl: lab.ssoUrl, certPath: lab.certPath, entityId: lab.entityId } });
+  await lab?.close();
+  log.flush();
+  return code;
+}
+
+/** startWorker runs one worker's Tollgate; the primary tells it when to activate and to stop. */
+async function startWorker(configPath: string | undefined, link: WorkerSide): Promise<number> {
+  const { startTollgate } = await import('./main.js');
+  let tg;
+  try {
+    tg = await startTollgate({ ...(configPath !== undefined ? { configPath } : {}), worker: link });
+  } catch (err) {
+    process.stderr.write(err instanceof ConfigError ? `${err.message}\n` : `tollgate: worker ${link.id} cannot start: ${(err as Error).message}\n`);
+    return 1;
+  }
+  const running = tg;
+  link.attach({ activate: () => running.activate(), shutdown: () => running.shutdown() }, running.log);
+  // Signals sent to the whole process group (Ctrl-C) reach the primary too, which stops every worker.
+  process.on('SIGHUP', () => {});
+  process.on('SIGINT', () => {});
+  process.on('SIGTERM', () => void running.shutdown().finally(() => process.exit(0)));
+  return new Promise<number>(() => {});
 }
 
 async function checkConfig(args: string[]): Promise<number> {

@@ -27,6 +27,7 @@ import { Gateway } from './auth/gateway.js';
 import { defaultAcsUrl, spEntityId } from './auth/saml.js';
 import { parseHostPort } from './config/ip.js';
 import { startStandaloneLabIdp, type StandaloneLabIdp } from './labidp/standalone.js';
+import type { WorkerLink } from './workers.js';
 
 /** StartOptions selects the config (a file, an object for tests, or the built-in default) and log sinks. */
 export interface StartOptions {
@@ -34,6 +35,8 @@ export interface StartOptions {
   readonly config?: ConfigInput;
   readonly accessLog?: DestinationStream;
   readonly appLog?: DestinationStream;
+  /** worker links this instance to its sibling worker processes on one node (src/workers.ts). */
+  readonly worker?: WorkerLink;
 }
 
 /** Tollgate is a running instance. */
@@ -53,7 +56,9 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
     opts.config !== undefined ? Promise.resolve(validateConfig(opts.config, '(inline config)')) : loadConfig(opts.configPath);
   const first = await readFile();
   const log = createLogger(first.logging.level, opts.appLog);
-  const lab = first.labIdp?.enabled ? await startEmbeddedLabIdp(first, log) : null;
+  // A worker uses the lab IdP its primary runs, so every worker signs in against the same keys.
+  const lab: LabIdp | null =
+    opts.worker?.labIdp !== undefined ? { ...opts.worker.labIdp, close: async () => {} } : first.labIdp?.enabled ? await startEmbeddedLabIdp(first, log) : null;
   /** readConfig reads the file and, with the lab IdP on and no IdP configured, makes it the default IdP. */
   const readConfig = async (): Promise<Config> => {
     const c = await readFile();
@@ -69,13 +74,14 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
     throw err;
   }
   const accessLog = createAccessLog(opts.accessLog ?? config.logging.accessLog);
-  let version = 1;
+  let version = opts.worker?.startVersion ?? 1;
   const source = opts.config !== undefined ? '(inline config)' : (opts.configPath ?? '(default config)');
   const baseDir = opts.configPath !== undefined ? dirname(opts.configPath) : process.cwd();
 
   const backend = await openStore(config.store, { onError: (err: Error) => log.warn({ err: err.message }, 'store connection problem') });
   let cache: TieredStore | null = null;
   const metrics = new Metrics(() => cache?.stats() ?? { hits: 0, misses: 0 });
+  if (opts.worker !== undefined) metrics.serveToPrimary();
   const store = new TieredStore(timedStore(backend, metrics.storeLatency));
   cache = store;
   await store.start?.();
@@ -162,7 +168,17 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
 
   const identifier = new Identifier(sessions, (err) => log.warn({ err: err.message }, 'surrogate refresh failed'));
   const gateway = new Gateway({ runtime, store, sessions, identifier, directory, log, onLogin: (outcome) => metrics.logins.inc({ outcome }) });
-  const control = createControlApp({ runtime, metrics, store, log, activate, draining: () => draining, scim, directory, tokens, gateway, sessions });
+  const worker = opts.worker;
+  // An activation asked of one worker (admin API) reaches its siblings through the primary.
+  const activateHere = worker === undefined ? activate : async () => {
+    const r = await activate();
+    if (r.ok) worker.activated(r.version);
+    return r;
+  };
+  const control = createControlApp({
+    runtime, metrics, store, log, activate: activateHere, draining: () => draining, scim, directory, tokens, gateway, sessions,
+    ...(worker !== undefined ? { cluster: { id: worker.id, metrics: () => worker.metrics(), notReady: () => worker.notReady() } } : {}),
+  });
   const proxy = createProxyServer({ runtime, auth: gateway, ownHost: control.ownHost, accessLog, metrics, log, self }, config);
   const controlServer = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000, maxHeaderSize: 16 * 1024 }, control.direct);
   controlServer.keepAliveTimeout = 5000;
@@ -214,8 +230,11 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
   };
 }
 
+/** LabIdp is the part of a running lab IdP that Tollgate needs. */
+type LabIdp = Pick<StandaloneLabIdp, 'ssoUrl' | 'certPath' | 'entityId' | 'close'>;
+
 /** startEmbeddedLabIdp runs the lab IdP inside this process for the config's cloud (NOT FOR PRODUCTION). */
-async function startEmbeddedLabIdp(config: Config, log: Logger): Promise<StandaloneLabIdp> {
+export async function startEmbeddedLabIdp(config: Config, log: Logger): Promise<StandaloneLabIdp> {
   const lc = config.labIdp!;
   const at = parseHostPort(lc.listen)!;
   const cloud = config.cloud.toLowerCase();

@@ -1,7 +1,7 @@
 /**
  * metrics: Prometheus counters and gauges on a private registry, served at /metrics.
  */
-import { Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
+import { AggregatorRegistry, Registry, Counter, Gauge, Histogram, collectDefaultMetrics } from 'prom-client';
 import type { Store } from './sessions/store.js';
 
 /** Metrics is the set of instruments the proxy and control plane update. */
@@ -40,7 +40,8 @@ export class Metrics {
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
-  readonly configVersion = new Gauge({ name: 'tollgate_config_version', help: 'Version of the active config.', registers: [this.registry] });
+  /** With several workers the lowest version is shown: a worker still on the old config is not hidden. */
+  readonly configVersion = new Gauge({ name: 'tollgate_config_version', help: 'Version of the active config.', registers: [this.registry], aggregator: 'min' });
   readonly activations = new Counter({
     name: 'tollgate_activations_total',
     help: 'Config activations by outcome.',
@@ -54,12 +55,19 @@ export class Metrics {
       name: 'tollgate_lru_hit_ratio',
       help: 'Share of session-store reads answered by the in-process LRU.',
       registers: [this.registry],
+      aggregator: 'average',
       collect() {
         const s = cacheStats?.() ?? { hits: 0, misses: 0 };
         const total = s.hits + s.misses;
         this.set(total === 0 ? 0 : s.hits / total);
       },
     });
+  }
+
+  /** serveToPrimary answers the primary's requests for this worker's metrics, so /metrics can sum the workers. */
+  serveToPrimary(): void {
+    new AggregatorRegistry(); // installs prom-client's worker-side listener
+    AggregatorRegistry.setRegistries([this.registry]);
   }
 }
 

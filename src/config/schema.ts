@@ -199,6 +199,8 @@ export const configSchema = z
       })
       .default({ proxy: '127.0.0.1:9400', control: '127.0.0.1:9401' }),
     store: store.default({ type: 'embedded', path: './data' }),
+    /** Worker processes sharing this node's listeners, each a full data plane; `auto` is one per core. */
+    workers: z.union([z.number().int().min(1).max(64), z.literal('auto')]).default(1),
     locations: z.array(location).default([]),
     idps: z.array(idp).default([]),
     unknownSources: z.enum(['deny', 'authenticate']).default('deny'),

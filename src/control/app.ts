@@ -39,6 +39,12 @@ export interface ControlDeps {
   readonly tokens: ScimTokens;
   readonly gateway: Gateway;
   readonly sessions: Sessions;
+  /** cluster is set when this is one worker of several on a node: metrics and readiness cover them all. */
+  readonly cluster?: {
+    readonly id: number;
+    metrics(): Promise<string>;
+    notReady(): Promise<string | null>;
+  };
 }
 
 /** RequestCtx is one request's view: the runtime snapshot and, when it came via the proxy, its transaction. */
@@ -69,11 +75,16 @@ export function createControlApp(deps: ControlDeps): ControlApp {
       } catch (err) {
         throw new HttpError(503, 'store_unavailable', `Store (${deps.store.kind}) is not reachable: ${(err as Error).message}`);
       }
+      if (deps.cluster !== undefined) {
+        const why = await deps.cluster.notReady().catch((err: Error) => err.message);
+        if (why !== null) throw new HttpError(503, 'workers_not_ready', `Not every worker is serving: ${why}.`);
+      }
       sendBody(req, res, 200, 'text/plain; charset=utf-8', `ready: config v${ctx.rt.version}, store ${deps.store.kind}\n`, { 'cache-control': 'no-store' });
     })
     .on('GET', '/metrics', async (req, res) => {
       deps.metrics.configVersion.set(deps.runtime.current.version);
-      const text = await deps.metrics.registry.metrics();
+      // With several workers, the primary sums every worker's counters (prom-client's aggregator).
+      const text = deps.cluster !== undefined ? await deps.cluster.metrics() : await deps.metrics.registry.metrics();
       sendBody(req, res, 200, deps.metrics.registry.contentType, text, { 'cache-control': 'no-store' });
     })
     .on('POST', '/admin/activate', async (req, res, ctx) => {
@@ -225,6 +236,7 @@ export function createControlApp(deps: ControlDeps): ControlApp {
     return {
       cloud: ctx.rt.cloud,
       node: ctx.rt.nodeName,
+      worker: deps.cluster === undefined ? null : { id: deps.cluster.id, pid: process.pid },
       clientIp,
       viaProxy: ctx.tx !== null,
       location: match?.location.name ?? null,

@@ -168,6 +168,22 @@ interface SharedFile {
 }
 const files = new Map<string, SharedFile>();
 
+/** Relay carries a publish to the other processes that have the same file open (worker siblings). */
+type Relay = (file: string, channel: string, message: string) => void;
+let relay: Relay | null = null;
+
+/**
+ * relayEmbeddedBus makes every publish on an embedded store also go to `send`, for the other
+ * processes of a node (src/workers.ts); `relayEmbeddedBus.deliver` hands their publishes to this
+ * process's stores on the same file, as if published here.
+ */
+export function relayEmbeddedBus(send: Relay | null): void {
+  relay = send;
+}
+relayEmbeddedBus.deliver = (file: string, channel: string, message: string): void => {
+  files.get(file)?.bus.emit(channel, message);
+};
+
 /**
  * UNAVAILABLE_CODES are SQLite result codes that mean "the disk cannot answer now", as opposed to a
  * bug in a statement; they become StoreUnavailableError like a Redis outage does.
@@ -491,6 +507,7 @@ export class EmbeddedStore implements Store {
 
   async publish(channel: string, message: string): Promise<void> {
     this.bus.emit(channel, message);
+    relay?.(this.file, channel, message);
   }
 
   async subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>> {

@@ -10,6 +10,8 @@ import { escapeHtml } from '../http/errors.js';
 export interface StatusView {
   readonly cloud: string;
   readonly node: string;
+  /** The worker process that answered, when the node runs several (else null). */
+  readonly worker: { readonly id: number; readonly pid: number } | null;
   readonly clientIp: string;
   readonly viaProxy: boolean;
   readonly location: string | null;

@@ -152,7 +152,7 @@ t.test('own hosts are answered by Tollgate, not forwarded', async (t) => {
   t.match(r.body, 'test-node');
   t.match(r.body, 'tollgate.test');
   const j = await viaProxy(tg.proxyPort, 'http://ip.tollgate.test/?format=json', { localAddress: '127.0.0.5' });
-  t.same(JSON.parse(j.body), { cloud: 'tollgate.test', node: 'test-node', clientIp: '127.0.0.5', viaProxy: true, location: 'lab', sublocation: null, enforceAuthentication: false, configVersion: 1, authenticated: false, identifiedBy: 'none', user: null, logoutCsrf: null });
+  t.same(JSON.parse(j.body), { cloud: 'tollgate.test', node: 'test-node', worker: null, clientIp: '127.0.0.5', viaProxy: true, location: 'lab', sublocation: null, enforceAuthentication: false, configVersion: 1, authenticated: false, identifiedBy: 'none', user: null, logoutCsrf: null });
   const nf = await viaProxy(tg.proxyPort, 'http://nothing.tollgate.test/x');
   t.equal(nf.status, 404);
   const origin_form = await rawExchange(tg.proxyPort, 'GET /?format=json HTTP/1.1\r\nHost: ip.tollgate.test\r\nConnection: close\r\n\r\n');

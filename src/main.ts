@@ -162,7 +162,7 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
 
   const identifier = new Identifier(sessions, (err) => log.warn({ err: err.message }, 'surrogate refresh failed'));
   const gateway = new Gateway({ runtime, store, sessions, identifier, directory, log, onLogin: (outcome) => metrics.logins.inc({ outcome }) });
-  const control = createControlApp({ runtime, metrics, store, log, activate, draining: () => draining, scim, directory, tokens, gateway, sessions });
+  const control = createControlApp({ runtime, metrics, store, log, activate, draining: () => draining, scim, directory, tokens, gateway, sessions, proxyAddress: () => proxy.server.address() as AddressInfo | null });
   const proxy = createProxyServer({ runtime, auth: gateway, ownHost: control.ownHost, accessLog, metrics, log, self }, config);
   const controlServer = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000, maxHeaderSize: 16 * 1024 }, control.direct);
   controlServer.keepAliveTimeout = 5000;

@@ -89,8 +89,8 @@ export function facts(v: StatusView): [string, string][] {
         ['Department', u.department || '—'],
         ['Groups', u.groups.length === 0 ? '—' : u.groups.join(', ')],
         ['Identity provider', u.idp],
-        ['Signed in', `${u.signedInAt} (${formatAge(u.ageSeconds)} ago)`],
-        ['Session expires', u.expiresAt],
+        ['Signed in', `${readableTime(u.signedInAt)} (${formatAge(u.ageSeconds)} ago)`],
+        ['Session expires', readableTime(u.expiresAt)],
       );
     }
     rows.push(['Identified by', HOW[v.identifiedBy]]);
@@ -112,6 +112,11 @@ export function pacAdvice(v: StatusView, url: string): string {
   return url.startsWith(`http://pac.${v.cloud}/`)
     ? 'needs a DNS name for it that points at a Tollgate node'
     : 'works from any address in a configured location, with no DNS set up';
+}
+
+/** readableTime shows an ISO instant as people read it, still in UTC so every node says the same. */
+function readableTime(iso: string): string {
+  return iso.replace('T', ' ').replace(/(\.\d+)?Z$/, ' UTC');
 }
 
 function formatAge(s: number): string {

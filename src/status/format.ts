@@ -77,6 +77,7 @@ export function statusResponse(format: StatusFormat, v: StatusView): { type: str
     case 'text':
       return { type: 'text/plain; charset=utf-8', body: renderStatusText(v), headers };
     default:
-      return { type: 'text/html; charset=utf-8', body: renderStatusHtml(v), headers: { ...headers, 'content-security-policy': STATUS_CSP, 'referrer-policy': 'no-referrer' } };
+      // same-origin, not no-referrer: under no-referrer the Logout POST's Origin is `null`, which its CSRF check refuses.
+      return { type: 'text/html; charset=utf-8', body: renderStatusHtml(v), headers: { ...headers, 'content-security-policy': STATUS_CSP, 'referrer-policy': 'same-origin' } };
   }
 }

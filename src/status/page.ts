@@ -58,6 +58,7 @@ function pacSection(v: StatusView): SafeHtml {
   return html`<section aria-labelledby="pac"><h2 id="pac">How to use Tollgate</h2>
 <p>Set your browser's or system's automatic proxy configuration (PAC) URL to one of:</p>
 <ul>${v.pacUrls.map((u) => html`<li><code>${u}</code> — ${pacAdvice(v, u)}</li>`)}</ul>
+<p>Where to set it:</p>
 <ul>${PAC_HELP.map(([where, how]) => html`<li><strong>${where}:</strong> ${how}</li>`)}</ul>
 <p>Then open <a href="http://ip.${v.cloud}/">http://ip.${v.cloud}/</a> again.</p>
 </section>`;

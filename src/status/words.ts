@@ -17,6 +17,14 @@ export function headline(v: StatusView): string {
   return v.viaProxy ? 'You are accessing the web through Tollgate' : 'You are not going through Tollgate';
 }
 
+/** BY ends the sentence "Tollgate recognised this request by ...". */
+const BY: Record<StatusView['identifiedBy'], string> = {
+  cookie: 'its cookie on this site',
+  surrogate: 'your IP address (IP surrogate)',
+  exempt: 'nothing: no sign-in is needed',
+  none: 'nothing',
+};
+
 const DOOR: Record<StatusView['reachedBy'], string> = {
   proxy: 'Yes',
   'control-listener': 'No — this request reached the control listener directly',
@@ -54,7 +62,7 @@ export function sentences(v: StatusView): Sentence[] {
   const u = v.user;
   if (u !== null) {
     const name = u.displayName !== '' ? [' (', val(u.displayName), ')'] : [];
-    out.push(['You are signed in as ', val(u.loginName), ...name, ' through ', val(u.idp), '; Tollgate knew this request by your ', HOW[v.identifiedBy], '.']);
+    out.push(['You are signed in as ', val(u.loginName), ...name, ' through ', val(u.idp), '. Tollgate recognised this request by ', BY[v.identifiedBy], '.']);
   } else if (v.exemptBecause === 'location') {
     out.push(['You are not signed in, and need not be: this location does not require sign-in.']);
   } else if (v.exemptBecause === 'exemption') {

@@ -78,7 +78,7 @@ t.test('the page reads as a status page: headline, plain words, a labelled table
   t.match(page, '<h1>You are accessing the web through Tollgate</h1>');
   t.match(page, 'Your request came through Tollgate node <strong>node-1</strong> in the cloud <strong>tollgate.test</strong>.');
   t.match(page, 'You are in the location <strong>office</strong>, sublocation <strong>floor 2</strong>.');
-  t.match(page, 'You are signed in as <strong>alice@example.com</strong> (<strong>Alice Example</strong>) through <strong>Okta</strong>; Tollgate knew this request by your cookie.');
+  t.match(page, 'You are signed in as <strong>alice@example.com</strong> (<strong>Alice Example</strong>) through <strong>Okta</strong>. Tollgate recognised this request by its cookie on this site.');
   for (const [k, v] of [
     ['Through Tollgate', 'Yes'],
     ['Your IP address', '10.0.0.5'],

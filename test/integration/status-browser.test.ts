@@ -6,7 +6,7 @@
  *   Chromium -> Tollgate -> ip.tollgate.test (own host) --307--> gateway /probe --307--> ip.tollgate.test
  *   Chromium -> Tollgate -> www.origin-a.test --307--> gateway --302--> lab IdP --POST--> ACS --> site
  *
- * Skipped only when Debian's Chromium is not installed.
+ * Without Debian's Chromium the test fails (npm test installs it first); it is never skipped.
  */
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -45,7 +45,7 @@ async function shoot(t: Test, page: Page, name: string): Promise<void> {
 }
 
 if (missing) {
-  t.plan(0, missing);
+  t.fail(missing);
 } else {
   mkdirSync(SHOTS, { recursive: true });
   let origin: Origin | undefined;

@@ -23,10 +23,10 @@ export type CaSource = () => CaInfo | null;
  * its own store (NSS); on macOS and Windows Chrome and Edge use the system's, so those steps cover them.
  */
 export const INSTALL_STEPS: readonly (readonly [platform: string, file: 'ca.crt' | 'ca.pem', steps: string])[] = [
-  ['Chromium / Chrome on Linux', 'ca.pem', 'Settings → Privacy and security → Security → Manage certificates → Authorities → Import, then tick "Trust this certificate for identifying websites".'],
-  ['Firefox', 'ca.crt', 'Settings → Privacy & Security → Certificates → View Certificates → Authorities → Import…, then tick "Trust this CA to identify websites".'],
+  ['Chromium / Chrome on Linux', 'ca.pem', 'Open chrome://certificate-manager → Local certificates → Installed by you → Trusted certificates → Import.'],
+  ['Firefox (its own store, on every system)', 'ca.crt', 'Settings → Privacy & Security → Certificates → View Certificates → Authorities → Import…, then tick "Trust this CA to identify websites".'],
   ['macOS (Safari, Chrome, Edge)', 'ca.crt', 'Open the file to add it to Keychain Access, double-click the certificate, and under Trust set "When using this certificate" to Always Trust.'],
-  ['Windows (Edge, Chrome)', 'ca.crt', 'Open the file → Install Certificate → Local Machine → "Place all certificates in the following store" → Trusted Root Certification Authorities.'],
+  ['Windows (Edge, Chrome)', 'ca.crt', 'Open the file → Install Certificate → Local Machine → "Place all certificates in the following store" → Browse → Trusted Root Certification Authorities → Finish.'],
 ];
 
 /** caSection renders the section, or nothing without a CA. */

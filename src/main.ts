@@ -177,6 +177,7 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
   };
   const control = createControlApp({
     runtime, metrics, store, log, activate: activateHere, draining: () => draining, scim, directory, tokens, gateway, sessions,
+    proxyAddress: () => proxy.server.address() as AddressInfo | null,
     ...(worker !== undefined ? { cluster: { id: worker.id, metrics: () => worker.metrics(), notReady: () => worker.notReady() } } : {}),
   });
   const proxy = createProxyServer({ runtime, auth: gateway, ownHost: control.ownHost, accessLog, metrics, log, self }, config);

@@ -13,7 +13,9 @@ import type { Metrics } from '../metrics.js';
 import type { Transaction } from '../proxy/pipeline.js';
 import { isOwnHost, type RuntimeRef, type Runtime } from '../runtime.js';
 import type { Store } from '../sessions/store.js';
-import { renderStatusHtml, type StatusView } from '../status/page.js';
+import { buildStatusView, type Address, type StatusView } from '../status/view.js';
+import { pickStatusFormat, statusResponse } from '../status/format.js';
+import type { CaSource } from '../status/certificate.js';
 import type { Directory } from '../directory/directory.js';
 import { matchScimPath, type ScimHandler } from '../scim/server.js';
 import type { ScimTokens } from '../scim/tokens.js';
@@ -45,6 +47,10 @@ export interface ControlDeps {
     metrics(): Promise<string>;
     notReady(): Promise<string | null>;
   };
+  /** The proxy listener as bound, for the PAC URL the status page gives. */
+  readonly proxyAddress?: () => Address | null;
+  /** Tollgate's CA for TLS inspection, when one is configured (the status page links to it). */
+  readonly ca?: CaSource;
 }
 
 /** RequestCtx is one request's view: the runtime snapshot and, when it came via the proxy, its transaction. */
@@ -196,14 +202,14 @@ export function createControlApp(deps: ControlDeps): ControlApp {
 
   const status = new Router<RequestCtx>()
     .on('GET', '/', (req, res, ctx) => {
-      const view = statusView(ctx);
-      const wantsJson = (req.headers.accept ?? '').includes('application/json') || (req.url ?? '').includes('format=json');
+      const format = pickStatusFormat(new URL(req.url ?? '/', 'http://x').searchParams.get('format'), req.headers.accept);
+      const view = statusView(ctx, req);
       // A browser we cannot place asks the gateway, once, whether it has a session there.
-      if (ctx.tx !== null && view.identifiedBy === 'none' && !wantsJson && isNavigation(req.method ?? '', req.headers) && !(req.url ?? '').includes('probed=1') && ctx.rt.idps.size > 0) {
+      if (view.viaProxy && view.user === null && view.exemptBecause !== 'exemption' && format === 'html' && isNavigation(req.method ?? '', req.headers) && !(req.url ?? '').includes('probed=1') && ctx.rt.idps.size > 0) {
         return sendRedirect(res, 307, `http://${ctx.rt.gatewayHost}/probe`);
       }
-      if (wantsJson) sendBody(req, res, 200, 'application/json', JSON.stringify(view) + '\n', { 'cache-control': 'no-store' });
-      else sendBody(req, res, 200, 'text/html; charset=utf-8', renderStatusHtml(view), { 'cache-control': 'no-store' });
+      const r = statusResponse(format, view);
+      sendBody(req, res, 200, r.type, r.body, r.headers);
     })
     .on('POST', '/logout', async (req, res, ctx) => {
       const form = new URLSearchParams((await readBody(req, 4096, 10_000).catch(() => Buffer.alloc(0))).toString('utf8'));
@@ -227,39 +233,19 @@ export function createControlApp(deps: ControlDeps): ControlApp {
     ['login', deps.gateway.loginRoutes],
   ]);
 
-  function statusView(ctx: RequestCtx): StatusView {
-    const clientIp = ctx.tx?.clientIp ?? ctx.peerIp;
-    const match = ctx.tx ? ctx.tx.match : ctx.rt.locator.lookup(clientIp);
-    const who = ctx.tx?.identity ?? null;
-    const s = who?.session;
-    const exempt = ctx.tx !== null && who === null && ctx.rt.exemptions.hosts.matches(ctx.tx.host);
-    return {
-      cloud: ctx.rt.cloud,
-      node: ctx.rt.nodeName,
+  /** statusView gathers what the status page shows for this request (view.ts says which doors count as direct). */
+  function statusView(ctx: RequestCtx, req: IncomingMessage): StatusView {
+    return buildStatusView({
+      rt: ctx.rt,
+      tx: ctx.tx,
+      peerIp: ctx.peerIp,
+      xff: ctx.tx === null ? req.headers['x-forwarded-for'] : undefined,
+      localAddress: req.socket.localAddress ?? '',
+      proxyListener: deps.proxyAddress?.() ?? null,
+      ca: deps.ca?.() ?? null,
       worker: deps.cluster === undefined ? null : { id: deps.cluster.id, pid: process.pid },
-      clientIp,
-      viaProxy: ctx.tx !== null,
-      location: match?.location.name ?? null,
-      sublocation: match?.sublocation?.name ?? null,
-      enforceAuthentication: match?.enforceAuthentication ?? false,
-      configVersion: ctx.rt.version,
-      authenticated: s !== undefined,
-      identifiedBy: who?.by ?? (exempt ? 'exempt' : 'none'),
-      user:
-        s === undefined
-          ? null
-          : {
-              loginName: s.loginName,
-              displayName: s.displayName,
-              department: s.department,
-              groups: s.groups,
-              idp: ctx.rt.idps.get(s.idp)?.config.name ?? s.idp,
-              signedInAt: new Date(s.createdAt).toISOString(),
-              expiresAt: new Date(s.expiresAt).toISOString(),
-              ageSeconds: Math.max(0, Math.round((Date.now() - s.createdAt) / 1000)),
-            },
-      logoutCsrf: s === undefined ? null : csrfToken(s.id),
-    };
+      now: Date.now(),
+    });
   }
 
   function byHost(req: IncomingMessage, res: ServerResponse, ctx: RequestCtx, host: string): boolean {

@@ -34,6 +34,8 @@ export interface Transaction {
   reason: string;
   /** Who this is, once identified. */
   identity: Identity | null;
+  /** Set by the explicit listener for an origin-form request sent straight to it: the client is not using the proxy. */
+  originForm?: boolean;
 }
 
 /** Decision is what the pipeline concluded. */
@@ -110,9 +112,14 @@ const ownHost: Step = (tx) => {
   return OWN;
 };
 
+/** requiresSignIn tells whether a client placed in `match` (null: no location) must sign in. */
+export function requiresSignIn(rt: Runtime, match: LocationMatch | null): boolean {
+  return match === null ? rt.config.unknownSources === 'authenticate' : match.enforceAuthentication;
+}
+
 /** required tells whether this transaction's location enforces authentication. */
 function required(tx: Transaction): boolean {
-  return tx.match === null ? tx.rt.config.unknownSources === 'authenticate' : tx.match.enforceAuthentication;
+  return requiresSignIn(tx.rt, tx.match);
 }
 
 /** token: a URL with our one-time token is swapped for a cookie before anything else looks at it. */

@@ -508,6 +508,7 @@ function parseTarget(req: TxReq, rt: Runtime): Target | HttpError {
     tx.host = a.host;
     tx.port = a.port;
     tx.url = `http://${hostHeader}${raw}`;
+    tx.originForm = true;
     if (isOwnHost(rt, tx.host)) return { authority: hostHeader, path: raw };
     return new HttpError(400, 'not_a_proxy_request', 'This is a proxy: send absolute-form requests (http://host/path).');
   }

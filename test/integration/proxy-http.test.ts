@@ -152,12 +152,13 @@ t.test('own hosts are answered by Tollgate, not forwarded', async (t) => {
   t.match(r.body, 'test-node');
   t.match(r.body, 'tollgate.test');
   const j = await viaProxy(tg.proxyPort, 'http://ip.tollgate.test/?format=json', { localAddress: '127.0.0.5' });
-  t.same(JSON.parse(j.body), { cloud: 'tollgate.test', node: 'test-node', worker: null, clientIp: '127.0.0.5', viaProxy: true, location: 'lab', sublocation: null, enforceAuthentication: false, configVersion: 1, authenticated: false, identifiedBy: 'none', user: null, logoutCsrf: null });
+  t.match(JSON.parse(j.body), { cloud: 'tollgate.test', node: 'test-node', clientIp: '127.0.0.5', viaProxy: true, location: 'lab', sublocation: null, enforceAuthentication: false, configVersion: 1, authenticated: false, identifiedBy: 'exempt', user: null, logoutCsrf: null });
   const nf = await viaProxy(tg.proxyPort, 'http://nothing.tollgate.test/x');
   t.equal(nf.status, 404);
   const origin_form = await rawExchange(tg.proxyPort, 'GET /?format=json HTTP/1.1\r\nHost: ip.tollgate.test\r\nConnection: close\r\n\r\n');
   t.match(origin_form, /^HTTP\/1\.1 200 /);
   t.match(origin_form, '"clientIp":"127.0.0.1"');
+  t.match(origin_form, '"viaProxy":false', 'origin form straight to the proxy port is not a proxy request');
   t.equal(origin.seen.length, before, 'nothing reached the origin');
   const e = await tg.waitForEntry((e) => e.host === 'ip.tollgate.test');
   t.equal(e.action, 'own-host');

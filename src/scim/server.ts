@@ -11,6 +11,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import { lingerAfter } from '../http/linger.js';
 import type { Directory } from '../directory/directory.js';
 import { TENANT, type Kind } from '../directory/keys.js';
 import type { DirectoryRecord } from '../directory/records.js';
@@ -251,7 +252,7 @@ export function createScimHandler(deps: ScimHandlerDeps): ScimHandler {
     const started = performance.now();
     const ctx: Ctx = { tenant: '-', op: 'none', resource: '-', id: undefined, outcome: undefined };
     serve(req, res, ctx)
-      .catch((err: unknown) => fail(req, res, err, ctx))
+      .catch((err: unknown) => fail(res, err, ctx))
       .then(() => {
         const status = res.statusCode;
         const outcome = status < 400 ? 'ok' : (ctx.outcome ?? 'error');
@@ -268,7 +269,7 @@ export function createScimHandler(deps: ScimHandlerDeps): ScimHandler {
   };
 
   /** fail is the one error renderer: RFC 7644 §3.12 body, status as a string, and the error's headers. */
-  function fail(req: IncomingMessage, res: ServerResponse, err: unknown, ctx: Ctx): void {
+  function fail(res: ServerResponse, err: unknown, ctx: Ctx): void {
     let e = err;
     if (err instanceof StoreUnavailableError) {
       log.warn({ err, tenant: ctx.tenant, op: ctx.op }, 'scim: store unavailable');
@@ -283,13 +284,9 @@ export function createScimHandler(deps: ScimHandlerDeps): ScimHandler {
     const body = toScimErrorBody(e);
     const headers: Record<string, string> = e instanceof ScimReply ? { ...e.headers } : {};
     ctx.outcome = body.scimType ?? 'error';
+    // A body not read to its end (413, 408, or an error before reading it): close, lingering (RFC 9112 §9.6).
+    lingerAfter(res);
     send(res, Number(body.status), body, headers);
-    if (headers['connection'] === 'close') {
-      // The body was not read to its end: give the client a moment to read the reply, then drop the socket.
-      res.once('finish', () => {
-        if (!req.complete) setTimeout(() => req.socket.destroy(), 2_000).unref();
-      });
-    }
   }
 }
 

@@ -64,10 +64,10 @@ export function lingerClose(socket: Socket, reply?: string | Buffer, bounds: Lin
   socket.setTimeout(bounds.idleMs, done);
   const total = setTimeout(done, bounds.totalMs);
   total.unref();
-  socket.resume();
-  // The parser may have stopped the handle for backpressure while the stream still counts a read as
-  // pending, so the stream would never start it again; _read starts it (and does nothing if it runs).
-  (socket as unknown as { _read(n: number): void })._read(0);
+  flow(socket);
+  // Called from inside the parser (a request handler), the rest of the chunk being parsed can still
+  // pause the socket for the request's backpressure; start it again once that chunk is done.
+  setImmediate(flow, socket);
   // With allowHalfOpen (Node's HTTP server sets it), end() sends the reply and our FIN but keeps
   // reading; the socket closes by itself once the client ends its side too.
   if (reply === undefined) socket.end();
@@ -94,4 +94,15 @@ export function lingerAfter(res: ServerResponse): void {
   // Node ends a `Connection: close` response with socket.destroySoon(), which destroys the socket as
   // soon as the reply is flushed and so resets it; here it lingers instead.
   socket.destroySoon = () => lingerClose(socket);
+}
+
+/**
+ * flow makes a detached socket deliver data. The parser may have stopped the handle for backpressure
+ * while the stream still counts a read as pending, so resume() alone would never start it again;
+ * Socket#_read starts it, and does nothing when the handle is already reading.
+ */
+function flow(socket: Socket): void {
+  if (socket.destroyed) return;
+  socket.resume();
+  (socket as unknown as { _read(n: number): void })._read(0);
 }

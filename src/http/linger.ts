@@ -31,6 +31,12 @@ export interface LingerBounds {
  */
 export const LINGER: LingerBounds = Object.freeze({ maxBytes: 32 * 1024 * 1024, idleMs: 2_000, totalMs: 10_000 });
 
+/**
+ * BRIEF_LINGER are the bounds for a connection refused for being one too many (the per-IP cap): it
+ * holds a socket while it lingers, which is what the cap guards, so it gets just long enough to read.
+ */
+export const BRIEF_LINGER: LingerBounds = Object.freeze({ maxBytes: 1024 * 1024, idleMs: 1_000, totalMs: 2_000 });
+
 const lingering = new WeakSet<Socket>();
 
 /** isLingering tells whether a socket has been answered and is closing; nothing more is written to it. */

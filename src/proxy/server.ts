@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import { normalizeIp, parseHostPort } from '../config/ip.js';
 import type { Config } from '../config/schema.js';
 import { answerClientError, HttpError, rawErrorResponse, sendError } from '../http/errors.js';
-import { lingerClose } from '../http/linger.js';
+import { BRIEF_LINGER, lingerClose } from '../http/linger.js';
 import { sendRedirect } from '../http/router.js';
 import type { AccessLog } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -133,7 +133,7 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
     if (n > deps.runtime.current.config.limits.maxConnectionsPerIp) {
       deps.log.warn({ clientIp: ip, connections: n }, 'connection cap per client IP reached');
       overCap.add(socket);
-      lingerClose(socket, rawErrorResponse(429, 'too_many_connections', 'Too many concurrent connections from your address.'));
+      lingerClose(socket, rawErrorResponse(429, 'too_many_connections', 'Too many concurrent connections from your address.'), BRIEF_LINGER);
     }
   });
 

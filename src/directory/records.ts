@@ -105,8 +105,8 @@ export function tagVersion(tag: EntityTag): number | null {
 }
 
 /**
- * namesVersion tells whether an If-Match or If-None-Match field names `version` (or is `*`), for a
- * write (RFC 7644 §3.14). It compares weakly, although RFC 9110 §13.1.1 has If-Match compare strongly:
+ * namesVersion tells whether an If-Match or If-None-Match field names `version` (or is `*`): the
+ * conditions of a write, and a GET's If-Match (RFC 7644 §3.14). It compares weakly, although RFC 9110 §13.1.1 has If-Match compare strongly:
  * SCIM's versions are weak tags and RFC 7644 §3.14 sends them in If-Match. It compares the version
  * only: a user's groups are read-only there, so a tag from before a membership change still names
  * the version a write is based on.

@@ -94,6 +94,18 @@ function bodyOf(reply: string): string | null {
   return body.length === Number(length[1]) ? body : null;
 }
 
+/** TapTest is the type of a subtest's `t`. */
+type TapTest = Parameters<Parameters<typeof t.test>[0]>[0];
+
+/** readable checks that a client which wrote all `bytes` read the whole `status` reply with `code`, and saw no reset. */
+function readable(t: TapTest, name: string, r: Sent, status: number, code: string, bytes: number): void {
+  t.equal(statusOf(r.reply), status, `${name}: ${status}`);
+  t.match(r.reply.toLowerCase(), `\r\nx-tollgate-error: ${code}\r\n`, `${name}: with its error code`);
+  t.not(bodyOf(r.reply), null, `${name}: the whole reply arrived`);
+  t.equal(r.error, undefined, `${name}: no reset or EPIPE while writing`);
+  t.equal(r.written, bytes, `${name}: the client wrote everything`);
+}
+
 function scimHead(framing: string): string {
   return (
     `POST ${usersPath} HTTP/1.1\r\nHost: 127.0.0.1:${tg.controlPort}\r\nAuthorization: Bearer ${token}\r\n` +
@@ -146,12 +158,7 @@ t.test('an oversized request header gets a readable 431 on both listeners while 
     ['proxy', tg.proxyPort, `GET http://ip.tollgate.test/ HTTP/1.1\r\nHost: ip.tollgate.test\r\nX-Big: `],
   ];
   for (const [name, port, head] of listeners) {
-    const r = await sendWhileReading(port, head, 4 * MiB);
-    t.equal(statusOf(r.reply), 431, `${name}: 431`);
-    t.match(r.reply, /\r\nX-Tollgate-Error: header_too_large\r\n/, `${name}: with its error code`);
-    t.not(bodyOf(r.reply), null, `${name}: the whole reply arrived`);
-    t.equal(r.error, undefined, `${name}: no reset or EPIPE while writing`);
-    t.equal(r.written, 4 * MiB, `${name}: the client wrote everything`);
+    readable(t, name, await sendWhileReading(port, head, 4 * MiB), 431, 'header_too_large', 4 * MiB);
   }
 });
 
@@ -172,9 +179,16 @@ t.test('a connection over the per-IP cap gets a readable 429 while the client ke
   // holds a socket; the pauses make the client write after the reply, as a slower link would.
   const head = `POST http://ip.tollgate.test/upload HTTP/1.1\r\nHost: ip.tollgate.test\r\nContent-Length: ${MiB / 2}\r\n\r\n`;
   const r = await sendWhileReading(tg.proxyPort, head, MiB / 2, { localAddress: from, pauseMs: 60 });
-  t.equal(statusOf(r.reply), 429);
-  t.match(r.reply, /\r\nX-Tollgate-Error: too_many_connections\r\n/);
-  t.not(bodyOf(r.reply), null, 'the whole reply arrived');
-  t.equal(r.error, undefined, 'no reset or EPIPE while writing');
-  t.equal(r.written, MiB / 2, 'the client wrote everything');
+  readable(t, 'over the cap', r, 429, 'too_many_connections', MiB / 2);
+});
+
+t.test('an 8 MiB form posted to the ACS gets a readable 413 on both listeners while the client keeps writing', async (t) => {
+  const form = `Content-Type: application/x-www-form-urlencoded\r\nContent-Length: ${8 * MiB}\r\n\r\n`;
+  const listeners: [string, number, string][] = [
+    ['control', tg.controlPort, `POST /sfc_sso HTTP/1.1\r\nHost: 127.0.0.1\r\n${form}`],
+    ['proxy', tg.proxyPort, `POST http://login.tollgate.test/sfc_sso HTTP/1.1\r\nHost: login.tollgate.test\r\n${form}`],
+  ];
+  for (const [name, port, head] of listeners) {
+    readable(t, name, await sendWhileReading(port, head, 8 * MiB), 413, 'body_too_large', 8 * MiB);
+  }
 });

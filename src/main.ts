@@ -4,11 +4,12 @@
  */
 import http from 'node:http';
 import { dirname } from 'node:path';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { DestinationStream, Logger } from 'pino';
 import { loadConfig, ConfigError, validateConfig } from './config/load.js';
 import type { Config, ConfigInput } from './config/schema.js';
 import { createControlApp, type ActivationResult } from './control/app.js';
+import { answerClientError } from './http/errors.js';
 import { createAccessLog, createLogger } from './log.js';
 import { Metrics, timedStore } from './metrics.js';
 import { SelfGuard } from './proxy/dial.js';
@@ -183,6 +184,7 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
   const proxy = createProxyServer({ runtime, auth: gateway, ownHost: control.ownHost, accessLog, metrics, log, self }, config);
   const controlServer = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000, maxHeaderSize: 16 * 1024 }, control.direct);
   controlServer.keepAliveTimeout = 5000;
+  controlServer.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => void answerClientError(err, socket));
   controlServer.timeout = 60_000;
 
   const addrs = listenerAddresses(config);

@@ -75,11 +75,3 @@ export async function commit<T>(store: Store, build: () => Promise<Plan<T>>): Pr
     await sleep(Math.random() * Math.min(100, 2 ** attempt));
   }
 }
-
-/** etagMatches implements If-Match (RFC 9110 §13.1.1) with weak comparison, as meta.version is weak (RFC 7644 §3.14). */
-export function etagMatches(ifMatch: string, version: number): boolean {
-  return ifMatch.split(',').some((tag) => {
-    const t = tag.trim();
-    return t === '*' || t.replace(/^W\//, '') === `"${version}"`;
-  });
-}

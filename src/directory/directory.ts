@@ -19,13 +19,14 @@ import { getKey } from '../scim/attributes.js';
 import { ScimError, badRequest } from '../scim/errors.js';
 import type { ScimResource } from '../scim/patch.js';
 import { readAll, readThrough, type Store } from '../sessions/store.js';
-import { commit, etagMatches, Tx } from './commit.js';
+import { commit, Tx } from './commit.js';
 import { DirectoryKeys, fold, newId, type Kind } from './keys.js';
 import {
   departmentOf,
   externalIdOf,
   isActive,
   memberIdsOf,
+  namesVersion,
   render,
   renderParsed,
   requiredName,
@@ -63,9 +64,13 @@ export interface ReadOptions {
   readonly expand?: boolean;
 }
 
-/** WriteOptions: `ifMatch` is the client's If-Match header (RFC 7644 §3.14); a mismatch is 412. */
+/**
+ * WriteOptions are the client's conditions (RFC 7644 §3.14, RFC 9110 §13.1): If-Match that does not
+ * name the current version, or If-None-Match that does, is 412.
+ */
 export interface WriteOptions {
   readonly ifMatch?: string | undefined;
+  readonly ifNoneMatch?: string | undefined;
 }
 
 /** Mutation turns the current resource into the next one; it may run more than once, so it must be pure. */
@@ -411,13 +416,15 @@ export class Directory {
     return raw === null ? null : (JSON.parse(raw) as StoredRecord);
   }
 
-  /** mustRead reads a record for a write: 404 when absent, 412 when If-Match names another version. */
+  /**
+   * mustRead reads a record for a write: 404 when absent, 412 when a condition fails. The commit's
+   * version claim makes the check hold at the moment of writing: a write in between is retried, and
+   * the retry reads and checks again.
+   */
   private async mustRead(k: DirectoryKeys, kind: Kind, id: string, opts: WriteOptions): Promise<StoredRecord> {
     const rec = await this.read(k, kind, id);
     if (rec === null) throw new ScimError(404, undefined, `${kind} ${id} not found`);
-    if (opts.ifMatch !== undefined && !etagMatches(opts.ifMatch, rec.version)) {
-      throw new ScimError(412, undefined, `${kind} ${id} has changed: If-Match does not name its current version`);
-    }
+    checkConditions(kind, id, rec.version, opts);
     return rec;
   }
 
@@ -492,5 +499,19 @@ export class Directory {
 
   private iso(): string {
     return new Date(this.now()).toISOString();
+  }
+}
+
+/**
+ * checkConditions evaluates If-Match, then If-None-Match, against a record's version (RFC 9110 §13.2.2);
+ * either failing is 412 in the SCIM error schema. A GET's If-None-Match answers 304 instead, in the
+ * SCIM server.
+ */
+export function checkConditions(kind: Kind, id: string, version: number, opts: WriteOptions): void {
+  if (opts.ifMatch !== undefined && !namesVersion(opts.ifMatch, version)) {
+    throw new ScimError(412, undefined, `${kind} ${id} has changed: If-Match does not name its current version`);
+  }
+  if (opts.ifNoneMatch !== undefined && namesVersion(opts.ifNoneMatch, version)) {
+    throw new ScimError(412, undefined, `${kind} ${id} is at a version If-None-Match names`);
   }
 }

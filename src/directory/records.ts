@@ -7,6 +7,8 @@
  * a user's `groups` (RFC 7643 §4.1.2, read-only) is derived from group membership, and a group's
  * `members` live in a set of their own, so adding one member to a large group writes one set member.
  */
+import { createHash } from 'node:crypto';
+import { listMatches, type EntityTag } from '../http/etag.js';
 import { getKey, SCHEMA_ENTERPRISE_USER } from '../scim/attributes.js';
 import { badRequest } from '../scim/errors.js';
 import { cloneJson } from '../scim/json.js';
@@ -21,7 +23,7 @@ export interface StoredRecord {
   readonly source: Source;
   readonly created: string;
   readonly lastModified: string;
-  /** version counts committed writes; meta.version and the ETag are `W/"<version>"` (RFC 7644 §3.14). */
+  /** version counts committed writes; meta.version and the ETag are made from it (etagOf). */
   readonly version: number;
   /** resource holds the client's attributes: no id, meta, password, groups or members. */
   readonly resource: ScimResource;
@@ -32,7 +34,9 @@ export interface DirectoryRecord {
   readonly kind: Kind;
   readonly id: string;
   readonly source: Source;
-  /** etag is meta.version, a weak entity tag (RFC 7644 §3.14). */
+  /** version is the stored record's version, the one If-Match on a write names (namesVersion). */
+  readonly version: number;
+  /** etag is meta.version, a weak entity tag of this representation (etagOf, RFC 7644 §3.14). */
   readonly etag: string;
   /**
    * resource is the SCIM form: id, meta without `location` (the server knows its base URL), and
@@ -79,9 +83,36 @@ const DERIVED: Record<Kind, readonly string[]> = {
   Group: ['id', 'meta', 'members'],
 };
 
-/** etagOf renders a version as a weak entity tag. */
-export function etagOf(version: number): string {
-  return `W/"${version}"`;
+/**
+ * etagOf renders a version as a weak entity tag, `W/"<version>"`. A user rendered with groups adds a
+ * digest of them, `W/"<version>-<digest>"`: membership is written on the group side and does not
+ * move the user's version, yet it is part of the user's representation, so a conditional GET must
+ * not answer 304 to a client that has an older group list (RFC 9110 §13.1.2).
+ */
+export function etagOf(version: number, groups: readonly GroupRef[] = []): string {
+  if (groups.length === 0) return `W/"${version}"`;
+  const sorted = [...groups].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map((g) => [g.id, g.displayName]);
+  const digest = createHash('sha256').update(JSON.stringify(sorted)).digest('hex').slice(0, 16);
+  return `W/"${version}-${digest}"`;
+}
+
+const TAG = /^(\d{1,15})(?:-[0-9a-f]{16})?$/;
+
+/** tagVersion is the version one of our entity tags names, or null for a tag we never made. */
+export function tagVersion(tag: EntityTag): number | null {
+  const m = TAG.exec(tag.opaque);
+  return m === null ? null : Number(m[1]);
+}
+
+/**
+ * namesVersion tells whether an If-Match or If-None-Match field names `version` (or is `*`): the
+ * conditions of a write, and a GET's If-Match (RFC 7644 §3.14). It compares weakly, although RFC 9110 §13.1.1 has If-Match compare strongly:
+ * SCIM's versions are weak tags and RFC 7644 §3.14 sends them in If-Match. It compares the version
+ * only: a user's groups are read-only there, so a tag from before a membership change still names
+ * the version a write is based on.
+ */
+export function namesVersion(field: string, version: number): boolean {
+  return listMatches(field, { weak: true, opaque: String(version) }, (listed) => tagVersion(listed) === version);
 }
 
 /** sanitize copies a resource without the server's and the derived attributes, in any spelling. */
@@ -160,8 +191,9 @@ function renderOwned(kind: Kind, id: string, rec: StoredRecord, derived: readonl
       resource['members'] = (derived as readonly string[]).map((value) => ({ value, type: 'User' }));
     }
   }
-  resource['meta'] = { resourceType: kind, created: rec.created, lastModified: rec.lastModified, version: etagOf(rec.version) };
-  return { kind, id, source: rec.source, etag: etagOf(rec.version), resource };
+  const etag = etagOf(rec.version, kind === 'User' ? (derived as readonly GroupRef[] | undefined) : undefined);
+  resource['meta'] = { resourceType: kind, created: rec.created, lastModified: rec.lastModified, version: etag };
+  return { kind, id, source: rec.source, version: rec.version, etag, resource };
 }
 
 /** summarizeUser is the admin row of a user. */

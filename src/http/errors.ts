@@ -7,6 +7,8 @@
  */
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import { isLingering, lingerAfter, lingerClose } from './linger.js';
 
 /** HttpError is an error a handler returns or throws; the renderer turns it into a response. */
 export class HttpError extends Error {
@@ -63,6 +65,8 @@ export function sendError(req: { headers: IncomingHttpHeaders; method?: string |
     return;
   }
   const { type, body } = errorBody(err.status, err.code, err.message, pickFormat(req.headers));
+  // An error that answers before the body arrived closes the connection, lingering (RFC 9112 §9.6).
+  lingerAfter(res);
   res.writeHead(err.status, {
     ...err.headers,
     'content-type': type,
@@ -81,4 +85,33 @@ export function rawErrorResponse(status: number, code: string, message: string, 
     `Content-Type: ${type}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
     `Cache-Control: no-store\r\nX-Tollgate-Error: ${code}\r\n${extraHeaders}Connection: close\r\n\r\n${body}`
   );
+}
+
+/** clientErrorOf is what a request the HTTP parser refused gets: 431, 408 or 400. */
+export function clientErrorOf(err: NodeJS.ErrnoException): HttpError {
+  switch (err.code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return new HttpError(431, 'header_too_large', 'The request header is too large.');
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return new HttpError(408, 'request_timeout', 'The request header was not received in time.');
+    default:
+      return new HttpError(400, 'bad_request', 'The request is not valid HTTP.');
+  }
+}
+
+/**
+ * answerClientError is a server's 'clientError' handler body: it answers with clientErrorOf's reply
+ * and lingers, and returns that error, or null when the socket was already answered or cannot be
+ * written (then it is destroyed, unless it is lingering, which ends by itself).
+ */
+export function answerClientError(err: NodeJS.ErrnoException, socket: Socket): HttpError | null {
+  // The parser reports again (a timeout, the client's FIN) on a socket it already refused.
+  if (isLingering(socket)) return null;
+  if (!socket.writable) {
+    socket.destroy();
+    return null;
+  }
+  const e = clientErrorOf(err);
+  lingerClose(socket, rawErrorResponse(e.status, e.code, e.message));
+  return e;
 }

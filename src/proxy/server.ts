@@ -16,7 +16,8 @@ import httpProxy from 'http-proxy';
 import type { Logger } from 'pino';
 import { normalizeIp, parseHostPort } from '../config/ip.js';
 import type { Config } from '../config/schema.js';
-import { HttpError, rawErrorResponse, sendError } from '../http/errors.js';
+import { answerClientError, HttpError, rawErrorResponse, sendError } from '../http/errors.js';
+import { BRIEF_LINGER, lingerClose } from '../http/linger.js';
 import { sendRedirect } from '../http/router.js';
 import type { AccessLog } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -133,26 +134,15 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
     if (n > deps.runtime.current.config.limits.maxConnectionsPerIp) {
       deps.log.warn({ clientIp: ip, connections: n }, 'connection cap per client IP reached');
       overCap.add(socket);
-      socket.end(rawErrorResponse(429, 'too_many_connections', 'Too many concurrent connections from your address.'));
-      socket.destroySoon();
+      lingerClose(socket, rawErrorResponse(429, 'too_many_connections', 'Too many concurrent connections from your address.'), BRIEF_LINGER);
     }
   });
 
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (!socket.writable) {
-      socket.destroy();
-      return;
-    }
-    const code = err.code ?? '';
-    const [status, errCode, msg] =
-      code === 'HPE_HEADER_OVERFLOW'
-        ? [431, 'header_too_large', 'The request header is too large.']
-        : code === 'ERR_HTTP_REQUEST_TIMEOUT'
-          ? [408, 'request_timeout', 'The request header was not received in time.']
-          : [400, 'bad_request', 'The request is not valid HTTP.'];
-    deps.log.info({ clientIp: normalizeIp(socket.remoteAddress ?? ''), code }, 'malformed request');
-    deps.metrics.requests.inc({ action: 'blocked', status: String(status), protocol: 'HTTP' });
-    socket.end(rawErrorResponse(status, errCode, msg));
+    const e = answerClientError(err, socket);
+    if (e === null) return;
+    deps.log.info({ clientIp: normalizeIp(socket.remoteAddress ?? ''), code: err.code ?? '' }, 'malformed request');
+    deps.metrics.requests.inc({ action: 'blocked', status: String(e.status), protocol: 'HTTP' });
   });
 
   proxy.on('proxyReq', (proxyReq, req) => {

@@ -44,15 +44,16 @@ export function checkContentType(header: string | undefined): void {
   }
 }
 
-/** tooLarge is the 413 error; the connection closes because the rest of the body is not read. */
+/** tooLarge is the 413 error; the rest of the body is not read, so the reply closes the connection (lingering). */
 function tooLarge(max: number): ScimReply {
-  return new ScimReply(413, undefined, `the request body is larger than ${max} bytes`, { connection: 'close' });
+  return new ScimReply(413, undefined, `the request body is larger than ${max} bytes`);
 }
 
 /**
  * readBody reads the whole body, at most `max` bytes within `timeoutMs`. A declared Content-Length over
  * the limit fails before reading; a body that grows past it fails as soon as it does. In both cases the
- * rest is discarded, and the caller answers with `Connection: close`.
+ * rest is discarded; the reply closes the connection and lingers (http/linger.ts), so the client
+ * can read it while it is still sending.
  */
 export function readBody(req: IncomingMessage, max: number, timeoutMs: number): Promise<Buffer> {
   const declared = req.headers['content-length'];
@@ -86,7 +87,7 @@ export function readBody(req: IncomingMessage, max: number, timeoutMs: number): 
     const onError = (err: Error): void => stop(err);
     const onAborted = (): void => stop(new ScimError(400, undefined, 'the client aborted the request'));
     const timer = setTimeout(() => {
-      stop(new ScimReply(408, undefined, `the request body did not arrive within ${timeoutMs} ms`, { connection: 'close' }));
+      stop(new ScimReply(408, undefined, `the request body did not arrive within ${timeoutMs} ms`));
     }, timeoutMs);
     req.on('data', onData);
     req.on('end', onEnd);

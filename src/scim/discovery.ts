@@ -4,7 +4,8 @@
  *   GET <base>/ServiceProviderConfig | /ResourceTypes[/User] | /Schemas[/<urn>] -> these, plus meta.location
  *
  * The documents say what the server does: PATCH and filters (with maxResults) yes; bulk, changePassword
- * and sort no; ETags yes (meta.version, If-Match); authentication by OAuth bearer token.
+ * and sort no; ETags yes (meta.version and the ETag header; If-Match, and If-None-Match with 304 on a GET);
+ * authentication by OAuth bearer token.
  */
 import {
   ENTERPRISE_USER_SCHEMA,

@@ -11,7 +11,9 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { Directory } from '../directory/directory.js';
+import { listMatches, parseEtag } from '../http/etag.js';
+import { lingerAfter } from '../http/linger.js';
+import { checkConditions, type Directory, type WriteOptions } from '../directory/directory.js';
 import { TENANT, type Kind } from '../directory/keys.js';
 import type { DirectoryRecord } from '../directory/records.js';
 import { StoreUnavailableError } from '../sessions/store.js';
@@ -186,7 +188,7 @@ export function createScimHandler(deps: ScimHandlerDeps): ScimHandler {
       return undefined;
     };
     const view: Params = { attributes: param('attributes'), excludedAttributes: param('excludedattributes') };
-    const ifMatch = req.headers['if-match'];
+    const conditions: WriteOptions = { ifMatch: req.headers['if-match'], ifNoneMatch: req.headers['if-none-match'] };
     const out = (rec: DirectoryRecord, status: number, extra: Record<string, string> = {}): void =>
       send(res, status, present(rec, base, view), { etag: rec.etag, ...extra });
 
@@ -209,10 +211,10 @@ export function createScimHandler(deps: ScimHandlerDeps): ScimHandler {
         if (ctx.op === 'get') {
           const rec = await directory.get(tenant, r.name, id, { expand: wants(rt, view) });
           if (rec === null) throw notFound(`${r.name} ${id} not found`);
-          return out(rec, 200);
+          return conditionalGet(res, rec, conditions, () => out(rec, 200));
         }
         if (ctx.op === 'delete') {
-          await (r.name === 'User' ? directory.deleteUser(tenant, id, { ifMatch }) : directory.deleteGroup(tenant, id, { ifMatch }));
+          await (r.name === 'User' ? directory.deleteUser(tenant, id, conditions) : directory.deleteGroup(tenant, id, conditions));
           return send(res, 204, undefined);
         }
         let mutate: (cur: ScimResource) => ScimResource;
@@ -223,7 +225,7 @@ export function createScimHandler(deps: ScimHandlerDeps): ScimHandler {
           const ops = parsePatchRequest(body);
           mutate = (cur) => applyPatch(cur, ops, { resourceType: rt });
         }
-        const rec = r.name === 'User' ? await directory.updateUser(tenant, id, mutate, { ifMatch }) : await directory.updateGroup(tenant, id, mutate, { ifMatch });
+        const rec = r.name === 'User' ? await directory.updateUser(tenant, id, mutate, conditions) : await directory.updateGroup(tenant, id, mutate, conditions);
         return out(rec, 200);
       }
     }
@@ -251,7 +253,7 @@ export function createScimHandler(deps: ScimHandlerDeps): ScimHandler {
     const started = performance.now();
     const ctx: Ctx = { tenant: '-', op: 'none', resource: '-', id: undefined, outcome: undefined };
     serve(req, res, ctx)
-      .catch((err: unknown) => fail(req, res, err, ctx))
+      .catch((err: unknown) => fail(res, err, ctx))
       .then(() => {
         const status = res.statusCode;
         const outcome = status < 400 ? 'ok' : (ctx.outcome ?? 'error');
@@ -268,7 +270,7 @@ export function createScimHandler(deps: ScimHandlerDeps): ScimHandler {
   };
 
   /** fail is the one error renderer: RFC 7644 §3.12 body, status as a string, and the error's headers. */
-  function fail(req: IncomingMessage, res: ServerResponse, err: unknown, ctx: Ctx): void {
+  function fail(res: ServerResponse, err: unknown, ctx: Ctx): void {
     let e = err;
     if (err instanceof StoreUnavailableError) {
       log.warn({ err, tenant: ctx.tenant, op: ctx.op }, 'scim: store unavailable');
@@ -283,14 +285,28 @@ export function createScimHandler(deps: ScimHandlerDeps): ScimHandler {
     const body = toScimErrorBody(e);
     const headers: Record<string, string> = e instanceof ScimReply ? { ...e.headers } : {};
     ctx.outcome = body.scimType ?? 'error';
+    // A body not read to its end (413, 408, or an error before reading it): close, lingering (RFC 9112 §9.6).
+    lingerAfter(res);
     send(res, Number(body.status), body, headers);
-    if (headers['connection'] === 'close') {
-      // The body was not read to its end: give the client a moment to read the reply, then drop the socket.
-      res.once('finish', () => {
-        if (!req.complete) setTimeout(() => req.socket.destroy(), 2_000).unref();
-      });
-    }
   }
+}
+
+/**
+ * conditionalGet answers a GET of one resource under its conditions (RFC 9110 §13.2.2, RFC 7644 §3.14):
+ * If-Match that names another version is 412; If-None-Match that names this representation's entity
+ * tag (weak comparison, RFC 9110 §13.1.2) or `*` is 304 with the ETag and no body (RFC 9110 §15.4.5);
+ * otherwise `ok` sends the resource.
+ */
+function conditionalGet(res: ServerResponse, rec: DirectoryRecord, conditions: WriteOptions, ok: () => void): void {
+  checkConditions(rec.kind, rec.id, rec.version, { ifMatch: conditions.ifMatch });
+  const current = parseEtag(rec.etag);
+  if (conditions.ifNoneMatch !== undefined && current !== null && listMatches(conditions.ifNoneMatch, current)) {
+    // A 304 carries the headers a 200 would have that describe the representation: ETag, Cache-Control.
+    res.writeHead(304, { etag: rec.etag, 'cache-control': 'no-store' });
+    res.end();
+    return;
+  }
+  ok();
 }
 
 /** send writes a complete SCIM response; a 204 has no body (RFC 9110 §15.3.5). */

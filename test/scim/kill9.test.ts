@@ -105,13 +105,16 @@ function model(kind: Kind, r: Json): Model {
 
 /**
  * stored is a resource without what is not the resource's own state: meta.location and $ref (the
- * port changes on restart), and a user's `groups`, which group writes change (RFC 7643 §4.1.2).
+ * port changes on restart), and a user's `groups`, which group writes change (RFC 7643 §4.1.2), with
+ * the digest of them in the user's meta.version (`W/"<version>-<digest>"` keeps `W/"<version>"`).
  */
 function stored(kind: Kind, r: Json): Json {
   const copy = structuredClone(r) as Json;
   delete copy.meta.location;
-  if (kind === 'User') delete copy.groups;
-  else if (copy.members !== undefined) {
+  if (kind === 'User') {
+    delete copy.groups;
+    copy.meta.version = String(copy.meta.version).replace(/-[0-9a-f]+"$/, '"');
+  } else if (copy.members !== undefined) {
     copy.members = (copy.members as { value: string; type?: string }[]).map(({ value, type }) => ({ value, type })).sort((x, y) => (x.value < y.value ? -1 : 1));
   }
   return copy;

@@ -18,6 +18,7 @@ import { openStore } from './sessions/open.js';
 import { TieredStore } from './sessions/tiered.js';
 import { Sessions } from './sessions/session.js';
 import { prepareIdps } from './auth/idps.js';
+import { preparePac } from './pac/files.js';
 import { Directory } from './directory/directory.js';
 import { ScimTokens } from './scim/tokens.js';
 import { DEFAULT_SCIM_RATE_LIMIT, ScimRateLimiter } from './scim/ratelimit.js';
@@ -82,8 +83,9 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
   let runtime: RuntimeRef;
   try {
     const idps = await prepareIdps(config, { baseDir, store, source });
-    for (const w of idps.warnings) log.warn({ warning: w }, 'config warning');
-    runtime = new RuntimeRef(buildRuntime(config, version, idps.byId));
+    const pac = await preparePac(config, { baseDir, source });
+    for (const w of [...idps.warnings, ...pac.warnings]) log.warn({ warning: w }, 'config warning');
+    runtime = new RuntimeRef(buildRuntime(config, version, idps.byId, pac.files));
   } catch (err) {
     await store.close();
     await lab?.close();
@@ -137,12 +139,13 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
       try {
         const next = await readConfig();
         const idps = await prepareIdps(next, { baseDir, store, source });
-        const warnings: string[] = [...idps.warnings];
+        const pac = await preparePac(next, { baseDir, source });
+        const warnings: string[] = [...idps.warnings, ...pac.warnings];
         const cur = runtime.current.config;
         if (JSON.stringify(next.listeners) !== JSON.stringify(cur.listeners)) warnings.push('listeners changed: restart to apply');
         if (JSON.stringify(next.store) !== JSON.stringify(cur.store)) warnings.push('store changed: restart to apply');
         if (JSON.stringify(next.limits) !== JSON.stringify(cur.limits)) warnings.push('limits: header size and header timeout apply after a restart');
-        const rt = buildRuntime(next, ++version, idps.byId);
+        const rt = buildRuntime(next, ++version, idps.byId, pac.files);
         runtime.swap(rt);
         metrics.activations.inc({ outcome: 'ok' });
         metrics.configVersion.set(rt.version);

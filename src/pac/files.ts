@@ -95,6 +95,12 @@ export function templatePath(): string {
   throw new Error('pac/tollgate.pac.template is missing from the installation');
 }
 
+/** gatewaysFor are a location's own PAC gateways, else the default ones (or why there are none). */
+export function gatewaysFor(config: Config, location: string | null): { gateways: readonly string[] } | { reason: string } {
+  const own = location === null ? undefined : config.pac.locations.find((l) => l.name.toLowerCase() === location.toLowerCase())?.gateways;
+  return own !== undefined ? { gateways: own } : defaultGateways(config);
+}
+
 /** defaultGateways are pac.gateways, or the proxy listener when it is an address a browser can use. */
 function defaultGateways(config: Config): { gateways: readonly string[] } | { reason: string } {
   if (config.pac.gateways.length > 0) return { gateways: config.pac.gateways };

@@ -27,8 +27,18 @@ const HELP = `Usage:
       Print the PAC file Tollgate serves (the default one, or location NAME's).
 `;
 
+/** Output is where the command writes (the process's streams, or a test's buffers). */
+export interface Output {
+  readonly out: { write(s: string): unknown };
+  readonly err: { write(s: string): unknown };
+}
+
 /** pacCommand runs `tollgate pac ...`; the exit code is 0, 1 on a problem, 2 on a usage error. */
-export async function pacCommand(args: string[]): Promise<number> {
+export async function pacCommand(args: string[], io: Output = { out: process.stdout, err: process.stderr }): Promise<number> {
+  const usage = (msg: string): number => {
+    io.err.write(`tollgate pac: ${msg}\n\n${HELP}`);
+    return 2;
+  };
   const [sub, ...rest] = args;
   let parsed;
   try {
@@ -42,7 +52,7 @@ export async function pacCommand(args: string[]): Promise<number> {
   }
   const { values, positionals } = parsed;
   if (sub === undefined || sub === '--help' || sub === '-h' || values.help) {
-    process.stdout.write(HELP);
+    io.out.write(HELP);
     return sub === undefined ? 2 : 0;
   }
   if (sub !== 'test' && sub !== 'show') return usage(`unknown subcommand "${sub}"`);
@@ -52,7 +62,7 @@ export async function pacCommand(args: string[]): Promise<number> {
   try {
     config = await loadConfig(values.config);
   } catch (err) {
-    process.stderr.write(`${(err as Error).message}\n`);
+    io.err.write(`${(err as Error).message}\n`);
     return 1;
   }
   const locName = values.location ?? compileLocator(config.locations).lookup(clientIp)?.location.name ?? null;
@@ -68,18 +78,18 @@ export async function pacCommand(args: string[]): Promise<number> {
   if (values.pac !== undefined) {
     const g = gatewaysFor(config, locName);
     if (!('gateways' in g)) {
-      process.stderr.write(`tollgate pac: cannot fill the gateway variables: ${g.reason}\n`);
+      io.err.write(`tollgate pac: cannot fill the gateway variables: ${g.reason}\n`);
       return 1;
     }
     let raw: Buffer;
     try {
       raw = await readFile(values.pac);
     } catch (err) {
-      process.stderr.write(`tollgate pac: cannot read ${values.pac}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}\n`);
+      io.err.write(`tollgate pac: cannot read ${values.pac}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}\n`);
       return 1;
     }
     if (raw.length > MAX_PAC_BYTES) {
-      process.stderr.write(`tollgate pac: ${values.pac} is larger than ${MAX_PAC_BYTES / 1024} KiB\n`);
+      io.err.write(`tollgate pac: ${values.pac} is larger than ${MAX_PAC_BYTES / 1024} KiB\n`);
       return 1;
     }
     text = renderTemplate(prepareTemplate(raw.toString('utf8'), g.gateways), clientIp);
@@ -89,12 +99,12 @@ export async function pacCommand(args: string[]): Promise<number> {
     try {
       files = (await preparePac(config, { baseDir: values.config !== undefined ? dirname(values.config) : process.cwd(), source: values.config ?? '(default config)' })).files;
     } catch (err) {
-      process.stderr.write(err instanceof ConfigError ? `${err.message}\n` : `tollgate pac: ${(err as Error).message}\n`);
+      io.err.write(err instanceof ConfigError ? `${err.message}\n` : `tollgate pac: ${(err as Error).message}\n`);
       return 1;
     }
     const v = files.forLocation(locName);
     if (v === null) {
-      process.stderr.write(`tollgate pac: no PAC file: ${files.unavailable}\n`);
+      io.err.write(`tollgate pac: no PAC file: ${files.unavailable}\n`);
       return 1;
     }
     text = files.text(v, clientIp);
@@ -103,7 +113,7 @@ export async function pacCommand(args: string[]): Promise<number> {
   }
 
   if (sub === 'show') {
-    process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+    io.out.write(text.endsWith('\n') ? text : `${text}\n`);
     return 0;
   }
   const url = positionals[0];
@@ -118,32 +128,27 @@ export async function pacCommand(args: string[]): Promise<number> {
     ev = await PacEvaluator.compile(text, { clientIp, hosts });
   } catch (err) {
     if (!(err instanceof PacScriptError)) throw err;
-    process.stderr.write(`${what}: ${err.message}\n`);
+    io.err.write(`${what}: ${err.message}\n`);
     return 1;
   }
   try {
     const a = await ev.run(url);
     const problem = answerProblem(a.result);
-    process.stdout.write(
+    io.out.write(
       `PAC:     ${what}\nclient:  ${clientIp}${locName !== null ? ` (location ${locName})` : ' (in no location)'}\nURL:     ${url}\n` +
         `answer:  ${typeof a.result === 'string' ? a.result : String(a.result)}\nrule:    ${explainAnswer(a, rules)}\n` +
         (a.extraPatterns.length > 0 ? `warning: shExpMatch was given ${a.extraPatterns[0]!.args.length - 1} patterns and tests only the first; write one shExpMatch per pattern\n` : ''),
     );
     if (problem !== null) {
-      process.stderr.write(`problem: FindProxyForURL ${problem}\n`);
+      io.err.write(`problem: FindProxyForURL ${problem}\n`);
       return 1;
     }
     return 0;
   } catch (err) {
     if (!(err instanceof PacScriptError)) throw err;
-    process.stderr.write(`${what}: ${err.message}\n`);
+    io.err.write(`${what}: ${err.message}\n`);
     return 1;
   } finally {
     ev.dispose();
   }
-}
-
-function usage(msg: string): number {
-  process.stderr.write(`tollgate pac: ${msg}\n\n${HELP}`);
-  return 2;
 }

@@ -3,10 +3,10 @@
  * would ask them; and what blocks an activation.
  */
 import t from 'tap';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, validateConfig } from '../../src/config/load.js';
+import { ConfigError, loadConfig, validateConfig } from '../../src/config/load.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import { PacEvaluator } from '../../src/pac/evaluate.js';
 import { explainAnswer } from '../../src/pac/explain.js';
@@ -217,4 +217,11 @@ t.test("Okta's multi-pattern shExpMatch tests only the first pattern, and activa
   t.equal((await ask(files, files.fallback!, 'http://a.okta.com/')).result, 'DIRECT');
   t.equal((await ask(files, files.fallback!, 'http://a.oktacdn.com/')).result, 'PROXY p1.example.net:9400', 'the second pattern is never tested');
   t.match(warnings.join('\n'), /shExpMatch was called with 2 patterns; it tests only the first/);
+});
+
+t.test('the example config generates the golden example in pac/ (regenerate with `tollgate pac show --config examples/tollgate.yaml`)', async (t) => {
+  const root = join(import.meta.dirname, '../..');
+  const config = await loadConfig(join(root, 'examples/tollgate.yaml'));
+  const { files } = await preparePac(config, { baseDir: join(root, 'examples'), source: 'examples/tollgate.yaml' });
+  t.equal(files.text(files.fallback!, '192.0.2.1'), readFileSync(join(root, 'pac/example.golden.pac'), 'utf8'));
 });

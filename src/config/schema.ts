@@ -202,7 +202,8 @@ const pac = z.strictObject({
   locations: z
     .array(z.strictObject({ name: z.string().min(1).max(64), gateways: z.array(pacGateway).min(1).max(16).optional(), file: pacFile.optional() }))
     .default([]),
-  bypass: z.array(pacBypass).max(10_000).default([]),
+  /** At most 2,000 entries: the generated file stays under the 256 KiB that ZIA allows a PAC file. */
+  bypass: z.array(pacBypass).max(2000).default([]),
   /** Plain host names (no dot) go DIRECT. */
   plainHostsDirect: z.boolean().default(true),
   /** Private, link-local and loopback IP literals go DIRECT. */

@@ -26,7 +26,7 @@ export const PAC_CONTENT_TYPE = 'application/x-ns-proxy-autoconfig';
 /** MAX_PAC_BYTES bounds a custom file, as ZIA bounds uploaded PAC files. */
 export const MAX_PAC_BYTES = 256 * 1024;
 /** Validation asks about at most this many URLs per file (the fixed ones, then samples of the config's patterns). */
-const MAX_TABLE = 200;
+const MAX_TABLE = 64;
 
 /** PacVariant is one PAC file as served. */
 export interface PacVariant {
@@ -195,6 +195,7 @@ export async function checkPac(text: string, urls: readonly string[], env: PacEn
       } catch (err) {
         if (!(err instanceof PacScriptError)) throw err;
         problems.push(`${where}: ${err.message}`);
+        break; // one throw says enough, and a runaway script would cost its time limit per URL
       }
       if (problems.length >= 5) break; // the first few say enough
     }

@@ -163,3 +163,18 @@ t.test('a custom PAC that throws blocks the activation with the reason; a good o
   t.match(c.body, 'var me = "127.0.0.2";');
   t.match(c.body, 'return "PROXY branch.example.net:9400; PROXY branch.example.net:9400";', "the branch location's gateways");
 });
+
+t.test('an activation reports PAC and IdP file problems together', async (t) => {
+  writeFileSync(customPac, 'function FindProxyForURL(url, host) { return 1; }');
+  writeFileSync(
+    file,
+    config(`${GOOD}\n  file: custom.pac`) +
+      `\nidps: [{ id: lab, name: Lab, ssoUrl: "http://idp.example/sso", certificate: missing.pem, entityId: lab, default: true }]\n`,
+  );
+  const r = await tg.activate();
+  t.equal(r.ok, false);
+  if (!r.ok) {
+    t.match(r.errors.join('\n'), /idps\[0\]\.certificate: cannot read missing\.pem/);
+    t.match(r.errors.join('\n'), /pac \(default PAC, custom\.pac\): FindProxyForURL for .* returned number, not a string/);
+  }
+});

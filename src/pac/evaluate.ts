@@ -67,10 +67,6 @@ function engine(): Promise<WebAssembly.Module> {
   return wasm;
 }
 
-function v4(text: string): number {
-  return parseIPv4(text);
-}
-
 /** PacEvaluator is one compiled PAC file; dispose() frees its VM. */
 export class PacEvaluator {
   #calls: PacCall[] = [];
@@ -101,9 +97,9 @@ export class PacEvaluator {
   private sandbox(env: PacEnv): Record<string, (...args: never[]) => unknown> {
     const resolve = (name: unknown): string | null => {
       const h = String(name).toLowerCase();
-      if (v4(h) >= 0) return h;
+      if (parseIPv4(h) >= 0) return h;
       const a = env.hosts.get(h);
-      return a !== undefined && v4(a) >= 0 ? a : null;
+      return a !== undefined && parseIPv4(a) >= 0 ? a : null;
     };
     const own: Record<string, (...args: never[]) => unknown> = {
       dnsResolve: resolve,
@@ -111,10 +107,10 @@ export class PacEvaluator {
       myIpAddress: () => env.clientIp,
       isInNet: (name: unknown, pattern: unknown, mask: unknown) => {
         const ip = resolve(name);
-        const p = v4(String(pattern));
-        const m = v4(String(mask));
+        const p = parseIPv4(String(pattern));
+        const m = parseIPv4(String(mask));
         if (ip === null || p < 0 || m < 0) return false;
-        return (v4(ip) & m) >>> 0 === (p & m) >>> 0;
+        return (parseIPv4(ip) & m) >>> 0 === (p & m) >>> 0;
       },
       // A PAC's alert() goes nowhere: the browser's own log is not ours to fill.
       alert: () => undefined,

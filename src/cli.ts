@@ -7,6 +7,7 @@
  *   tollgate activate [--config FILE]     ask the running instance to re-read and activate its config
  *   tollgate reauth [--user NAME]         force re-authentication (everyone, or one user)
  *   tollgate lab-idp [...]                run the lab SAML IdP (not for production)
+ *   tollgate pac test URL | pac show      what the PAC file says, offline
  */
 import { request } from 'node:http';
 import { parseArgs } from 'node:util';
@@ -33,6 +34,11 @@ Commands:
   reauth [--user NAME] [--config FILE]
                                 Force re-authentication: end the sessions of one user (login name),
                                 or of everyone, on every node. Their next page load signs in again.
+  pac test URL [--client-ip IP] [--location NAME] [--pac FILE] [--config FILE]
+                                Print what the PAC file returns for URL and which rule matched,
+                                offline, on the config's PAC or on FILE.
+  pac show [--location NAME] [--config FILE]
+                                Print the PAC file Tollgate serves (default or location NAME's).
   lab-idp [--listen HOST:PORT] [--users FILE] [--keys DIR] [--cloud NAME]
                                 Run the lab SAML IdP (NOT FOR PRODUCTION) and print its SSO URL and
                                 certificate; see "tollgate lab-idp --help".
@@ -63,6 +69,10 @@ async function main(argv: string[]): Promise<number> {
       return listDirectory(cmd, rest);
     case 'reauth':
       return reauth(rest);
+    case 'pac': {
+      const { pacCommand } = await import('./pac/command.js');
+      return pacCommand(rest);
+    }
     case 'lab-idp': {
       const { labIdpCommand } = await import('./labidp/standalone.js');
       return labIdpCommand(rest);

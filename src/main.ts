@@ -18,7 +18,8 @@ import { buildRuntime, listenerAddresses, RuntimeRef } from './runtime.js';
 import { openStore } from './sessions/open.js';
 import { TieredStore } from './sessions/tiered.js';
 import { Sessions } from './sessions/session.js';
-import { prepareIdps } from './auth/idps.js';
+import { prepareIdps, type PreparedIdps } from './auth/idps.js';
+import { preparePac, type PreparedPac } from './pac/files.js';
 import { Directory } from './directory/directory.js';
 import { ScimTokens } from './scim/tokens.js';
 import { DEFAULT_SCIM_RATE_LIMIT, ScimRateLimiter } from './scim/ratelimit.js';
@@ -88,9 +89,9 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
   await store.start?.();
   let runtime: RuntimeRef;
   try {
-    const idps = await prepareIdps(config, { baseDir, store, source });
-    for (const w of idps.warnings) log.warn({ warning: w }, 'config warning');
-    runtime = new RuntimeRef(buildRuntime(config, version, idps.byId));
+    const { idps, pac } = await prepareFiles(config, { baseDir, store, source });
+    for (const w of [...idps.warnings, ...pac.warnings]) log.warn({ warning: w }, 'config warning');
+    runtime = new RuntimeRef(buildRuntime(config, version, idps.byId, pac.files));
   } catch (err) {
     await store.close();
     await lab?.close();
@@ -143,13 +144,13 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
     const run = async (): Promise<ActivationResult> => {
       try {
         const next = await readConfig();
-        const idps = await prepareIdps(next, { baseDir, store, source });
-        const warnings: string[] = [...idps.warnings];
+        const { idps, pac } = await prepareFiles(next, { baseDir, store, source });
+        const warnings: string[] = [...idps.warnings, ...pac.warnings];
         const cur = runtime.current.config;
         if (JSON.stringify(next.listeners) !== JSON.stringify(cur.listeners)) warnings.push('listeners changed: restart to apply');
         if (JSON.stringify(next.store) !== JSON.stringify(cur.store)) warnings.push('store changed: restart to apply');
         if (JSON.stringify(next.limits) !== JSON.stringify(cur.limits)) warnings.push('limits: header size and header timeout apply after a restart');
-        const rt = buildRuntime(next, ++version, idps.byId);
+        const rt = buildRuntime(next, ++version, idps.byId, pac.files);
         runtime.swap(rt);
         metrics.activations.inc({ outcome: 'ok' });
         metrics.configVersion.set(rt.version);
@@ -252,6 +253,19 @@ export async function startEmbeddedLabIdp(config: Config, log: Logger): Promise<
   });
   log.warn({ ssoUrl: lab.ssoUrl, users: lab.users.map((u) => u.loginName) }, 'lab IdP running: NOT FOR PRODUCTION');
   return lab;
+}
+
+/** prepareFiles runs the activation steps that read and check files, reporting their errors together. */
+async function prepareFiles(config: Config, opts: Parameters<typeof prepareIdps>[1]): Promise<{ idps: PreparedIdps; pac: PreparedPac }> {
+  const [idps, pac] = await Promise.allSettled([prepareIdps(config, opts), preparePac(config, opts)]);
+  if (idps.status === 'fulfilled' && pac.status === 'fulfilled') return { idps: idps.value, pac: pac.value };
+  const errors: string[] = [];
+  for (const r of [idps, pac]) {
+    if (r.status === 'fulfilled') continue;
+    if (!(r.reason instanceof ConfigError)) throw r.reason;
+    errors.push(...r.reason.errors);
+  }
+  throw new ConfigError(opts.source, errors);
 }
 
 function listen(server: http.Server, host: string, port: number): Promise<void> {

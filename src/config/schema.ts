@@ -168,6 +168,51 @@ const labIdp = z.strictObject({
   keys: z.string().min(1).default('./data/lab-idp'),
 });
 
+/**
+ * pacBypass is one entry of the PAC's bypass list (the browser goes DIRECT, never through Tollgate):
+ * a host, `*.domain`, `.domain`, or an IPv4 address or CIDR. PAC's isInNet is IPv4 only, so IPv6
+ * ranges cannot be written portably; private IPv6 literals go DIRECT through privateRangesDirect.
+ */
+const pacBypass = z.string().superRefine((v, ctx) => {
+  const bare = v.startsWith('*.') ? v.slice(2) : v.startsWith('.') ? v.slice(1) : v;
+  if (/^[0-9./]+$/.test(v)) {
+    const c = parseCidr(v);
+    if (typeof c === 'string') ctx.addIssue({ code: 'custom', message: c });
+  } else if (v.includes(':')) {
+    ctx.addIssue({ code: 'custom', message: `"${v}": IPv6 addresses cannot be bypassed by a PAC file (isInNet is IPv4 only)` });
+  } else if (!hostnameRe.test(bare)) {
+    ctx.addIssue({ code: 'custom', message: `"${v}" is not a host, *.domain, .domain, IPv4 address or IPv4 CIDR` });
+  }
+});
+
+/** pacGateway is a proxy a PAC file names: `host:port` with a real port. */
+const pacGateway = hostPort.refine((v) => parseHostPort(v)?.port !== 0, { message: 'needs a port other than 0' });
+
+/** pacFile is a custom PAC file's path (relative to the config file's folder). */
+const pacFile = z.string().min(1).max(1024);
+
+/**
+ * pac is what the generated PAC files say. gateways are the primary and its secondaries in order;
+ * without them the proxy listener's address is used. Every value ends up in script text, so each is
+ * validated here and escaped again by the generator.
+ */
+const pac = z.strictObject({
+  gateways: z.array(pacGateway).max(16).default([]),
+  /** Per-location gateways (and optionally a location's own custom PAC file). */
+  locations: z
+    .array(z.strictObject({ name: z.string().min(1).max(64), gateways: z.array(pacGateway).min(1).max(16).optional(), file: pacFile.optional() }))
+    .default([]),
+  /** At most 2,000 entries: the generated file stays under the 256 KiB that ZIA allows a PAC file. */
+  bypass: z.array(pacBypass).max(2000).default([]),
+  /** Plain host names (no dot) go DIRECT. */
+  plainHostsDirect: z.boolean().default(true),
+  /** Private, link-local and loopback IP literals go DIRECT. */
+  privateRangesDirect: z.boolean().default(true),
+  /** A custom PAC file served instead of the generated one (variables ${GATEWAY} etc. substituted). */
+  file: pacFile.optional(),
+});
+const PAC_DEFAULTS = { gateways: [], locations: [], bypass: [], plainHostsDirect: true, privateRangesDirect: true };
+
 const limits = z.strictObject({
   /** Largest request head a client may send (bytes); beyond it the client gets 431. */
   maxHeaderBytes: z.number().int().min(1024).max(1024 * 1024).default(32 * 1024),
@@ -209,6 +254,7 @@ export const configSchema = z
     connectPorts: z.array(z.number().int().min(1).max(65535)).min(1).default([443]),
     /** Static name → address map consulted before DNS (lab setups, /etc/hosts style). */
     hosts: z.record(z.string().regex(hostnameRe, 'is not a host name'), ipAddress).default({}),
+    pac: pac.default(PAC_DEFAULTS),
     limits: limits.default(limits.parse({})),
     logging: z
       .strictObject({
@@ -260,6 +306,13 @@ export const configSchema = z
     });
     const defaults = c.idps.filter((p) => p.default).length;
     if (c.idps.length > 0 && defaults !== 1) ctx.addIssue({ code: 'custom', path: ['idps'], message: `exactly one IdP must be the default (found ${defaults})` });
+    const pacLocations = new Set<string>();
+    c.pac.locations.forEach((l, i) => {
+      const key = l.name.toLowerCase();
+      if (!locNames.has(key)) ctx.addIssue({ code: 'custom', path: ['pac', 'locations', i, 'name'], message: `no location is named "${l.name}"` });
+      if (pacLocations.has(key)) ctx.addIssue({ code: 'custom', path: ['pac', 'locations', i, 'name'], message: `"${l.name}" is listed twice` });
+      pacLocations.add(key);
+    });
     if (c.store.type === 'redis') {
       const forms = [c.store.url, c.store.cluster, c.store.sentinel].filter((x) => x !== undefined).length;
       if (forms !== 1) ctx.addIssue({ code: 'custom', path: ['store'], message: 'redis needs exactly one of url, cluster, sentinel' });
@@ -275,3 +328,4 @@ export type SublocationConfig = LocationConfig['sublocations'][number];
 export type IdpConfig = Config['idps'][number];
 export type SurrogateConfig = LocationConfig['surrogate'];
 export type AuthenticationConfig = Config['authentication'];
+export type PacConfig = Config['pac'];

@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { normalizeIp } from '../config/ip.js';
 import { HttpError, sendError } from '../http/errors.js';
-import { Router, sendBody, sendRedirect } from '../http/router.js';
+import { Router, run, sendBody, sendRedirect } from '../http/router.js';
 import type { Metrics } from '../metrics.js';
 import type { Transaction } from '../proxy/pipeline.js';
 import { isOwnHost, type RuntimeRef, type Runtime } from '../runtime.js';
@@ -23,6 +23,8 @@ import { CLEAR_COOKIE, csrfToken, sameBytes, type Gateway } from '../auth/gatewa
 import { isNavigation } from '../auth/identify.js';
 import type { Sessions } from '../sessions/session.js';
 import { readBody } from '../scim/body.js';
+import { isPacPath } from '../pac/names.js';
+import { servePac } from '../pac/serve.js';
 
 /** ActivationResult is what an activation reports to the caller. */
 export type ActivationResult = { ok: true; version: number; warnings: string[] } | { ok: false; errors: readonly string[] };
@@ -248,12 +250,24 @@ export function createControlApp(deps: ControlDeps): ControlApp {
     });
   }
 
+  /** pac serves a PAC download: the client is the proxied one, or the peer of a direct request. */
+  function pac(req: IncomingMessage, res: ServerResponse, ctx: RequestCtx): void {
+    const clientIp = ctx.tx?.clientIp ?? ctx.peerIp;
+    const match = ctx.tx ? ctx.tx.match : ctx.rt.locator.lookup(clientIp);
+    run((rq, rs, c: RequestCtx) => servePac(rq, rs, c.rt, clientIp, match?.location.name ?? null), req, res, ctx, deps.log);
+  }
+
   function byHost(req: IncomingMessage, res: ServerResponse, ctx: RequestCtx, host: string): boolean {
     const rt = ctx.rt;
     if (host === rt.cloud || !isOwnHost(rt, host)) return false;
     const label = host.slice(0, host.length - rt.cloud.length - 1);
     if (label === 'scim' && scimRoute(req, res)) return true;
     if (label === 'login' && spMetadata(req, res, ctx)) return true;
+    // Every name on pac.<cloud> is a PAC file: an unknown one gets the default PAC.
+    if (label === 'pac') {
+      pac(req, res, ctx);
+      return true;
+    }
     const app = hostApps.get(label);
     if (app && app.handle(req, res, ctx, deps.log)) return true;
     sendError(req, res, new HttpError(404, 'not_found', `Nothing is served at ${host}${(req.url ?? '/').split('?')[0]}.`));
@@ -266,6 +280,7 @@ export function createControlApp(deps: ControlDeps): ControlApp {
       const ctx: RequestCtx = { rt, tx: null, peerIp: normalizeIp(req.socket.remoteAddress ?? '') };
       const host = (req.headers.host ?? '').toLowerCase().replace(/:\d+$/, '');
       if (byHost(req, res, ctx, host)) return;
+      if (isPacPath((req.url ?? '/').split('?')[0]!)) return pac(req, res, ctx);
       if (ops.handle(req, res, ctx, deps.log)) return;
       if (scimRoute(req, res) || spMetadata(req, res, ctx)) return;
       // The ACS answers here too, for IdPs that post to the control listener.

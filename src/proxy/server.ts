@@ -29,6 +29,7 @@ import { attribute, clientAddress, decide, identified, type Decision, type Trans
 import { readOwnCookies, redactTokens, splitToken, stripOwnCookie, stripOwnSetCookie, type Identifier } from '../auth/identify.js';
 import { openTunnel } from './tunnel.js';
 import { loggableTarget, requestLineError } from './requestline.js';
+import { isPacPath } from '../pac/names.js';
 
 /** OwnHostHandler answers a request for one of the cloud's hosts (the control-plane app). */
 export type OwnHostHandler = (req: IncomingMessage, res: ServerResponse, tx: Transaction) => void;
@@ -492,6 +493,14 @@ function parseTarget(req: TxReq, rt: Runtime): Target | HttpError {
   const raw = req.url ?? '';
   if (raw.charCodeAt(0) === 47 /* '/' */) {
     // Origin form: only our own hosts are answered here (PAC downloads, the status page).
+    if (isPacPath(raw.split('?')[0]!)) {
+      // A PAC download sent straight to us (http://<proxy>:<port>/proxy.pac) is pac.<cloud>'s; the
+      // locate step still refuses sources in no location.
+      tx.host = `pac.${rt.cloud}`;
+      tx.port = 80;
+      tx.url = `http://${req.headers.host ?? tx.host}${raw}`;
+      return { authority: tx.host, path: raw };
+    }
     const hostHeader = (req.headers.host ?? '').toLowerCase();
     const a = parseHostPort(hostHeader.includes(':') || hostHeader.startsWith('[') ? hostHeader : `${hostHeader}:80`);
     if (a === null) return new HttpError(400, 'not_a_proxy_request', 'This is a proxy: send absolute-form requests (http://host/path).');

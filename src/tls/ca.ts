@@ -165,13 +165,15 @@ export function checkCa(certText: string, keyText: string, now: Date = new Date(
   const notAfter = new Date(x509.validTo);
   if (now.getTime() >= notAfter.getTime()) throw new CaError('CA_EXPIRED', `${label} (${subject}) expired on ${notAfter.toISOString()}`);
   if (now.getTime() < notBefore.getTime()) throw new CaError('CA_NOT_YET_VALID', `${label} (${subject}) is not valid before ${notBefore.toISOString()}`);
+  // Told by its PEM label (RFC 7468 §11) or legacy header: OpenSSL's own error for a missing passphrase names neither.
+  if (/-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(keyText)) {
+    throw new CaError('CA_KEY_ENCRYPTED', 'the CA key is encrypted; give Tollgate an unencrypted key (e.g. `openssl pkey -in KEY -out PLAIN`), kept mode 0600');
+  }
   let key: KeyObject;
   try {
     key = createPrivateKey(keyText);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ERR_MISSING_PASSPHRASE') {
-      throw new CaError('CA_KEY_ENCRYPTED', 'the CA key is encrypted; give Tollgate an unencrypted key (e.g. `openssl pkey -in KEY -out PLAIN`), kept mode 0600');
-    }
+  } catch {
+    // createPrivateKey throws on anything that is not a private key; that is all it tells.
     throw new CaError('CA_KEY_UNREADABLE', 'the CA key is not a readable PEM private key');
   }
   try {

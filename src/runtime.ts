@@ -10,6 +10,7 @@ import { parseHostPort } from './config/ip.js';
 import { compileLocator, type Locator } from './proxy/locate.js';
 import type { IdpRuntime } from './auth/idps.js';
 import { compileExemptions, HostMatcher, type Exemptions } from './auth/exempt.js';
+import type { Inspection } from './tls/inspection.js';
 
 /** Runtime is one immutable generation of compiled config. */
 export interface Runtime {
@@ -35,10 +36,12 @@ export interface Runtime {
   readonly redirectAllowList: HostMatcher;
   /** The cloud's own host names, precomputed for redirects. */
   readonly gatewayHost: string;
+  /** TLS inspection: rules, CA and leaf minter; null when the runtime was built without it. */
+  readonly inspection: Inspection | null;
 }
 
 /** buildRuntime compiles a Config; it throws only on bugs, since the Config is already valid. */
-export function buildRuntime(config: Config, version: number, idps: ReadonlyMap<string, IdpRuntime> = new Map()): Runtime {
+export function buildRuntime(config: Config, version: number, idps: ReadonlyMap<string, IdpRuntime> = new Map(), inspection: Inspection | null = null): Runtime {
   const nodeName = config.nodeName ?? hostname();
   const trusted = new Set<string>();
   for (const loc of config.locations) for (const f of loc.trustedForwarders) trusted.add(f);
@@ -57,6 +60,7 @@ export function buildRuntime(config: Config, version: number, idps: ReadonlyMap<
     exemptions: compileExemptions(config.authentication.exemptions.hosts, config.authentication.exemptions.urls, config.idps.map((p) => p.ssoUrl)),
     redirectAllowList: new HostMatcher(config.authentication.redirectAllowList),
     gatewayHost: `gateway.${config.cloud.toLowerCase()}`,
+    inspection,
   });
 }
 

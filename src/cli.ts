@@ -7,6 +7,7 @@
  *   tollgate activate [--config FILE]     ask the running instance to re-read and activate its config
  *   tollgate reauth [--user NAME]         force re-authentication (everyone, or one user)
  *   tollgate lab-idp [...]                run the lab SAML IdP (not for production)
+ *   tollgate ca init|import|show          the TLS-inspection CA
  */
 import { request } from 'node:http';
 import { parseArgs } from 'node:util';
@@ -32,6 +33,11 @@ Commands:
   reauth [--user NAME] [--config FILE]
                                 Force re-authentication: end the sessions of one user (login name),
                                 or of everyone, on every node. Their next page load signs in again.
+  ca init [--key TYPE] [--permit DOMAIN]... [--config FILE]
+  ca import CERT KEY [--config FILE]
+  ca show [--config FILE]
+                                Create, import or show the CA that TLS inspection signs leaves
+                                with (key mode 0600, never committed); see "tollgate ca --help".
   lab-idp [--listen HOST:PORT] [--users FILE] [--keys DIR] [--cloud NAME]
                                 Run the lab SAML IdP (NOT FOR PRODUCTION) and print its SSO URL and
                                 certificate; see "tollgate lab-idp --help".
@@ -62,6 +68,10 @@ async function main(argv: string[]): Promise<number> {
       return listDirectory(cmd, rest);
     case 'reauth':
       return reauth(rest);
+    case 'ca': {
+      const { caCommand } = await import('./tls/command.js');
+      return caCommand(rest);
+    }
     case 'lab-idp': {
       const { labIdpCommand } = await import('./labidp/standalone.js');
       return labIdpCommand(rest);

@@ -223,7 +223,7 @@ export async function loadCa(paths: CaPaths, now: Date = new Date()): Promise<Ce
 /** writeCa stores a CA: the key (PKCS#8) mode 0600 in a 0700 folder, first, then the certificate. */
 export async function writeCa(paths: CaPaths, certPem: string, key: KeyObject | string, opts: { force?: boolean } = {}): Promise<void> {
   if (!opts.force && ((await readIfThere(paths.cert)) !== null || (await readIfThere(paths.key)) !== null)) {
-    throw new CaError('CA_EXISTS', `a CA is already at ${paths.cert}; leaves it signed stop working when it is replaced, so pass --force to replace it`);
+    throw new CaError('CA_EXISTS', `a CA is already at ${paths.cert}; leaves it signed stop being trusted once it is replaced, so pass --force to replace it`);
   }
   await mkdir(dirname(paths.key), { recursive: true, mode: 0o700 });
   await mkdir(dirname(paths.cert), { recursive: true, mode: 0o755 });
@@ -236,15 +236,18 @@ export async function writeCa(paths: CaPaths, certPem: string, key: KeyObject | 
 /** describeCa is what `tollgate ca show` prints. */
 export function describeCa(ca: CertificateAuthority, certPath: string, cloud: string): string {
   const issuer = ca.x509.issuer.split('\n').join(', ');
+  const rows: [string, string][] = [
+    ['Subject', `${ca.subject}${ca.lab ? '   (a LAB CA: NOT FOR PRODUCTION)' : ''}`],
+    ...(issuer !== ca.subject ? [['Issuer', issuer] as [string, string]] : []),
+    ['Key', ca.keyDescription],
+    ['SHA-256 fingerprint', ca.x509.fingerprint256],
+    ['SHA-1 fingerprint', ca.x509.fingerprint],
+    ['Valid from', ca.notBefore.toISOString()],
+    ['Expires', ca.notAfter.toISOString()],
+    ['Certificate file', certPath],
+  ];
   return [
-    `Subject:            ${ca.subject}${ca.lab ? '   (a LAB CA: NOT FOR PRODUCTION)' : ''}`,
-    ...(issuer !== ca.subject ? [`Issuer:             ${issuer}`] : []),
-    `Key:                ${ca.keyDescription}`,
-    `SHA-256 fingerprint: ${ca.x509.fingerprint256}`,
-    `SHA-1 fingerprint:   ${ca.x509.fingerprint}`,
-    `Valid from:         ${ca.notBefore.toISOString()}`,
-    `Expires:            ${ca.notAfter.toISOString()}`,
-    `Certificate file:   ${certPath}`,
+    ...rows.map(([k, v]) => `${`${k}:`.padEnd(21)}${v}`),
     `Users install it from http://ip.${cloud}/ca.crt (DER) or http://ip.${cloud}/ca.pem (PEM).`,
     ...(ca.warning ? [`Warning: ${ca.warning}`] : []),
     '',

@@ -138,12 +138,12 @@ t.test('ca show names the CA, its fingerprints, expiry and where users get it', 
   const ca = checkCa(lab.certPem, lab.keyPem);
   t.ok(ca.lab);
   const text = describeCa(ca, '/srv/certs/ca/ca.crt', 'tollgate.test');
-  t.match(text, `Subject:            CN=${LAB_CA_NAME}, O=Tollgate lab   (a LAB CA: NOT FOR PRODUCTION)`);
+  t.match(text, `Subject:             CN=${LAB_CA_NAME}, O=Tollgate lab   (a LAB CA: NOT FOR PRODUCTION)`);
   t.match(text, `SHA-256 fingerprint: ${ca.x509.fingerprint256}`);
   t.match(text, `SHA-1 fingerprint:   ${ca.x509.fingerprint}`);
   t.match(text, /SHA-256 fingerprint: ([0-9A-F]{2}:){31}[0-9A-F]{2}\n/);
-  t.match(text, `Expires:            ${ca.notAfter.toISOString()}`);
-  t.match(text, 'Certificate file:   /srv/certs/ca/ca.crt');
+  t.match(text, `Expires:             ${ca.notAfter.toISOString()}`);
+  t.match(text, 'Certificate file:    /srv/certs/ca/ca.crt');
   t.match(text, 'http://ip.tollgate.test/ca.crt');
   const plain = createCa({ keyType: 'p256', commonName: 'Corp Inspection' });
   const pc = checkCa(plain.certPem, plain.keyPem);

@@ -1,23 +1,12 @@
 import t from 'tap';
-import { spawn } from 'node:child_process';
+import { runCli as run } from '../helpers/cli.js';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createCa } from '../../src/tls/ca.js';
 import { selfSigned } from '../helpers/tls.js';
 import { openssl } from '../helpers/openssl.js';
 
-const CLI = join(import.meta.dirname, '../../src/cli.ts');
 
-function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
 
 /** fingerprint is openssl's SHA-256 fingerprint of a PEM file, as `AA:BB:...`. */
 const fingerprint = (file: string) => /=([0-9A-F:]+)/.exec(openssl(['x509', '-in', file, '-noout', '-fingerprint', '-sha256']).out)![1]!;

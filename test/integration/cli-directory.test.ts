@@ -6,7 +6,7 @@
  *   tollgate users|groups|scim token --config ctl.yaml -> control listener /admin/* -> Directory, tokens
  */
 import t from 'tap';
-import { spawn } from 'node:child_process';
+import { runCli as run } from '../helpers/cli.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +21,6 @@ import { controlCall, viaProxy } from '../helpers/tollgate.js';
 
 t.setTimeout(90_000);
 
-const CLI = join(import.meta.dirname, '../../src/cli.ts');
 const PATCH_OP = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';
 
 const dir = mkdtempSync(join(tmpdir(), 'tollgate-cli-dir-'));
@@ -51,21 +50,6 @@ t.teardown(async () => {
 const ctl = join(dir, 'ctl.yaml');
 writeFileSync(ctl, `listeners: { control: 127.0.0.1:${node.controlPort} }\n`);
 
-/** run starts the CLI as a process and collects its output; a hung CLI is killed after 30 s. */
-function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const kill = setTimeout(() => p.kill('SIGKILL'), 30_000);
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    p.on('close', (code) => {
-      clearTimeout(kill);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-  });
-}
 
 /** listing parses `tollgate users|groups` output: a count line, then one JSON row per line, keyed by name. */
 function listing(stdout: string, key: 'userName' | 'displayName'): { header: string; rows: Map<string, Record<string, unknown>> } {

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { CLI, runCli as run } from '../helpers/cli.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
@@ -8,20 +9,9 @@ import { startOrigin } from '../helpers/origin.js';
 import { viaProxy } from '../helpers/tollgate.js';
 import { collectJsonLines } from '../helpers/node.js';
 
-const CLI = join(import.meta.dirname, '../../src/cli.ts');
 const dir = mkdtempSync(join(tmpdir(), 'tollgate-cli-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
-function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    p.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    p.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
-  });
-}
 
 t.test('--help lists the commands', async (t) => {
   const r = await run(['--help']);

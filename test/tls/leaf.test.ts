@@ -166,3 +166,18 @@ t.test('an IP literal gets a leaf with its IP SAN (a terminator wraps the socket
   t.teardown(() => wrong.close());
   t.equal(await handshake((wrong.address() as AddressInfo).port, { ca: ecCa.pem }), 'ERR_TLS_CERT_ALTNAME_INVALID', 'a leaf for another IP is refused');
 });
+
+t.test('an SNI name that is not a host fails that handshake only', async (t) => {
+  const minter = new LeafMinter({ ca: ecCa.ca });
+  const server = createServer({ SNICallback: minter.sniCallback }, (s) => s.end('fine'));
+  const clientErrors: string[] = [];
+  server.on('tlsClientError', (err: Error) => clientErrors.push(err.message));
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => server.close());
+  const port = (server.address() as AddressInfo).port;
+  t.not(await handshake(port, { servername: 'not a host!', ca: ecCa.pem }), 'ok:fine', 'the bad name gets no certificate');
+  t.equal(clientErrors.length, 1, 'the server saw one failed handshake');
+  t.equal(await handshake(port, { servername: 'good.example.com', ca: ecCa.pem }), 'ok:fine', 'and serves the next client');
+  t.equal(minter.stats.mints, 1);
+});

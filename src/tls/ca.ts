@@ -153,7 +153,13 @@ export function checkCa(certText: string, keyText: string, now: Date = new Date(
     throw new CaError('CA_UNREADABLE', `${label} could not be read: ${(err as Error).message}`);
   }
   const x509 = certs[0]!;
-  const facts = readCertificateFacts(x509.raw);
+  let facts: CertificateFacts;
+  try {
+    facts = readCertificateFacts(x509.raw);
+  } catch (err) {
+    // OpenSSL parsed it, so this is a layout the walker does not know; say so rather than guess.
+    throw new CaError('CA_UNREADABLE', `${label} could not be read: ${(err as Error).message}`);
+  }
   const subject = x509.subject.split('\n').join(', ');
   if (facts.basicConstraints?.ca !== true) {
     throw new CaError('CA_NOT_CA', `${label} (${subject}) is not a CA certificate: its basicConstraints do not say CA:TRUE`);

@@ -8,6 +8,7 @@
  *   tollgate reauth [--user NAME]         force re-authentication (everyone, or one user)
  *   tollgate lab-idp [...]                run the lab SAML IdP (not for production)
  *   tollgate pac test URL | pac show      what the PAC file says, offline
+ *   tollgate ca init|import|show          the TLS-inspection CA
  */
 import { request } from 'node:http';
 import { parseArgs } from 'node:util';
@@ -39,6 +40,11 @@ Commands:
                                 offline, on the config's PAC or on FILE.
   pac show [--location NAME] [--config FILE]
                                 Print the PAC file Tollgate serves (default or location NAME's).
+  ca init [--key TYPE] [--permit DOMAIN]... [--config FILE]
+  ca import CERT KEY [--config FILE]
+  ca show [--config FILE]
+                                Create, import or show the CA that TLS inspection signs leaves
+                                with (key mode 0600, never committed); see "tollgate ca --help".
   lab-idp [--listen HOST:PORT] [--users FILE] [--keys DIR] [--cloud NAME]
                                 Run the lab SAML IdP (NOT FOR PRODUCTION) and print its SSO URL and
                                 certificate; see "tollgate lab-idp --help".
@@ -72,6 +78,10 @@ async function main(argv: string[]): Promise<number> {
     case 'pac': {
       const { pacCommand } = await import('./pac/command.js');
       return pacCommand(rest);
+    }
+    case 'ca': {
+      const { caCommand } = await import('./tls/command.js');
+      return caCommand(rest);
     }
     case 'lab-idp': {
       const { labIdpCommand } = await import('./labidp/standalone.js');

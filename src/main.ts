@@ -30,6 +30,7 @@ import { defaultAcsUrl, spEntityId } from './auth/saml.js';
 import { parseHostPort } from './config/ip.js';
 import { startStandaloneLabIdp, type StandaloneLabIdp } from './labidp/standalone.js';
 import type { WorkerLink } from './workers.js';
+import { prepareInspection } from './tls/inspection.js';
 
 /** StartOptions selects the config (a file, an object for tests, or the built-in default) and log sinks. */
 export interface StartOptions {
@@ -91,7 +92,10 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
   try {
     const { idps, pac } = await prepareFiles(config, { baseDir, store, source });
     for (const w of [...idps.warnings, ...pac.warnings]) log.warn({ warning: w }, 'config warning');
-    runtime = new RuntimeRef(buildRuntime(config, version, idps.byId, pac.files));
+    // With inspection on and no CA, this refuses the start, saying how to make one.
+    const insp = await prepareInspection(config, { baseDir, source });
+    for (const w of insp.warnings) log.warn({ warning: w }, 'config warning');
+    runtime = new RuntimeRef(buildRuntime(config, version, idps.byId, pac.files, insp.inspection));
   } catch (err) {
     await store.close();
     await lab?.close();
@@ -150,7 +154,9 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
         if (JSON.stringify(next.listeners) !== JSON.stringify(cur.listeners)) warnings.push('listeners changed: restart to apply');
         if (JSON.stringify(next.store) !== JSON.stringify(cur.store)) warnings.push('store changed: restart to apply');
         if (JSON.stringify(next.limits) !== JSON.stringify(cur.limits)) warnings.push('limits: header size and header timeout apply after a restart');
-        const rt = buildRuntime(next, ++version, idps.byId, pac.files);
+        const insp = await prepareInspection(next, { baseDir, source, previous: runtime.current.inspection });
+        warnings.push(...insp.warnings);
+        const rt = buildRuntime(next, ++version, idps.byId, pac.files, insp.inspection);
         runtime.swap(rt);
         metrics.activations.inc({ outcome: 'ok' });
         metrics.configVersion.set(rt.version);

@@ -11,6 +11,7 @@ import { compileLocator, type Locator } from './proxy/locate.js';
 import type { IdpRuntime } from './auth/idps.js';
 import { compileExemptions, HostMatcher, type Exemptions } from './auth/exempt.js';
 import { NO_PAC, type PacFiles } from './pac/files.js';
+import type { Inspection } from './tls/inspection.js';
 
 /** Runtime is one immutable generation of compiled config. */
 export interface Runtime {
@@ -38,10 +39,18 @@ export interface Runtime {
   readonly gatewayHost: string;
   /** The PAC files, generated and validated at activation. */
   readonly pac: PacFiles;
+  /** TLS inspection: rules, CA and leaf minter; null when the runtime was built without it. */
+  readonly inspection: Inspection | null;
 }
 
 /** buildRuntime compiles a Config; it throws only on bugs, since the Config is already valid. */
-export function buildRuntime(config: Config, version: number, idps: ReadonlyMap<string, IdpRuntime> = new Map(), pac: PacFiles = NO_PAC): Runtime {
+export function buildRuntime(
+  config: Config,
+  version: number,
+  idps: ReadonlyMap<string, IdpRuntime> = new Map(),
+  pac: PacFiles = NO_PAC,
+  inspection: Inspection | null = null,
+): Runtime {
   const nodeName = config.nodeName ?? hostname();
   const trusted = new Set<string>();
   for (const loc of config.locations) for (const f of loc.trustedForwarders) trusted.add(f);
@@ -61,6 +70,7 @@ export function buildRuntime(config: Config, version: number, idps: ReadonlyMap<
     redirectAllowList: new HostMatcher(config.authentication.redirectAllowList),
     gatewayHost: `gateway.${config.cloud.toLowerCase()}`,
     pac,
+    inspection,
   });
 }
 

@@ -28,10 +28,14 @@ const hostPort = z.string().superRefine((v, ctx) => {
 
 const ms = (def: number, min = 1) => z.number().int().min(min).max(24 * 3600 * 1000).default(def);
 
+/** inspectionMode: TLS inspection of a location's CONNECT tunnels; a sublocation without one inherits its location's. */
+const inspectionMode = z.enum(['off', 'on']);
+
 const sublocation = z.strictObject({
   name: z.string().min(1).max(64),
   ips: z.array(cidr).min(1),
   enforceAuthentication: z.boolean().optional(),
+  inspection: inspectionMode.optional(),
 });
 
 /**
@@ -100,6 +104,7 @@ const location = z.strictObject({
   surrogate: surrogate.default(SURROGATE_DEFAULTS),
   trustedForwarders: z.array(ipAddress).default([]),
   sublocations: z.array(sublocation).default([]),
+  inspection: inspectionMode.default('off'),
 });
 
 const store = z.discriminatedUnion('type', [
@@ -213,6 +218,41 @@ const pac = z.strictObject({
 });
 const PAC_DEFAULTS = { gateways: [], locations: [], bypass: [], plainHostsDirect: true, privateRangesDirect: true };
 
+/**
+ * inspection configures TLS inspection with Tollgate's CA (off everywhere by default). File paths
+ * are relative to the config file's folder. Hosts on doNotInspect and the authentication-exempt
+ * hosts (the IdPs' included) are never inspected; `hosts` overrides a location's setting per host and
+ * may trust a lab origin's own CA for those hosts only.
+ */
+const inspection = z.strictObject({
+  caCert: z.string().min(1).default('certs/ca/ca.crt'),
+  caKey: z.string().min(1).default('certs/ca/ca.key'),
+  /** With no CA at caCert/caKey, make a lab CA there, labelled NOT FOR PRODUCTION (the embedded lab default). */
+  labCa: z.boolean().default(false),
+  /** Pinned apps and anything else that must stay a plain tunnel. */
+  doNotInspect: z.array(hostPattern).default([]),
+  hosts: z
+    .array(
+      z
+        .strictObject({
+          match: z.array(hostPattern).min(1),
+          inspect: inspectionMode.optional(),
+          /** PEM file of the CA a lab origin's certificate chains to, trusted for these hosts only. */
+          upstreamCa: z.string().min(1).optional(),
+        })
+        .refine((h) => h.inspect !== undefined || h.upstreamCa !== undefined, { message: 'sets neither inspect nor upstreamCa' }),
+    )
+    .default([]),
+  /** PEM bundle of CAs trusted for upstream servers besides Node's bundled public roots. */
+  upstreamCaBundle: z.string().min(1).optional(),
+  /** Leaves certify one key made at start: ECDSA P-256 (cheapest handshakes) or RSA-2048 (oldest clients). */
+  leafKey: z.enum(['ecdsa-p256', 'rsa2048']).default('ecdsa-p256'),
+  /** Browsers accept at most 398 days; leaves are backdated a day, so at most 396. */
+  leafValidityDays: z.number().int().min(1).max(396).default(30),
+  /** Hosts whose leaf stays in memory. */
+  leafCacheSize: z.number().int().min(16).max(1_000_000).default(4096),
+});
+
 const limits = z.strictObject({
   /** Largest request head a client may send (bytes); beyond it the client gets 431. */
   maxHeaderBytes: z.number().int().min(1024).max(1024 * 1024).default(32 * 1024),
@@ -256,6 +296,7 @@ export const configSchema = z
     hosts: z.record(z.string().regex(hostnameRe, 'is not a host name'), ipAddress).default({}),
     pac: pac.default(PAC_DEFAULTS),
     limits: limits.default(limits.parse({})),
+    inspection: inspection.default(inspection.parse({})),
     logging: z
       .strictObject({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
@@ -313,6 +354,14 @@ export const configSchema = z
       if (pacLocations.has(key)) ctx.addIssue({ code: 'custom', path: ['pac', 'locations', i, 'name'], message: `"${l.name}" is listed twice` });
       pacLocations.add(key);
     });
+    const neverInspected = new Set(c.inspection.doNotInspect.map((p) => p.toLowerCase()));
+    c.inspection.hosts.forEach((h, i) => {
+      h.match.forEach((p, j) => {
+        if (h.inspect === 'on' && neverInspected.has(p.toLowerCase())) {
+          ctx.addIssue({ code: 'custom', path: ['inspection', 'hosts', i, 'match', j], message: `"${p}" is also on doNotInspect, which wins` });
+        }
+      });
+    });
     if (c.store.type === 'redis') {
       const forms = [c.store.url, c.store.cluster, c.store.sentinel].filter((x) => x !== undefined).length;
       if (forms !== 1) ctx.addIssue({ code: 'custom', path: ['store'], message: 'redis needs exactly one of url, cluster, sentinel' });
@@ -329,3 +378,4 @@ export type IdpConfig = Config['idps'][number];
 export type SurrogateConfig = LocationConfig['surrogate'];
 export type AuthenticationConfig = Config['authentication'];
 export type PacConfig = Config['pac'];
+export type InspectionConfig = Config['inspection'];

@@ -8,7 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { normalizeIp } from '../config/ip.js';
 import { HttpError, sendError } from '../http/errors.js';
-import { Router, run, sendBody, sendRedirect } from '../http/router.js';
+import { Router, run, sendBody, sendRedirect, type Handler } from '../http/router.js';
 import type { Metrics } from '../metrics.js';
 import type { Transaction } from '../proxy/pipeline.js';
 import { isOwnHost, type RuntimeRef, type Runtime } from '../runtime.js';
@@ -72,9 +72,24 @@ export interface ControlApp {
 
 const LOOPBACK = /^(127\.|::1$)/;
 
+/**
+ * caCertificate serves the TLS-inspection CA for users to install: `/ca.crt` as DER with the type
+ * browsers and OSes open as "install this CA", `/ca.pem` as PEM for tools. Both are public.
+ */
+function caCertificate(format: 'der' | 'pem'): Handler<RequestCtx> {
+  return (req, res, ctx) => {
+    const ca = ctx.rt.inspection?.ca;
+    if (!ca) throw new HttpError(404, 'no_ca', 'TLS inspection has no CA here.');
+    if (format === 'der') sendBody(req, res, 200, 'application/x-x509-ca-cert', ca.certDer, { 'cache-control': 'no-cache' });
+    else sendBody(req, res, 200, 'application/x-pem-file', ca.certPem, { 'cache-control': 'no-cache', 'content-disposition': 'attachment; filename="tollgate-ca.pem"' });
+  };
+}
+
 /** createControlApp builds the app; route tables are built once, here. */
 export function createControlApp(deps: ControlDeps): ControlApp {
   const ops = new Router<RequestCtx>()
+    .on('GET', '/ca.crt', caCertificate('der'))
+    .on('GET', '/ca.pem', caCertificate('pem'))
     .on('GET', '/healthz', (req, res) => sendBody(req, res, 200, 'text/plain; charset=utf-8', 'ok\n', { 'cache-control': 'no-store' }))
     .on('GET', '/readyz', async (req, res, ctx) => {
       if (deps.draining()) throw new HttpError(503, 'draining', 'Shutting down.');
@@ -203,6 +218,8 @@ export function createControlApp(deps: ControlDeps): ControlApp {
   }
 
   const status = new Router<RequestCtx>()
+    .on('GET', '/ca.crt', caCertificate('der'))
+    .on('GET', '/ca.pem', caCertificate('pem'))
     .on('GET', '/', (req, res, ctx) => {
       const format = pickStatusFormat(new URL(req.url ?? '/', 'http://x').searchParams.get('format'), req.headers.accept);
       const view = statusView(ctx, req);

@@ -60,7 +60,7 @@ export function sendRedirect(res: ServerResponse, status: number, location: stri
 }
 
 /** sendBody writes a complete response with a known length. */
-export function sendBody(req: IncomingMessage, res: ServerResponse, status: number, type: string, body: string, headers: Record<string, string> = {}): void {
+export function sendBody(req: IncomingMessage, res: ServerResponse, status: number, type: string, body: string | Buffer, headers: Record<string, string> = {}): void {
   res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), ...headers });
   res.end(req.method === 'HEAD' ? undefined : body);
 }

@@ -9,9 +9,10 @@
  * Tollgate warns about any IdP certificate).
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { EXPIRY_WARNING_MS, IdpCertificateError, parseIdpCertificate } from '../auth/certificate.js';
+import { readIfThere, writeAtomically } from '../files.js';
 import { makeSigningPair } from './idp.js';
 
 /** KEY_FILE and CERT_FILE are the names of the signing pair inside the keys folder. */
@@ -82,21 +83,4 @@ function unusable(keyPem: string, certPem: string, certPath: string, now: Date):
     return `the key next to ${certPath} is not a readable private key`;
   }
   return null;
-}
-
-async function readIfThere(path: string): Promise<string | null> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
-}
-
-async function writeAtomically(path: string, data: string, mode: number): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, data, { mode });
-  // writeFile's mode applies only to a new file; a leftover temp file keeps its own.
-  await chmod(tmp, mode);
-  await rename(tmp, path);
 }

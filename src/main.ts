@@ -186,6 +186,11 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
   const control = createControlApp({
     runtime, metrics, store, log, activate: activateHere, draining: () => draining, scim, directory, tokens, gateway, sessions,
     proxyAddress: () => proxy.server.address() as AddressInfo | null,
+    // The status page links to the inspection CA (at /ca.crt) whenever one is loaded.
+    ca: () => {
+      const ca = runtime.current.inspection?.ca;
+      return ca == null ? null : { subject: ca.x509.subject.replace(/\n/g, ', '), sha256: ca.x509.fingerprint256 };
+    },
     ...(worker !== undefined ? { cluster: { id: worker.id, metrics: () => worker.metrics(), notReady: () => worker.notReady() } } : {}),
   });
   const proxy = createProxyServer({ runtime, auth: gateway, ownHost: control.ownHost, accessLog, metrics, log, self }, config);

@@ -44,6 +44,12 @@ t.test('the CA certificate is served at /ca.crt (DER) and /ca.pem, on ip.<cloud>
     t.equal(head.body.length, 0);
     t.equal((await fetch(port, `${prefix}/ca.key`, host)).status, 404, `${door}: the key is never served`);
   }
+  // The status page offers the certificate to install, with its fingerprint.
+  const status = JSON.parse((await fetch(tg.proxyPort, 'http://ip.tollgate.test/?format=json', 'ip.tollgate.test')).body.toString('utf8')) as { caCertificate: { sha256: string; derUrl: string } | null };
+  t.equal(status.caCertificate?.sha256, new X509Certificate(ca.certPem).fingerprint256, 'the status page names the CA by its SHA-256 fingerprint');
+  t.match(status.caCertificate?.derUrl, /\/ca\.crt$/);
+  const page = (await fetch(tg.proxyPort, 'http://ip.tollgate.test/', 'ip.tollgate.test')).body.toString('utf8');
+  t.match(page, /href="[^"]*\/ca\.crt"/, 'the HTML page links to /ca.crt');
 });
 
 t.test('without a CA, /ca.crt is a clear 404', async (t) => {

@@ -1,0 +1,179 @@
+import t, { type Test } from 'tap';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { createLab, greSupport, run, sweepLeftovers, waitForLine, type Lab } from '../helpers/netns.js';
+import { originalDestination, originalDestinationSupport, type OriginalDestination } from '../../src/proxy/origdst.js';
+
+// A plain HTTP origin inside the origin namespace: it answers with what it saw, so a test can tell
+// who reached it and by which address.
+const ORIGIN_SCRIPT = `
+const http = require('node:http');
+http.createServer((req, res) => {
+  res.end('origin ' + req.socket.localAddress + ':' + req.socket.localPort + ' host=' + req.headers.host + ' from=' + req.socket.remoteAddress + '\\n');
+}).listen(80, '::', () => console.log('listening'));
+`;
+
+/** Relay is a transparent listener on the host: it reads the original destination and splices to it. */
+interface Relay {
+  readonly port: number;
+  readonly seen: (OriginalDestination | null)[];
+  close(): Promise<void>;
+}
+
+async function startRelay(t: Test, ...hosts: string[]): Promise<Relay> {
+  const seen: (OriginalDestination | null)[] = [];
+  const sockets = new Set<net.Socket>();
+  const onClient = (client: net.Socket) => {
+    sockets.add(client);
+    client.on('close', () => sockets.delete(client));
+    client.on('error', () => client.destroy());
+    const dest = originalDestination(client);
+    seen.push(dest);
+    if (dest === null) {
+      client.end('HTTP/1.1 421 Misdirected Request\r\ncontent-length: 15\r\nconnection: close\r\n\r\nno origdst here');
+      return;
+    }
+    const upstream = net.connect({ host: dest.address, port: dest.port });
+    sockets.add(upstream);
+    upstream.on('close', () => sockets.delete(upstream));
+    upstream.on('error', () => client.destroy());
+    client.pipe(upstream).pipe(client);
+  };
+  // One port on every given address (the IPv4 and IPv6 REDIRECT rules name the same port).
+  const servers: net.Server[] = [];
+  let port = 0;
+  for (const host of hosts) {
+    const server = net.createServer(onClient);
+    await new Promise<void>((r) => server.listen(port, host, r));
+    port = (server.address() as AddressInfo).port;
+    servers.push(server);
+  }
+  const relay = {
+    port,
+    seen,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await Promise.all(servers.map((server) => new Promise<void>((r) => server.close(() => r()))));
+    },
+  };
+  t.teardown(relay.close);
+  return relay;
+}
+
+async function startOrigin(lab: Lab): Promise<void> {
+  await waitForLine(lab.spawn('origin', [process.execPath, '-e', ORIGIN_SCRIPT]), /listening/);
+}
+
+const curl = (lab: Lab, ...args: string[]) => lab.run('client', ['curl', '-sS', '--max-time', '5', ...args]);
+
+t.test('SO_ORIGINAL_DST is available on this machine', async (t) => {
+  const s = originalDestinationSupport();
+  t.ok(s.available, s.reason);
+});
+
+t.test('the host routes the client namespace to the origin namespace', async (t) => {
+  const lab = await createLab();
+  t.teardown(lab.close);
+  await startOrigin(lab);
+  const r = await curl(lab, `http://${lab.originAddress}/`);
+  t.equal(r.code, 0, r.stderr);
+  t.equal(r.stdout, `origin ::ffff:${lab.originAddress}:80 host=${lab.originAddress} from=::ffff:${lab.clientAddress}\n`, 'reached directly, with the client address kept');
+});
+
+t.test('a REDIRECTed connection lands on the host listener, which reads where the client was going', async (t) => {
+  // Listeners on the host address facing the client: REDIRECT in PREROUTING rewrites the destination
+  // to the primary address of the interface the packet came in on.
+  const lab = await createLab();
+  t.teardown(lab.close);
+  await startOrigin(lab);
+  const http = await startRelay(t, lab.hostClientAddress, lab.hostClientAddress6);
+  const tls = await startRelay(t, lab.hostClientAddress);
+  await lab.redirect({ http: http.port, tls: tls.port });
+
+  const r = await curl(lab, `http://${lab.originAddress}/page`);
+  t.equal(r.code, 0, r.stderr);
+  t.same(http.seen, [{ address: lab.originAddress, port: 80, family: 4 }], 'original destination of the port 80 connection');
+  // The relay dialled the origin from the host, so the origin sees the host's address.
+  t.equal(r.stdout, `origin ::ffff:${lab.originAddress}:80 host=${lab.originAddress} from=::ffff:${lab.hostOriginAddress}\n`, 'the relay reached the origin at that destination');
+
+  // Port 443: the listener only records; curl's TLS handshake fails on the closed connection.
+  await curl(lab, `https://${lab.originAddress}/`);
+  t.same(tls.seen[0], { address: lab.originAddress, port: 443, family: 4 }, 'original destination of the port 443 connection');
+
+  const r6 = await curl(lab, '-g', `http://[${lab.originAddress6}]/`);
+  t.same(http.seen[1], { address: lab.originAddress6, port: 80, family: 6 }, 'IPv6 original destination (IP6T_SO_ORIGINAL_DST)');
+  t.match(r6.stdout, new RegExp(`^origin ${lab.originAddress6.replace(/\./g, '\\.')}:80 `), 'and the relay reached the origin over IPv6');
+});
+
+t.test('a connection to the listener itself (no NAT) has no original destination', async (t) => {
+  const lab = await createLab();
+  t.teardown(lab.close);
+  const relay = await startRelay(t, lab.hostClientAddress);
+  await lab.redirect({ http: relay.port });
+  const r = await curl(lab, `http://${lab.hostClientAddress}:${relay.port}/`);
+  t.equal(r.stdout, 'no origdst here');
+  t.same(relay.seen, [null], 'null: the caller falls back to Host / SNI');
+
+  const loop = await startRelay(t, '127.0.0.1');
+  const direct = await run(['curl', '-sS', '--max-time', '5', `http://127.0.0.1:${loop.port}/`]);
+  t.equal(direct.stdout, 'no origdst here');
+  t.same(loop.seen, [null], 'a loopback connection is not redirected either');
+});
+
+const gre = await greSupport();
+const greSkip = gre.ok ? false : `this kernel cannot make GRE tunnels (${gre.reason}), so the GRE lab is not tested here`;
+t.test('GRE: the same REDIRECT through a GRE tunnel from the client namespace', { skip: greSkip }, async (t) => {
+  const lab = await createLab({ gre: true });
+  t.teardown(lab.close);
+  await startOrigin(lab);
+  const relay = await startRelay(t, lab.hostClientAddress);
+  await lab.redirect({ http: relay.port });
+  const r = await curl(lab, `http://${lab.originAddress}/`);
+  t.equal(r.code, 0, r.stderr);
+  t.same(relay.seen, [{ address: lab.originAddress, port: 80, family: 4 }]);
+  t.match(r.stdout, /^origin /);
+});
+
+/** leftovers lists the namespaces, host links and iptables lines that carry a lab's name. */
+async function leftovers(name: string): Promise<string[]> {
+  const outputs = await Promise.all([
+    run(['ip', 'netns', 'list']),
+    run(['ip', '-o', 'link', 'show']),
+    run(['iptables', '-w', '-S']),
+    run(['iptables', '-w', '-t', 'nat', '-S']),
+    run(['ip6tables', '-w', '-t', 'nat', '-S']),
+  ]);
+  const re = new RegExp(`${name}(?!\\d)`);
+  return outputs.flatMap((o) => o.stdout.split('\n')).filter((l) => re.test(l));
+}
+
+async function labInChild(): Promise<{ child: ChildProcess; name: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../helpers/netns-child.ts', import.meta.url))], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const line = await waitForLine(child, /^lab /, 30_000);
+  return { child, name: line.slice(4).trim() };
+}
+
+t.test('a lab whose process is signalled removes itself; one whose process is killed is swept by the next', async (t) => {
+  const term = await labInChild();
+  t.not((await leftovers(term.name)).length, 0, 'the lab is up while its process runs');
+  const exited = new Promise((r) => term.child.once('exit', (code, signal) => r(signal)));
+  term.child.kill('SIGTERM');
+  t.equal(await exited, 'SIGTERM', 'the process still dies of the signal');
+  t.same(await leftovers(term.name), [], 'SIGTERM: nothing of the lab is left');
+
+  const kill = await labInChild();
+  await addRedirectChain(t, kill.name);
+  kill.child.kill('SIGKILL');
+  await new Promise((r) => kill.child.once('exit', r));
+  t.not((await leftovers(kill.name)).length, 0, 'SIGKILL leaves the lab behind');
+  sweepLeftovers();
+  t.same(await leftovers(kill.name), [], 'the sweep removes all of it');
+});
+
+/** addRedirectChain adds a nat chain of the lab's name, as redirect() does, so the sweep must find rules too. */
+async function addRedirectChain(t: Test, name: string): Promise<void> {
+  t.equal((await run(['iptables', '-w', '-t', 'nat', '-N', name])).code, 0);
+  t.equal((await run(['iptables', '-w', '-t', 'nat', '-A', 'PREROUTING', '-i', `${name}hc`, '-j', name])).code, 0);
+}

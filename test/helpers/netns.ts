@@ -37,9 +37,16 @@ export interface RunResult {
   readonly stderr: string;
 }
 
+/**
+ * commandLog is every command the labs of this process ran, as a shell line (set-up, checks, redirects),
+ * so docs/lab-routing.md can be checked to show only commands that really ran.
+ */
+export const commandLog: string[] = [];
+
 /** run executes argv (in `ns` when given) and resolves with its output; it never rejects on a non-zero exit. */
 export function run(argv: readonly string[], ns?: string, timeoutMs = CMD_TIMEOUT_MS): Promise<RunResult> {
   const full = ns === undefined ? argv : ['ip', 'netns', 'exec', ns, ...argv];
+  commandLog.push(full.join(' '));
   return new Promise((resolve) => {
     execFile(full[0]!, full.slice(1), { timeout: timeoutMs, maxBuffer: 4 << 20 }, (err, stdout, stderr) => {
       const code = err === null ? 0 : typeof (err as NodeJS.ErrnoException).code === 'number' ? ((err as unknown as { code: number }).code) : null;
@@ -77,7 +84,9 @@ function alive(pid: number): boolean {
 
 /** forward switches IPv4 forwarding on for packets arriving on one interface (and no other). */
 function forward(dev: string): void {
-  writeFileSync(`/proc/sys/net/ipv4/conf/${dev}/forwarding`, '1');
+  const path = `/proc/sys/net/ipv4/conf/${dev}/forwarding`;
+  commandLog.push(`echo 1 > ${path}`);
+  writeFileSync(path, '1');
 }
 
 /** deadOwner tells whether a name is one of this helper's, and if so whether its creator is gone. */
@@ -166,6 +175,8 @@ export interface Lab {
   readonly originAddress6: string;
   /** The interface the client's traffic arrives on at the host (the veth, or the GRE tunnel). */
   readonly hostClientInterface: string;
+  /** vars are this lab's values under the shell variable names docs/lab-routing.md uses. */
+  readonly vars: Readonly<Record<string, string>>;
   /**
    * redirect sends the client's TCP port 80 / 443 traffic, as it arrives at the host, to these host
    * ports (iptables and ip6tables nat PREROUTING REDIRECT, in a chain of the lab's name). Call it once.
@@ -174,7 +185,7 @@ export interface Lab {
   /** run executes argv in the client or origin namespace. */
   run(where: 'client' | 'origin', argv: readonly string[], timeoutMs?: number): Promise<RunResult>;
   /** spawn starts a long-running process in a namespace; close() kills it. */
-  spawn(where: 'client' | 'origin', argv: readonly string[]): ChildProcess;
+  spawn(where: 'client' | 'origin', argv: readonly string[], env?: NodeJS.ProcessEnv): ChildProcess;
   close(): Promise<void>;
 }
 
@@ -249,6 +260,27 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
       hostClientAddress6: v6(1, 1),
       originAddress6: v6(2, 2),
       hostClientInterface: opts.gre ? gre : hc,
+      vars: {
+        CLIENT_NS: clientNs,
+        ORIGIN_NS: originNs,
+        HOST_CLIENT_IF: hc,
+        HOST_ORIGIN_IF: ho,
+        CLIENT_PEER: `${name}c`,
+        ORIGIN_PEER: `${name}o`,
+        CHAIN: name,
+        HOST_CLIENT_IP: v4(1),
+        CLIENT_IP: v4(2),
+        HOST_ORIGIN_IP: v4(5),
+        ORIGIN_IP: v4(6),
+        CLIENT_NET: `${v4(0)}/30`,
+        ORIGIN_NET: `${v4(4)}/30`,
+        GRE_NET: `${v4(8)}/30`,
+        HOST_CLIENT_IP6: v6(1, 1),
+        CLIENT_IP6: v6(1, 2),
+        HOST_ORIGIN_IP6: v6(2, 1),
+        ORIGIN_IP6: v6(2, 2),
+        ORIGIN_NET6: `${IPV6_PREFIX}:${hex}2::/64`,
+      },
     };
     const host = (argv: string[]) => must(argv);
     const inNs = (ns: string, argv: string[]) => must(argv, ns);
@@ -274,22 +306,22 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
     }
     // The origin answers the client's link through the host; IPv6 to the origin only ever reaches the
     // host's REDIRECT, so the client's IPv6 route is enough.
-    await inNs(originNs, ['ip', 'route', 'add', `${v4(0)}/30`, 'via', v4(5)]);
-    await inNs(originNs, ['ip', 'route', 'add', `${v4(8)}/30`, 'via', v4(5)]);
-    await inNs(clientNs, ['ip', '-6', 'route', 'add', `${IPV6_PREFIX}:${hex}2::/64`, 'via', v6(1, 1)]);
+    await inNs(originNs, ['ip', 'route', 'add', lab.vars.CLIENT_NET!, 'via', v4(5)]);
+    await inNs(originNs, ['ip', 'route', 'add', lab.vars.GRE_NET!, 'via', v4(5)]);
+    await inNs(clientNs, ['ip', '-6', 'route', 'add', lab.vars.ORIGIN_NET6!, 'via', v6(1, 1)]);
     if (opts.gre) {
       // RFC 2784 GRE between the client's veth address and the host's, inner addresses on a /30 of
       // their own, and the client's route to the origin through the tunnel.
       await inNs(clientNs, ['ip', 'tunnel', 'add', 'gre-c', 'mode', 'gre', 'local', v4(2), 'remote', v4(1), 'ttl', '64']);
       await inNs(clientNs, ['ip', 'addr', 'add', `${v4(10)}/30`, 'dev', 'gre-c']);
       await inNs(clientNs, ['ip', 'link', 'set', 'gre-c', 'up']);
-      await inNs(clientNs, ['ip', 'route', 'add', `${v4(4)}/30`, 'dev', 'gre-c']);
+      await inNs(clientNs, ['ip', 'route', 'add', lab.vars.ORIGIN_NET!, 'dev', 'gre-c']);
       await host(['ip', 'tunnel', 'add', gre, 'mode', 'gre', 'local', v4(1), 'remote', v4(2), 'ttl', '64']);
       await host(['ip', 'addr', 'add', `${v4(9)}/30`, 'dev', gre]);
       await host(['ip', 'link', 'set', gre, 'up']);
       forward(gre);
     } else {
-      await inNs(clientNs, ['ip', 'route', 'add', `${v4(4)}/30`, 'via', v4(1)]);
+      await inNs(clientNs, ['ip', 'route', 'add', lab.vars.ORIGIN_NET!, 'via', v4(1)]);
     }
     // Forwarding between the lab's links is accepted even where the host's FORWARD policy drops.
     const cin = lab.hostClientInterface;
@@ -299,8 +331,8 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
     return {
       ...lab,
       run: (w, argv, timeoutMs) => run(argv, where(w), timeoutMs),
-      spawn: (w, argv) => {
-        const child = spawn('ip', ['netns', 'exec', where(w), ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+      spawn: (w, argv, env) => {
+        const child = spawn('ip', ['netns', 'exec', where(w), ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: env ?? process.env });
         children.add(child);
         return child;
       },

@@ -1,70 +1,9 @@
 import t, { type Test } from 'tap';
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createLab, greSupport, run, sweepLeftovers, waitForLine, type Lab } from '../helpers/netns.js';
-import { originalDestination, originalDestinationSupport, type OriginalDestination } from '../../src/proxy/origdst.js';
-
-// A plain HTTP origin inside the origin namespace: it answers with what it saw, so a test can tell
-// who reached it and by which address.
-const ORIGIN_SCRIPT = `
-const http = require('node:http');
-http.createServer((req, res) => {
-  res.end('origin ' + req.socket.localAddress + ':' + req.socket.localPort + ' host=' + req.headers.host + ' from=' + req.socket.remoteAddress + '\\n');
-}).listen(80, '::', () => console.log('listening'));
-`;
-
-/** Relay is a transparent listener on the host: it reads the original destination and splices to it. */
-interface Relay {
-  readonly port: number;
-  readonly seen: (OriginalDestination | null)[];
-  close(): Promise<void>;
-}
-
-async function startRelay(t: Test, ...hosts: string[]): Promise<Relay> {
-  const seen: (OriginalDestination | null)[] = [];
-  const sockets = new Set<net.Socket>();
-  const onClient = (client: net.Socket) => {
-    sockets.add(client);
-    client.on('close', () => sockets.delete(client));
-    client.on('error', () => client.destroy());
-    const dest = originalDestination(client);
-    seen.push(dest);
-    if (dest === null) {
-      client.end('HTTP/1.1 421 Misdirected Request\r\ncontent-length: 15\r\nconnection: close\r\n\r\nno origdst here');
-      return;
-    }
-    const upstream = net.connect({ host: dest.address, port: dest.port });
-    sockets.add(upstream);
-    upstream.on('close', () => sockets.delete(upstream));
-    upstream.on('error', () => client.destroy());
-    client.pipe(upstream).pipe(client);
-  };
-  // One port on every given address (the IPv4 and IPv6 REDIRECT rules name the same port).
-  const servers: net.Server[] = [];
-  let port = 0;
-  for (const host of hosts) {
-    const server = net.createServer(onClient);
-    await new Promise<void>((r) => server.listen(port, host, r));
-    port = (server.address() as AddressInfo).port;
-    servers.push(server);
-  }
-  const relay = {
-    port,
-    seen,
-    close: async () => {
-      for (const s of sockets) s.destroy();
-      await Promise.all(servers.map((server) => new Promise<void>((r) => server.close(() => r()))));
-    },
-  };
-  t.teardown(relay.close);
-  return relay;
-}
-
-async function startOrigin(lab: Lab): Promise<void> {
-  await waitForLine(lab.spawn('origin', [process.execPath, '-e', ORIGIN_SCRIPT]), /listening/);
-}
+import { originalDestinationSupport } from '../../src/proxy/origdst.js';
+import { startOrigin, startRelay } from '../helpers/standin.js';
 
 const curl = (lab: Lab, ...args: string[]) => lab.run('client', ['curl', '-sS', '--max-time', '5', ...args]);
 
@@ -88,8 +27,8 @@ t.test('a REDIRECTed connection lands on the host listener, which reads where th
   const lab = await createLab();
   t.teardown(lab.close);
   await startOrigin(lab);
-  const http = await startRelay(t, lab.hostClientAddress, lab.hostClientAddress6);
-  const tls = await startRelay(t, lab.hostClientAddress);
+  const http = await startRelay(t, {}, lab.hostClientAddress, lab.hostClientAddress6);
+  const tls = await startRelay(t, {}, lab.hostClientAddress);
   await lab.redirect({ http: http.port, tls: tls.port });
 
   const r = await curl(lab, `http://${lab.originAddress}/page`);
@@ -110,13 +49,13 @@ t.test('a REDIRECTed connection lands on the host listener, which reads where th
 t.test('a connection to the listener itself (no NAT) has no original destination', async (t) => {
   const lab = await createLab();
   t.teardown(lab.close);
-  const relay = await startRelay(t, lab.hostClientAddress);
+  const relay = await startRelay(t, {}, lab.hostClientAddress);
   await lab.redirect({ http: relay.port });
   const r = await curl(lab, `http://${lab.hostClientAddress}:${relay.port}/`);
   t.equal(r.stdout, 'no origdst here');
   t.same(relay.seen, [null], 'null: the caller falls back to Host / SNI');
 
-  const loop = await startRelay(t, '127.0.0.1');
+  const loop = await startRelay(t, {}, '127.0.0.1');
   const direct = await run(['curl', '-sS', '--max-time', '5', `http://127.0.0.1:${loop.port}/`]);
   t.equal(direct.stdout, 'no origdst here');
   t.same(loop.seen, [null], 'a loopback connection is not redirected either');
@@ -128,7 +67,7 @@ t.test('GRE: the same REDIRECT through a GRE tunnel from the client namespace', 
   const lab = await createLab({ gre: true });
   t.teardown(lab.close);
   await startOrigin(lab);
-  const relay = await startRelay(t, lab.hostClientAddress);
+  const relay = await startRelay(t, {}, lab.hostClientAddress);
   await lab.redirect({ http: relay.port });
   const r = await curl(lab, `http://${lab.originAddress}/`);
   t.equal(r.code, 0, r.stderr);

@@ -241,8 +241,10 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
   try {
     const block = await freeBlock((process.pid * 7 + id * 131) % BLOCKS);
     const v4 = (off: number) => `${IPV4_BASE[0]}.${IPV4_BASE[1]}.${block >> 4}.${((block & 15) << 4) + off}`;
-    const hex = block.toString(16).padStart(3, '0');
-    const v6 = (link: 1 | 2, host: number) => `${IPV6_PREFIX}:${hex}${link}::${host}`;
+    // One /64 per link: the fourth group is the block and the link number, written canonically
+    // (RFC 5952: no leading zeros) so addresses compare as the kernel prints them.
+    const net6 = (link: 1 | 2) => `${IPV6_PREFIX}:${((block << 4) | link).toString(16)}`;
+    const v6 = (link: 1 | 2, host: number) => `${net6(link)}::${host}`;
     const clientNs = `${name}-client`;
     const originNs = `${name}-origin`;
     const hc = `${name}hc`;
@@ -279,7 +281,7 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
         CLIENT_IP6: v6(1, 2),
         HOST_ORIGIN_IP6: v6(2, 1),
         ORIGIN_IP6: v6(2, 2),
-        ORIGIN_NET6: `${IPV6_PREFIX}:${hex}2::/64`,
+        ORIGIN_NET6: `${net6(2)}::/64`,
       },
     };
     const host = (argv: string[]) => must(argv);

@@ -116,3 +116,23 @@ async function addRedirectChain(t: Test, name: string): Promise<void> {
   t.equal((await run(['iptables', '-w', '-t', 'nat', '-N', name])).code, 0);
   t.equal((await run(['iptables', '-w', '-t', 'nat', '-A', 'PREROUTING', '-i', `${name}hc`, '-j', name])).code, 0);
 }
+
+t.test('a dual-stack listener reads the original destination of IPv4 (mapped) and IPv6 connections', async (t) => {
+  // Inside the client namespace, so the wildcard listener and its REDIRECT (nat OUTPUT, for the
+  // namespace's own connections) exist only there.
+  const lab = await createLab();
+  t.teardown(lab.close);
+  const child = lab.spawn('client', [process.execPath, '--import', 'tsx', fileURLToPath(new URL('../helpers/origdst-child.ts', import.meta.url))]);
+  const port = (await waitForLine(child, /^port \d+/, 30_000)).slice(5).trim();
+  for (const [tool, dest] of [
+    ['iptables', lab.originAddress],
+    ['ip6tables', lab.originAddress6],
+  ] as const) {
+    const rule = await lab.run('client', [tool, '-w', '-t', 'nat', '-A', 'OUTPUT', '-p', 'tcp', '-d', dest, '--dport', '80', '-j', 'REDIRECT', '--to-ports', port]);
+    t.equal(rule.code, 0, rule.stderr);
+  }
+  const v4 = await curl(lab, `http://${lab.originAddress}/`);
+  t.same(JSON.parse(v4.stdout), { local: '::ffff:127.0.0.1', dest: { address: lab.originAddress, port: 80, family: 4 } }, 'IPv4 through an IPv6 socket');
+  const v6 = await curl(lab, '-g', `http://[${lab.originAddress6}]/`);
+  t.same(JSON.parse(v6.stdout), { local: '::1', dest: { address: lab.originAddress6, port: 80, family: 6 } }, 'IPv6');
+});

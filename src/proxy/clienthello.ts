@@ -96,9 +96,12 @@ export function peekClientHello(buf: Uint8Array, maxBytes = DEFAULT_MAX_CLIENT_H
       return notTls('not-client-hello');
     }
     if (end < start + len) {
-      // The last record is still arriving: done if it already holds the whole ClientHello.
+      // The last record is still arriving: done if it already holds the whole ClientHello; too large
+      // if the ClientHello would end past the bound (what follows it in the record does not count).
       if (want >= 0 && have >= want) break;
-      return start + len > maxBytes ? notTls('too-large') : MORE;
+      if (want < 0) return MORE;
+      const helloEnd = start + (want - (have - (end - start)));
+      return helloEnd > maxBytes ? notTls('too-large') : MORE;
     }
     off = start + len;
   }

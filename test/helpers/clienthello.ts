@@ -113,38 +113,77 @@ export async function captureCorpus(): Promise<Captured[]> {
 /** NodeVerdict is what Node's TLS server made of some bytes. */
 export type NodeVerdict = { readonly kind: 'sni'; readonly name: string } | { readonly kind: 'no-sni' } | { readonly kind: 'rejected' };
 
-/** NodeOracle is a real tls.Server on loopback judging ClientHello bytes, many connections at once. */
+/** Judged is the server side of one connection: the name its SNICallback got, and when it was over. */
+interface Judged {
+  name: string | undefined;
+  readonly closed: Promise<void>;
+}
+
+/** SETTLE_MS caps the wait for the server side of a connection to be seen and closed. */
+const SETTLE_MS = 5_000;
+
+/**
+ * NodeOracle is Node's TLS server (a server-side tls.TLSSocket on each accepted loopback connection)
+ * judging ClientHello bytes, many connections at once. Each connection's SNICallback writes into that
+ * connection's own record, found by the client's address and port; every judged connection comes from
+ * a loopback source address of its own (127.1.0.1, 127.1.0.2, ...), so no two connections of a run share
+ * that key, even when the server accepts one late. A verdict is read once the server side has closed.
+ */
 export class NodeOracle {
-  private readonly names = new Map<number, string>();
+  /** Server sides by the client's `address:port`. */
+  private readonly byPeer = new Map<string, Judged>();
+  private sources = 0;
   private constructor(
-    private readonly server: tls.Server,
+    private readonly server: net.Server,
     private readonly port: number,
   ) {}
 
   static async start(): Promise<NodeOracle> {
     const { key, cert } = selfSigned(['oracle.test']);
-    const ctx = tls.createSecureContext({ key, cert });
+    const secureContext = tls.createSecureContext({ key, cert });
     let oracle: NodeOracle | null = null;
-    const server = tls.createServer({
-      key,
-      cert,
-      // Node calls SNICallback as a method of the server-side TLSSocket, so `this` tells which
-      // connection (by the client's port) the name came on.
-      SNICallback(this: tls.TLSSocket, name: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) {
-        if (this.remotePort !== undefined) oracle?.names.set(this.remotePort, name);
-        cb(null, ctx);
-      },
+    const server = net.createServer((raw) => {
+      let closed!: () => void;
+      const rec: Judged = { name: undefined, closed: new Promise<void>((r) => (closed = r)) };
+      raw.once('close', () => closed());
+      oracle!.byPeer.set(`${raw.remoteAddress}:${raw.remotePort}`, rec);
+      const s = new tls.TLSSocket(raw, {
+        isServer: true,
+        secureContext,
+        SNICallback: (name, cb) => {
+          rec.name = name;
+          cb(null, secureContext);
+        },
+      });
+      s.on('error', () => raw.destroy());
     });
-    server.on('tlsClientError', () => undefined);
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     oracle = new NodeOracle(server, (server.address() as AddressInfo).port);
     return oracle;
   }
 
+  /** serverSide waits for the server side of the connection from this peer to be closed, and takes it. */
+  private async serverSide(peer: string): Promise<Judged | undefined> {
+    const deadline = Date.now() + SETTLE_MS;
+    while (Date.now() < deadline) {
+      const rec = this.byPeer.get(peer);
+      if (rec !== undefined) {
+        await Promise.race([rec.closed, new Promise((r) => setTimeout(r, SETTLE_MS))]);
+        this.byPeer.delete(peer);
+        return rec;
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    return undefined;
+  }
+
   /** judge sends the bytes on a fresh connection and watches the answer for up to `waitMs`. */
   judge(bytes: Buffer, waitMs = 300): Promise<NodeVerdict> {
     return new Promise((resolve) => {
-      const c = net.connect(this.port, '127.0.0.1');
+      // 127.1.0.1 up to 127.126.255.254, then around again (by then those connections are long settled).
+      const n = this.sources++ % (126 * 256 * 254);
+      const source = `127.${1 + Math.floor(n / (256 * 254))}.${Math.floor(n / 254) % 256}.${1 + (n % 254)}`;
+      const c = net.connect({ port: this.port, host: '127.0.0.1', localAddress: source });
       let answered = false;
       let done = false;
       const finish = () => {
@@ -153,9 +192,11 @@ export class NodeOracle {
         clearTimeout(timer);
         const port = c.localPort;
         c.destroy();
-        const name = port === undefined ? undefined : this.names.get(port);
-        if (port !== undefined) this.names.delete(port);
-        resolve(name !== undefined ? { kind: 'sni', name } : answered ? { kind: 'no-sni' } : { kind: 'rejected' });
+        if (port === undefined) return resolve({ kind: 'rejected' });
+        void this.serverSide(`${source}:${port}`).then((rec) => {
+          const name = rec?.name;
+          resolve(name !== undefined ? { kind: 'sni', name } : answered ? { kind: 'no-sni' } : { kind: 'rejected' });
+        });
       };
       const timer = setTimeout(finish, waitMs);
       c.on('error', finish);

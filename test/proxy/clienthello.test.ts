@@ -75,6 +75,15 @@ t.test('the bound counts records across reads: tiny records past it are too larg
   t.equal(show(peekClientHello(tiny, 1 << 20)), 'sni:bound.example', 'a higher bound takes it');
 });
 
+t.test('what follows the ClientHello in its record does not count against the bound', async (t) => {
+  const hs = encode(hello([sni('small.example')]));
+  const full = record(Buffer.concat([hs, Buffer.alloc(16384 - hs.length, 0x42)]));
+  t.equal(full.length, DEFAULT_MAX_CLIENT_HELLO_BYTES + 5, 'one full-size record');
+  t.equal(show(peekClientHello(full.subarray(0, 5 + hs.length - 10))), 'more', 'the hello itself is within the bound: wait for it');
+  t.equal(show(peekClientHello(full.subarray(0, 5 + hs.length + 10))), 'sni:small.example', 'decided before the record is complete');
+  t.equal(show(peekClientHello(full)), 'sni:small.example');
+});
+
 t.test('hostName accepts DNS host names and nothing else', async (t) => {
   const cases: [string, string | null][] = [
     ['example.com', 'example.com'],

@@ -325,8 +325,12 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
     } else {
       await inNs(clientNs, ['ip', 'route', 'add', lab.vars.ORIGIN_NET!, 'via', v4(1)]);
     }
-    // Forwarding between the lab's links is accepted even where the host's FORWARD policy drops.
+    // Forwarding between the lab's links is accepted even where the host's FORWARD policy drops, and
+    // anything else arriving on them is dropped, so no packet of the lab is ever forwarded off the machine
+    // (the namespaces have no such routes either). -I puts each rule first: the DROPs end up last.
     const cin = lab.hostClientInterface;
+    await host(['iptables', '-w', '-I', 'FORWARD', '-i', cin, '-j', 'DROP']);
+    await host(['iptables', '-w', '-I', 'FORWARD', '-i', ho, '-j', 'DROP']);
     await host(['iptables', '-w', '-I', 'FORWARD', '-i', cin, '-o', ho, '-j', 'ACCEPT']);
     await host(['iptables', '-w', '-I', 'FORWARD', '-i', ho, '-o', cin, '-j', 'ACCEPT']);
     const where = (w: 'client' | 'origin') => (w === 'client' ? clientNs : originNs);

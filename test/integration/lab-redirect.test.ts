@@ -136,3 +136,29 @@ t.test('a dual-stack listener reads the original destination of IPv4 (mapped) an
   const v6 = await curl(lab, '-g', `http://[${lab.originAddress6}]/`);
   t.same(JSON.parse(v6.stdout), { local: '::1', dest: { address: lab.originAddress6, port: 80, family: 6 } }, 'IPv6');
 });
+
+t.test('the host forwards nothing from a lab but to its other link', async (t) => {
+  // A second lab stands for "anywhere else": its origin is on the machine, so even a broken rule
+  // would send nothing off it.
+  const lab = await createLab();
+  t.teardown(lab.close);
+  const other = await createLab();
+  t.teardown(other.close);
+  await startOrigin(other);
+  // Routes both ways, so only the host's rules stand between the two.
+  t.equal((await lab.run('client', ['ip', 'route', 'add', other.vars.ORIGIN_NET!, 'via', lab.hostClientAddress])).code, 0);
+  t.equal((await other.run('origin', ['ip', 'route', 'add', lab.vars.CLIENT_NET!, 'via', other.hostOriginAddress])).code, 0);
+  const before = await dropped(lab.hostClientInterface);
+  const r = await lab.run('client', ['curl', '-sS', '--max-time', '2', `http://${other.originAddress}/`]);
+  t.not(r.code, 0, "the other lab's origin is not reached");
+  t.ok((await dropped(lab.hostClientInterface)) > before, "the lab's DROP rule counted the packets");
+  t.equal((await other.run('client', ['curl', '-sS', '--max-time', '5', `http://${other.originAddress}/`])).code, 0, 'while its own client reaches it');
+});
+
+/** dropped is the packet count of the host's FORWARD DROP rule for packets arriving on a lab interface. */
+async function dropped(dev: string): Promise<number> {
+  // Columns of -L -v -n -x: pkts bytes target prot opt in out source destination.
+  const out = (await run(['iptables', '-w', '-L', 'FORWARD', '-v', '-n', '-x'])).stdout;
+  const cols = out.split('\n').map((l) => l.trim().split(/\s+/)).find((c) => c[2] === 'DROP' && c[5] === dev);
+  return Number(cols?.[0] ?? Number.NaN);
+}

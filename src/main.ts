@@ -237,7 +237,7 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
         controlServer.closeAllConnections();
         await store.close();
         await lab?.close();
-        accessLog.flush();
+        await accessLog.flush();
         log.flush();
       })();
       return closing;

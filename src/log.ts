@@ -24,10 +24,15 @@ export interface AccessEntry {
   status: number;
   action: Action;
   reason: string;
-  protocol: 'HTTP' | 'TUNNEL' | 'WS';
+  /** SSL for a request decrypted from an inspected tunnel. */
+  protocol: 'HTTP' | 'TUNNEL' | 'WS' | 'SSL';
   reqBytes: number;
   respBytes: number;
   durationMs: number;
+  /** Set by front doors other than the explicit listener (the explicit one's lines are unchanged). */
+  forwardingMethod?: 'explicit' | 'transparent';
+  decrypted?: boolean;
+  sni?: string;
 }
 
 /** Action is what Tollgate did with a transaction. */

@@ -140,7 +140,11 @@ function connectVia(dialWith: DialWith, opts: { hostname: string; port: string }
       cb(err, null);
     }
   };
-  const onConnect = () => settle(null);
+  // dial judges the connected peer in its own 'connect' listener, which runs first; a socket it
+  // destroyed there settles through 'error' with its LoopError instead.
+  const onConnect = () => {
+    if (!sock.destroyed) settle(null);
+  };
   const timer = setTimeout(() => settle(timeoutError()), timeoutMs);
   sock.once('connect', onConnect);
   sock.once('error', settle);

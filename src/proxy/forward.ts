@@ -21,10 +21,18 @@
  */
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { Agent, type Dispatcher } from 'undici';
+import { createRequire } from 'node:module';
+import type { Agent as UndiciAgent, Dispatcher } from 'undici';
 import { dial } from './dial.js';
 import { cleanResponseHeaders } from './headers.js';
 import { stripOwnSetCookie } from '../auth/identify.js';
+
+/**
+ * Agent is undici's dispatcher, loaded from its own module: the package's index also loads fetch,
+ * WebSocket, caches and mocks, about 9 MiB of a data plane's memory that nothing here uses. The
+ * path is undici's (no `exports` map restricts it) and the version is pinned exactly.
+ */
+const Agent = createRequire(import.meta.url)('undici/lib/dispatcher/agent.js') as typeof UndiciAgent;
 
 /** DialWith is what `dial` needs to reach an origin (resolver, self guard), passed through untouched. */
 export type DialWith = Parameters<typeof dial>[0];
@@ -69,7 +77,7 @@ function timeoutError(): NodeJS.ErrnoException {
 
 /** HttpForwarder owns the upstream pools; one per proxy listener. */
 export class HttpForwarder {
-  readonly #agent: Agent;
+  readonly #agent: UndiciAgent;
   readonly #limits: () => ForwardLimits;
 
   constructor(dialWith: DialWith, limits: () => ForwardLimits, poolIdleMs: number) {
@@ -87,17 +95,19 @@ export class HttpForwarder {
   }
 
   /**
-   * forward sends req (headers already cleaned, Host set) to the target and streams the answer
-   * into res. Errors go to onError once; the caller records them and answers if nothing was sent.
+   * forward sends req (headers already cleaned, Host set; they are trimmed further in place) to
+   * the target and streams the answer into res. Errors go to onError once; the caller records
+   * them and answers if nothing was sent.
    */
   forward(req: IncomingMessage, res: ServerResponse, target: ForwardTarget, onError: OnForwardError): Exchange {
-    const headers: IncomingHttpHeaders = { ...req.headers };
-    for (const h of REQUEST_DROP) delete headers[h];
-    const len = req.headers['content-length'];
-    const chunked = req.headers['transfer-encoding'] !== undefined;
+    // The head is the caller's to give away (already cleaned in place), so it is trimmed in place too.
+    const headers: IncomingHttpHeaders = req.headers;
+    const len = headers['content-length'];
+    const chunked = headers['transfer-encoding'] !== undefined;
+    const hasBody = chunked || (len !== undefined && len !== '0');
+    for (const h of REQUEST_DROP) if (headers[h] !== undefined) delete headers[h];
     // RFC 9112 §6.3: with Transfer-Encoding, Content-Length is ignored (and must not go up beside it).
     if (chunked) delete headers['content-length'];
-    const hasBody = chunked || (len !== undefined && len !== '0');
     const host = target.host.includes(':') ? `[${target.host}]` : target.host;
     const handler = new ResponseRelay(res, target.via, onError, this.#limits());
     const opts: Dispatcher.DispatchOptions = {

@@ -6,6 +6,7 @@
  *     CONNECT host:443                   -> tunnel (tunnel.ts, spliced TCP)
  *     GET http://h/ Upgrade: websocket   -> WebSocket forwarder (websocket.ts)
  *     GET http://ip.<cloud>/             -> control-plane app (injected)
+ *   every upstream connection: dial.ts (static hosts, DNS cache with TTLs, self guard)
  *
  * This module owns only what belongs to the listener: its sockets, their limits and its
  * shutdown. Everything a request needs is the pipeline's, the same for every door.
@@ -21,6 +22,7 @@ import type { AccessLog } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { RuntimeRef } from '../runtime.js';
 import type { DialOptions, SelfGuard } from './dial.js';
+import { DnsCache } from './dnscache.js';
 import { HttpForwarder } from './forward.js';
 import { RequestPipeline, type OwnHostHandler, type ProxyAuth } from './handler.js';
 import { explicitArrival, TxLog, type Arrival, type CountedSocket } from './txlog.js';
@@ -52,7 +54,8 @@ type DoorSocket = CountedSocket & { [ARRIVAL]?: Arrival };
 /** createProxyServer builds the proxy listener (not yet listening). Limits are read from the initial config. */
 export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer {
   const limits = config.limits;
-  const dial: DialOptions = { hosts: () => deps.runtime.current.hosts, self: deps.self };
+  // Names are resolved with their TTLs honoured (dnscache.ts); dial still judges every address.
+  const dial: DialOptions = { hosts: () => deps.runtime.current.hosts, self: deps.self, resolve: new DnsCache().resolve };
   const httpForwarder = new HttpForwarder(dial, () => deps.runtime.current.config.limits, limits.upstreamIdleTimeoutMs);
   const wsForwarder = new WebSocketForwarder(dial, limits.upstreamIdleTimeoutMs);
   const pipeline = new RequestPipeline({

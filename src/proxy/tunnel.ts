@@ -12,6 +12,8 @@ import { dial, type DialOptions } from './dial.js';
 
 /** READ_BUFFER_BYTES is the per-tunnel read buffer for the origin-to-client direction. */
 const READ_BUFFER_BYTES = 64 * 1024;
+/** ESTABLISHED is the CONNECT answer, encoded once rather than for every tunnel. */
+const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection Established\r\n\r\n', 'latin1');
 /** SPARE_BUFFERS bounds the buffers kept for the next tunnels (4 MiB at most). */
 const SPARE_BUFFERS = 64;
 
@@ -77,6 +79,7 @@ export function openTunnel(
   };
   const upstream = dial(opts, host, port, {
     allowHalfOpen: true,
+    noDelay: true,
     onread: {
       buffer: readBuf,
       callback: (n: number, buf: Uint8Array): boolean => {
@@ -113,11 +116,10 @@ export function openTunnel(
     }
     opened = true;
     onOpen();
-    upstream.setNoDelay(true);
-    client.setNoDelay(true);
+    client.setNoDelay(true); // a no-op for the listener's own sockets (they have it already)
     upstream.setTimeout(opts.idleTimeoutMs, () => upstream.destroy());
     client.setTimeout(opts.idleTimeoutMs, () => client.destroy());
-    client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    client.write(ESTABLISHED);
     if (head.length > 0) upstream.write(head);
     // pipe() ends the destination when the source ends: that is the half-close.
     client.pipe(upstream);

@@ -1,22 +1,30 @@
 /**
  * contenders: starting and stopping what the bench measures, and the origin they all reach.
  *
- *   direct:   load -> origin                        (no proxy: the rig's own ceiling)
- *   tollgate: load -> Tollgate (dist build) -> origin
- *   squid:    load -> squid -N (generated conf) -> origin
+ *   direct:      load -> origin                        (no proxy: the rig's own ceiling)
+ *   naive:       load -> naive-proxy.mjs -> origin     (node:http + net, no features: the runtime's floor)
+ *   tollgate:    load -> Tollgate (dist build) -> origin, a location without sign-in
+ *   tollgate-id: load -> Tollgate -> origin, sign-in enforced, every request identified by IP surrogate
+ *   squid:       load -> squid -N (generated conf) -> origin
  *
  * Each proxy is pinned to PROXY_CORE, the origin to LOAD_CORE. Every instance gets its own temp
  * directory for config, logs and state, removed when it stops (or when the bench ends).
  */
-import { rmSync, writeFileSync, chmodSync, existsSync } from 'node:fs';
+import { rmSync, writeFileSync, chmodSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Children, freePort, waitForPort, findCommand, commandVersion, sleep, PROXY_CORE, LOAD_CORE, type Child, type HostPort } from './proc.js';
 
 /** ContenderName names one column of the report. */
-export type ContenderName = 'direct' | 'tollgate' | 'squid';
+export type ContenderName = 'direct' | 'naive' | 'tollgate' | 'tollgate-id' | 'squid';
 
 /** CONTENDERS is the column order of the report. */
-export const CONTENDERS: readonly ContenderName[] = ['direct', 'tollgate', 'squid'];
+export const CONTENDERS: readonly ContenderName[] = ['direct', 'naive', 'tollgate', 'tollgate-id', 'squid'];
+
+/** AccessLogCount is what a contender's access log held when it stopped: lines, and lines naming a user. */
+export interface AccessLogCount {
+  readonly lines: number;
+  readonly withLogin: number;
+}
 
 /** Origin is the running origin process: a small-GET HTTP listener and a TCP source/sink. */
 export interface Origin {
@@ -35,7 +43,10 @@ export interface Contender {
   readonly pid: number | null;
   /** One line saying what runs (version, pinning). */
   readonly description: string;
+  /** Stops it; for Tollgate, the access log is counted after the process has exited and flushed it. */
   stop(): Promise<void>;
+  /** Set by stop() when the contender writes a JSON access log the bench can count. */
+  accessLog?: AccessLogCount;
 }
 
 /** Unavailable says why a contender was not run. */
@@ -74,31 +85,97 @@ export function direct(): Contender {
   return { name: 'direct', proxy: null, pid: null, description: 'no proxy: load generator straight to the origin', stop: async () => {} };
 }
 
+/** BENCH_USER is the user every identified request is attributed to. */
+export const BENCH_USER = 'bench-user@example.com';
+
+/**
+ * seedSurrogate signs BENCH_USER in from 127.0.0.1 before Tollgate starts: a session and an IP
+ * surrogate for the location, written to the embedded store Tollgate then opens. This is what a
+ * SAML sign-in leaves behind, without a browser in the bench.
+ */
+async function seedSurrogate(storePath: string, location: string): Promise<void> {
+  const { EmbeddedStore } = await import('../src/sessions/embedded.js');
+  const { Sessions } = await import('../src/sessions/session.js');
+  const store = new EmbeddedStore({ path: storePath });
+  try {
+    const sessions = new Sessions(store);
+    const fields = { userId: 'u-bench', loginName: BENCH_USER, displayName: 'Bench User', department: 'Bench', groups: ['bench'], idp: 'bench', authMethod: 'saml' as const };
+    const s = await sessions.create({ ...fields, location, clientIp: '127.0.0.1' }, 6 * 3600_000);
+    if (!(await sessions.mapSurrogate(location, '127.0.0.1', s.id, { enabled: true, idleMs: 6 * 3600_000 }))) throw new Error('could not map the surrogate');
+  } finally {
+    await store.close();
+  }
+}
+
 /**
  * startTollgate runs `node dist/src/cli.js start` with a generated config, pinned to the proxy core.
+ * `identified`: the location enforces sign-in with the IP surrogate, and 127.0.0.1 is signed in
+ * as BENCH_USER (seedSurrogate), so every request is identified from memory (an LRU hit).
  * `nodeArgs` go to node before the script (the profiler uses `--cpu-prof`).
  */
-export async function startTollgate(children: Children, origin: Origin, accessLog: boolean, nodeArgs: readonly string[] = []): Promise<Contender | Unavailable> {
+export async function startTollgate(
+  children: Children,
+  origin: Origin,
+  accessLog: boolean,
+  nodeArgs: readonly string[] = [],
+  identified = false,
+): Promise<Contender | Unavailable> {
+  const name: ContenderName = identified ? 'tollgate-id' : 'tollgate';
   const cli = path.join(REPO, 'dist', 'src', 'cli.js');
-  if (!existsSync(cli)) return { name: 'tollgate', reason: `${cli} missing (run npm run build)` };
-  const dir = children.tempDir('tollgate');
+  if (!existsSync(cli)) return { name, reason: `${cli} missing (run npm run build)` };
+  const dir = children.tempDir(name);
   const proxy: HostPort = { host: LOOPBACK, port: await freePort() };
   const control = await freePort();
   const configPath = path.join(dir, 'tollgate.yaml');
-  writeFileSync(
-    configPath,
-    [
-      `listeners: { proxy: "${LOOPBACK}:${proxy.port}", control: "${LOOPBACK}:${control}" }`,
-      `store: { type: embedded, path: "${path.join(dir, 'store')}" }`,
-      'nodeName: bench',
-      'locations: [{ name: lab, ips: [127.0.0.0/8, "::1"] }]',
-      `connectPorts: [443, ${origin.tcp.port}]`,
-      `logging: { level: warn, accessLog: "${accessLog ? path.join(dir, 'access.log') : '/dev/null'}" }`,
-      '',
-    ].join('\n'),
-  );
-  const child = children.spawn('tollgate', process.execPath, [...nodeArgs, cli, 'start', '--config', configPath], { core: PROXY_CORE, cwd: dir });
-  return started(children, child, 'tollgate', proxy, dir, `Tollgate (dist build, node ${process.version}), access log ${accessLog ? 'to a file' : 'off'}`);
+  const logPath = path.join(dir, 'access.log');
+  const storePath = path.join(dir, 'store');
+  const lines = [
+    `listeners: { proxy: "${LOOPBACK}:${proxy.port}", control: "${LOOPBACK}:${control}" }`,
+    `store: { type: embedded, path: "${storePath}" }`,
+    'nodeName: bench',
+    `connectPorts: [443, ${origin.tcp.port}]`,
+    `logging: { level: warn, accessLog: "${accessLog ? logPath : '/dev/null'}" }`,
+  ];
+  if (identified) {
+    const { makeSigningPair } = await import('../src/labidp/idp.js');
+    writeFileSync(path.join(dir, 'idp.pem'), makeSigningPair('Bench IdP').certPem);
+    lines.push(
+      'locations: [{ name: lab, ips: [127.0.0.0/8, "::1"], enforceAuthentication: true, surrogate: { enabled: true, idleMs: 21600000 } }]',
+      `idps: [{ id: bench, name: Bench IdP, ssoUrl: "https://idp.bench.invalid/sso", certificate: "${path.join(dir, 'idp.pem')}", entityId: "urn:bench:idp", default: true }]`,
+    );
+    await seedSurrogate(storePath, 'lab');
+  } else {
+    lines.push('locations: [{ name: lab, ips: [127.0.0.0/8, "::1"] }]');
+  }
+  writeFileSync(configPath, [...lines, ''].join('\n'));
+  const child = children.spawn(name, process.execPath, [...nodeArgs, cli, 'start', '--config', configPath], { core: PROXY_CORE, cwd: dir });
+  const what = identified ? 'sign-in enforced, every request identified by IP surrogate' : 'a location without sign-in';
+  return started(children, child, name, proxy, dir, `Tollgate (dist build, node ${process.version}), ${what}, access log ${accessLog ? 'to a file' : 'off'}`, accessLog ? logPath : null);
+}
+
+/** startNaive runs bench/naive-proxy.mjs (node:http + net, no features) pinned to the proxy core. */
+export async function startNaive(children: Children): Promise<Contender | Unavailable> {
+  const dir = children.tempDir('naive');
+  const proxy: HostPort = { host: LOOPBACK, port: await freePort() };
+  const child = children.spawn('naive', process.execPath, [path.join(REPO, 'bench', 'naive-proxy.mjs'), String(proxy.port)], { core: PROXY_CORE, cwd: dir });
+  return started(children, child, 'naive', proxy, dir, `naive Node proxy (node:http + net, no features, no log; node ${process.version})`, null);
+}
+
+/** countAccessLog counts a JSON-lines access log's lines and those with a non-empty login. */
+export function countAccessLog(file: string): AccessLogCount {
+  if (!existsSync(file)) return { lines: 0, withLogin: 0 };
+  let lines = 0;
+  let withLogin = 0;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (line === '') continue;
+    lines++;
+    try {
+      if ((JSON.parse(line) as { login?: unknown }).login) withLogin++;
+    } catch {
+      // A torn line counts as a line without a login.
+    }
+  }
+  return { lines, withLogin };
 }
 
 /** squidConf renders a minimal forward-proxy squid.conf: no cache, one worker, loopback clients only. */
@@ -140,10 +217,10 @@ export async function startSquid(children: Children, origin: Origin, accessLog: 
   writeFileSync(confPath, squidConf(dir, proxy, origin, accessLog));
   const child = children.spawn('squid', squid, ['-N', '-f', confPath], { core: PROXY_CORE, cwd: dir });
   const version = commandVersion(squid, ['-v']).replace(/^Squid Cache: /, '');
-  return started(children, child, 'squid', proxy, dir, `squid ${version} (workers 1, no cache), access log ${accessLog ? 'to a file' : 'off'}`);
+  return started(children, child, 'squid', proxy, dir, `squid ${version} (workers 1, no cache), access log ${accessLog ? 'to a file' : 'off'}`, null);
 }
 
-async function started(children: Children, child: Child, name: ContenderName, proxy: HostPort, dir: string, description: string): Promise<Contender | Unavailable> {
+async function started(children: Children, child: Child, name: ContenderName, proxy: HostPort, dir: string, description: string, jsonAccessLog: string | null): Promise<Contender | Unavailable> {
   const cleanup = () => rmSync(dir, { recursive: true, force: true });
   try {
     await waitForPort(proxy, child, 20_000);
@@ -152,16 +229,18 @@ async function started(children: Children, child: Child, name: ContenderName, pr
     cleanup();
     return { name, reason: (err as Error).message };
   }
-  return {
+  const c: Contender = {
     name,
     proxy,
     pid: child.pid,
     description,
     async stop() {
       await children.stop(child, 5000);
+      if (jsonAccessLog !== null) c.accessLog = countAccessLog(jsonAccessLog);
       cleanup();
     },
   };
+  return c;
 }
 
 /** isUnavailable tells a contender that did not start from one that did. */

@@ -97,8 +97,8 @@ export function runConnects(children: Children, proxy: HostPort, target: HostPor
   return runLoadgen<ConnectResult>(children, job, durationMs + 20_000);
 }
 
-/** runBulk pulls `bytes` from the origin's TCP source, through `proxy`'s tunnel when given. */
-export function runBulk(children: Children, proxy: HostPort | null, origin: HostPort, bytes: number, timeoutMs: number): Promise<BulkResult> {
-  const job: BulkJob = { kind: 'bulk', proxy, origin, bytes, timeoutMs };
+/** runBulk pulls `bytes` from the origin's TCP source (or pushes them to its sink), through `proxy`'s tunnel when given. */
+export function runBulk(children: Children, proxy: HostPort | null, origin: HostPort, bytes: number, timeoutMs: number, direction: BulkJob['direction'] = 'down'): Promise<BulkResult> {
+  const job: BulkJob = { kind: 'bulk', direction, proxy, origin, bytes, timeoutMs };
   return runLoadgen<BulkResult>(children, job, timeoutMs + 10_000);
 }

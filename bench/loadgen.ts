@@ -5,12 +5,14 @@
  *   connect: Client -> Proxy (CONNECT origin:port) -> "200" -> client ends -> wait for close
  *            `concurrency` loops open tunnels back to back until the deadline or maxOps.
  *   bulk:    Client [-> Proxy (CONNECT)] -> origin `SEND n` -> n bytes down -> origin ends
- *            One stream; timed from the request to the last byte.
+ *            or (upload) origin `RECV n` -> n bytes up -> origin answers `OK` and ends.
+ *            One stream; timed from the request to the last byte (upload: to the OK).
  *
  * Every socket has a deadline, and the whole job is bounded by `durationMs`/`timeoutMs`.
  */
 import net, { type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { writeBytes } from './bytes.js';
 
 /** ConnectJob opens tunnels through `proxy` to `target` (host:port) as fast as it can. */
 export interface ConnectJob {
@@ -23,9 +25,10 @@ export interface ConnectJob {
   readonly opTimeoutMs: number;
 }
 
-/** BulkJob pulls `bytes` from the origin's TCP source, through a proxy tunnel or directly. */
+/** BulkJob pulls `bytes` from the origin's TCP source (or pushes them to its sink), through a proxy tunnel or directly. */
 export interface BulkJob {
   readonly kind: 'bulk';
+  readonly direction: 'down' | 'up';
   readonly proxy: { host: string; port: number } | null;
   readonly origin: { host: string; port: number };
   readonly bytes: number;
@@ -175,19 +178,22 @@ async function runConnect(job: ConnectJob): Promise<ConnectResult> {
   return { kind: 'connect', ok, errors, elapsedMs, p50Us: percentile(setupUs, 50), p99Us: percentile(setupUs, 99) };
 }
 
-/** runBulk pulls job.bytes from the origin's source and times it from request to last byte. */
+/** runBulk moves job.bytes from the origin's source (or to its sink) and times it from request to last byte. */
 async function runBulk(job: BulkJob): Promise<BulkResult> {
   const t0 = performance.now();
+  const up = job.direction === 'up';
   let got = 0;
+  let reply = '';
   const count: Reader = (bytes) => {
-    got += bytes.length;
+    if (up) reply += bytes.toString('latin1');
+    else got += bytes.length;
   };
   try {
     let sock: Socket;
     if (job.proxy !== null) {
       const t = await openTunnel(job.proxy, `${job.origin.host}:${job.origin.port}`, job.timeoutMs);
       t.onBytes = count;
-      got += t.early;
+      if (!up) got += t.early;
       sock = t.sock;
     } else {
       sock = connectTo(job.origin.host, job.origin.port, () => count);
@@ -208,9 +214,11 @@ async function runBulk(job: BulkJob): Promise<BulkResult> {
         clearTimeout(timer);
         reject(e);
       });
-      sock.write(`SEND ${job.bytes}\n`);
+      sock.write(`${up ? 'RECV' : 'SEND'} ${job.bytes}\n`);
+      if (up) writeBytes(sock, job.bytes, () => {});
     }).finally(() => sock.destroy());
     const elapsedMs = performance.now() - start;
+    if (up) return { kind: 'bulk', bytes: job.bytes, elapsedMs, error: reply === 'OK\n' ? null : `the sink answered ${JSON.stringify(reply.slice(0, 40))}, not OK` };
     return { kind: 'bulk', bytes: got, elapsedMs, error: got === job.bytes ? null : `received ${got} of ${job.bytes} bytes` };
   } catch (err) {
     return { kind: 'bulk', bytes: got, elapsedMs: performance.now() - t0, error: (err as Error).message };

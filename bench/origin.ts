@@ -10,15 +10,16 @@
  *   makes it close after answering. It takes no request bodies: the bench sends none. Skipping
  *   node:http's parser and response object keeps its cost per request at a few µs, so the origin
  *   is never what limits a proxy on the other core (the direct figures show the rig's ceiling).
- * - tcp: a source for bulk tunnels and a target for CONNECT setup. A connection whose first line
- *   is `SEND <n>\n` gets n bytes and an end; anything else is discarded, and the origin ends its
+ * - tcp: a source and sink for bulk tunnels and a target for CONNECT setup. A connection whose
+ *   first line is `SEND <n>\n` gets n bytes and an end; one whose first line is `RECV <n>\n` has n
+ *   bytes read and then gets `OK\n` and an end; anything else is discarded, and the origin ends its
  *   side when the client ends its own.
  */
 import net, { type AddressInfo, type Socket } from 'node:net';
+import { writeBytes } from './bytes.js';
 
 /** BODY_BYTES is the size of the small GET response body. */
 export const BODY_BYTES = 128;
-const CHUNK = Buffer.alloc(1 << 20, 0x61);
 const MAX_HEAD = 64 * 1024;
 
 function response(close: boolean): Buffer {
@@ -52,29 +53,22 @@ function serveHttp(sock: Socket): void {
   sock.on('error', () => sock.destroy());
 }
 
-/** sendBytes writes n bytes with backpressure, then ends the socket. */
-function sendBytes(sock: Socket, n: number): void {
-  let left = n;
-  const pump = () => {
-    while (left > 0) {
-      const k = Math.min(left, CHUNK.length);
-      left -= k;
-      if (!sock.write(k === CHUNK.length ? CHUNK : CHUNK.subarray(0, k))) {
-        sock.once('drain', pump);
-        return;
-      }
-    }
-    sock.end();
-  };
-  pump();
-}
-
-/** serveTcp is the source/sink: `SEND <n>\n` gets n bytes; everything else is read and dropped. */
+/** serveTcp is the source/sink: `SEND <n>\n` gets n bytes; `RECV <n>\n` reads n bytes, then says OK. */
 function serveTcp(sock: Socket): void {
   let first = '';
   let decided = false;
   let sending = false;
+  let receiving = -1;
   sock.on('data', (chunk: Buffer) => {
+    if (receiving >= 0) {
+      receiving -= chunk.length;
+      if (receiving <= 0) {
+        receiving = -1;
+        sending = true;
+        sock.end('OK\n');
+      }
+      return;
+    }
     if (decided) return;
     first += chunk.toString('latin1');
     const nl = first.indexOf('\n');
@@ -83,10 +77,17 @@ function serveTcp(sock: Socket): void {
       return;
     }
     decided = true;
-    const m = /^SEND (\d{1,12})$/.exec(first.slice(0, nl).trim());
-    if (m) {
+    const m = /^(SEND|RECV) (\d{1,12})$/.exec(first.slice(0, nl).trim());
+    if (m?.[1] === 'SEND') {
       sending = true;
-      sendBytes(sock, Number(m[1]));
+      writeBytes(sock, Number(m[2]), () => sock.end());
+    } else if (m?.[1] === 'RECV') {
+      receiving = Number(m[2]) - (Buffer.byteLength(first, 'latin1') - nl - 1);
+      if (receiving <= 0) {
+        receiving = -1;
+        sending = true;
+        sock.end('OK\n');
+      }
     }
   });
   // A sender ends by itself once the bytes are out; otherwise the client's end is answered with ours.

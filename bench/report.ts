@@ -28,6 +28,9 @@ export type MetricKey =
   | 'bulk.MBps'
   | 'bulk.cpuMsPerGiB'
   | 'bulk.errors'
+  | 'up.MBps'
+  | 'up.cpuMsPerGiB'
+  | 'up.errors'
   | 'rss.idleMiB'
   | 'rss.loadMiB'
   | 'rss.afterMiB';
@@ -58,7 +61,10 @@ export const METRICS: readonly MetricDef[] = [
   { key: 'ct.errors', label: 'CONNECT errors (all rounds)', unit: 'count', digits: 0, agg: 'sum' },
   { key: 'bulk.MBps', label: 'bulk download, one stream', unit: 'MB/s', digits: 0, agg: 'median' },
   { key: 'bulk.cpuMsPerGiB', label: 'proxy CPU per GiB relayed', unit: 'ms', digits: 0, agg: 'median' },
-  { key: 'bulk.errors', label: 'bulk transfer failures (all rounds)', unit: 'count', digits: 0, agg: 'sum' },
+  { key: 'bulk.errors', label: 'bulk download failures (all rounds)', unit: 'count', digits: 0, agg: 'sum' },
+  { key: 'up.MBps', label: 'bulk upload, one stream', unit: 'MB/s', digits: 0, agg: 'median' },
+  { key: 'up.cpuMsPerGiB', label: 'proxy CPU per GiB uploaded', unit: 'ms', digits: 0, agg: 'median' },
+  { key: 'up.errors', label: 'bulk upload failures (all rounds)', unit: 'count', digits: 0, agg: 'sum' },
   { key: 'rss.idleMiB', label: 'proxy RSS idle, fresh start', unit: 'MiB', digits: 1, agg: 'median' },
   { key: 'rss.loadMiB', label: 'proxy RSS under load (peak of each round)', unit: 'MiB', digits: 1, agg: 'max' },
   { key: 'rss.afterMiB', label: 'proxy RSS idle, after all load', unit: 'MiB', digits: 1, agg: 'median' },
@@ -107,6 +113,14 @@ export interface Interference {
   readonly attempts: number;
 }
 
+/** AccessLogTally is one contender's access log counted after it stopped, and the requests and tunnels it answered. */
+export interface AccessLogTally {
+  readonly lines: number;
+  readonly withLogin: number;
+  readonly answered: number;
+  readonly user: string;
+}
+
 /** Results collects samples as the bench runs. */
 export class Results {
   readonly #samples = new Map<ContenderName, Map<MetricKey, { round: number; value: number }[]>>();
@@ -117,6 +131,8 @@ export class Results {
   readonly failures: { round: number; contender: ContenderName; phase: string; message: string }[] = [];
   /** How disturbed each recorded measurement was. */
   readonly interference: Interference[] = [];
+  /** What each logging contender's access log held at the end, against what it answered. */
+  readonly accessLogs = new Map<ContenderName, AccessLogTally>();
 
   /** add records one sample of a round (0: outside the rounds); non-finite values are dropped, never invented. */
   add(contender: ContenderName, key: MetricKey, value: number, round: number): void {
@@ -168,46 +184,69 @@ function missing(results: Results, c: ContenderName): string {
   return s && !s.ran ? `${c} did not run: ${s.reason}` : `${c} has no samples`;
 }
 
-/** evaluateTargets checks the three targets on the summarised figures. */
+/** TargetDef is one comparison: Tollgate (identified) against another contender's figure × factor, or a fixed limit. */
+interface TargetDef {
+  readonly text: string;
+  readonly key: MetricKey;
+  readonly op: '>=' | '<=';
+  /** Compared with `versus`'s figure × factor, or with `limit` when versus is null. */
+  readonly versus: ContenderName | null;
+  readonly factor: number;
+  readonly limit?: number;
+}
+
+/** TARGETS are the data plane's targets; "Tollgate" is the identified contender (IP surrogate, LRU hit). */
+const TARGETS: readonly TargetDef[] = [
+  { text: 'keep-alive GET rate ≥ 1.0× squid', key: 'ka.rps', op: '>=', versus: 'squid', factor: 1 },
+  { text: 'proxy CPU per keep-alive request ≤ squid', key: 'ka.cpuUs', op: '<=', versus: 'squid', factor: 1 },
+  { text: 'new-connection GET rate ≥ 1.0× squid', key: 'nc.rps', op: '>=', versus: 'squid', factor: 1 },
+  { text: 'CPU per new-connection GET ≤ 1.2× squid', key: 'nc.cpuUs', op: '<=', versus: 'squid', factor: 1.2 },
+  { text: 'CONNECT setup rate ≥ 1.0× squid', key: 'ct.rate', op: '>=', versus: 'squid', factor: 1 },
+  { text: 'CPU per CONNECT tunnel ≤ 1.2× squid', key: 'ct.cpuUs', op: '<=', versus: 'squid', factor: 1.2 },
+  { text: 'bulk download through a tunnel ≥ 1.0× squid', key: 'bulk.MBps', op: '>=', versus: 'squid', factor: 1 },
+  { text: 'bulk download through a tunnel ≥ 0.5× direct', key: 'bulk.MBps', op: '>=', versus: 'direct', factor: 0.5 },
+  { text: 'bulk upload through a tunnel ≥ 1.0× squid', key: 'up.MBps', op: '>=', versus: 'squid', factor: 1 },
+  { text: 'bulk upload through a tunnel ≥ 0.5× direct', key: 'up.MBps', op: '>=', versus: 'direct', factor: 0.5 },
+  { text: 'keep-alive p99 latency at 50 connections ≤ 1.5× squid', key: 'ka.p99Ms', op: '<=', versus: 'squid', factor: 1.5 },
+  { text: 'RSS idle ≤ 70 MiB', key: 'rss.idleMiB', op: '<=', versus: null, factor: 1, limit: 70 },
+  { text: 'RSS under load ≤ 100 MiB', key: 'rss.loadMiB', op: '<=', versus: null, factor: 1, limit: 100 },
+];
+
+/** SUBJECT is the contender the targets judge; the open-location Tollgate is shown beside it. */
+const SUBJECT: ContenderName = 'tollgate-id';
+
+/** evaluateTargets checks every target on the summarised figures. */
 export function evaluateTargets(results: Results): Target[] {
-  const tgCpu = results.summary('tollgate', 'ka.cpuUs');
-  const sqCpu = results.summary('squid', 'ka.cpuUs');
-  const tgRps = results.summary('tollgate', 'ka.rps');
-  const sqRps = results.summary('squid', 'ka.rps');
-  const tgBulk = results.summary('tollgate', 'bulk.MBps');
-  const dBulk = results.summary('direct', 'bulk.MBps');
-  const out: Target[] = [];
+  return TARGETS.map((t, i) => {
+    const id = i + 1;
+    const def = DEF.get(t.key)!;
+    const mine = results.summary(SUBJECT, t.key);
+    const other = t.versus === null ? null : results.summary(t.versus, t.key);
+    if (mine === null) return { id, text: t.text, met: null, detail: `not evaluated: ${missing(results, SUBJECT)}` };
+    if (t.versus !== null && other === null) return { id, text: t.text, met: null, detail: `not evaluated: ${missing(results, t.versus)}` };
+    const bound = t.versus === null ? t.limit! : other!.value * t.factor;
+    const met = t.op === '>=' ? mine.value >= bound : mine.value <= bound;
+    const open = results.summary('tollgate', t.key);
+    const openText = open === null ? '' : `; open location ${fmt(open.value, def.digits)}`;
+    const u = def.unit === 'count' ? '' : ` ${def.unit}`;
+    const detail =
+      t.versus === null
+        ? `Tollgate ${fmt(mine.value, def.digits)}${u} (limit ${fmt(bound, def.digits)}${u})${openText}`
+        : `Tollgate ${fmt(mine.value, def.digits)}${u} vs ${t.versus} ${fmt(other!.value, def.digits)}${u} ` +
+          `(${fmt(mine.value / other!.value, 2)}×${perRound(results.ratios(SUBJECT, t.versus, t.key))}; needs ${t.op === '>=' ? '≥' : '≤'} ${fmt(bound, def.digits)})${openText}`;
+    return { id, text: t.text, met, detail };
+  });
+}
 
-  const t1 = 'Tollgate CPU per keep-alive request ≤ squid';
-  if (tgCpu === null || sqCpu === null) out.push({ id: 1, text: t1, met: null, detail: `not evaluated: ${tgCpu === null ? missing(results, 'tollgate') : missing(results, 'squid')}` });
-  else
-    out.push({
-      id: 1,
-      text: t1,
-      met: tgCpu.value <= sqCpu.value,
-      detail: `Tollgate ${fmt(tgCpu.value, 1)} µs vs squid ${fmt(sqCpu.value, 1)} µs per request (${fmt(tgCpu.value / sqCpu.value, 2)}×${perRound(results.ratios('tollgate', 'squid', 'ka.cpuUs'))})`,
-    });
-
-  const t2 = 'Tollgate keep-alive request rate ≥ squid';
-  if (tgRps === null || sqRps === null) out.push({ id: 2, text: t2, met: null, detail: `not evaluated: ${tgRps === null ? missing(results, 'tollgate') : missing(results, 'squid')}` });
-  else
-    out.push({
-      id: 2,
-      text: t2,
-      met: tgRps.value >= sqRps.value,
-      detail: `Tollgate ${fmt(tgRps.value, 0)} req/s vs squid ${fmt(sqRps.value, 0)} req/s (${fmt(tgRps.value / sqRps.value, 2)}×${perRound(results.ratios('tollgate', 'squid', 'ka.rps'))})`,
-    });
-
-  const t3 = 'CONNECT bulk throughput ≥ 0.9 × direct';
-  if (tgBulk === null || dBulk === null) out.push({ id: 3, text: t3, met: null, detail: `not evaluated: ${tgBulk === null ? missing(results, 'tollgate') : missing(results, 'direct')}` });
-  else
-    out.push({
-      id: 3,
-      text: t3,
-      met: tgBulk.value >= 0.9 * dBulk.value,
-      detail: `Tollgate ${fmt(tgBulk.value, 0)} MB/s vs direct ${fmt(dBulk.value, 0)} MB/s (${fmt(tgBulk.value / dBulk.value, 2)}×${perRound(results.ratios('tollgate', 'direct', 'bulk.MBps'))}; needs ≥ ${fmt(0.9 * dBulk.value, 0)})`,
-    });
-  return out;
+/** renderAccessLogs shows that the identified contender's requests were really identified, from its own access log. */
+export function renderAccessLogs(results: Results): string {
+  if (results.accessLogs.size === 0) return 'access logs: not counted (--access-log off)';
+  const lines = ['access logs (counted after each proxy stopped; answered = responses and tunnels the load generators saw, warm-up included):'];
+  for (const [name, t] of results.accessLogs) {
+    const pct = t.lines === 0 ? 0 : (100 * t.withLogin) / t.lines;
+    lines.push(`  ${name.padEnd(11)} ${fmt(t.lines, 0)} lines for ${fmt(t.answered, 0)} answered; ${fmt(t.withLogin, 0)} (${fmt(pct, 1)}%) name a user (${t.user} expected only in tollgate-id)`);
+  }
+  return lines.join('\n');
 }
 
 function cell(s: Summary | null, def: MetricDef, rounds: number): string {
@@ -267,5 +306,5 @@ export function toJson(results: Results, targets: readonly Target[], meta: Recor
     }
     contenders[c] = { status: results.status.get(c) ?? { ran: false, reason: 'not started' }, metrics };
   }
-  return { ...meta, skipped: results.skipped, failures: results.failures, interference: results.interference, contenders, targets };
+  return { ...meta, skipped: results.skipped, failures: results.failures, interference: results.interference, accessLogs: Object.fromEntries(results.accessLogs), contenders, targets };
 }

@@ -6,7 +6,7 @@
  * Contenders are measured in alternation: each round runs every phase for every contender, in a
  * rotated order, so drift lands on all of them alike. Phases:
  *   keep-alive GETs (wrk), new-connection GETs (wrk, `Connection: close`),
- *   CONNECT setup (loadgen), bulk download through a tunnel (loadgen).
+ *   CONNECT setup (loadgen), bulk download and upload through a tunnel (loadgen).
  * The proxy's CPU comes from /proc/PID/stat around each measurement, its RSS from /proc/PID/status.
  * Each measurement waits for a quiet machine first and is retried once if other work disturbed it
  * (see noise.ts); both are bounded by a budget so the run always ends.
@@ -20,16 +20,16 @@ import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { CONTENDERS, direct, isUnavailable, startOrigin, startSquid, startTollgate, type Contender, type ContenderName, type Origin } from './contenders.js';
+import { BENCH_USER, CONTENDERS, direct, isUnavailable, startNaive, startOrigin, startSquid, startTollgate, type Contender, type ContenderName, type Origin } from './contenders.js';
 import { runBulk, runConnects, runGets } from './load.js';
 import { isDisturbed, NOISE_LIMIT_PCT, NoiseMeter } from './noise.js';
 import { Children, commandVersion, cpuMicros, findCommand, RssSampler, rssKiB, sleep, LOAD_CORE, PROXY_CORE } from './proc.js';
-import { evaluateTargets, renderInterference, renderTable, renderTargets, Results, toJson, type MetricKey } from './report.js';
+import { evaluateTargets, renderAccessLogs, renderInterference, renderTable, renderTargets, Results, toJson, type MetricKey } from './report.js';
 
 const REPO = path.resolve(import.meta.dirname, '..');
 const RESULTS_FILE = path.join(import.meta.dirname, 'results', 'latest.json');
 /** WATCHDOG_MS bounds the whole run; past it everything is killed and the bench fails. */
-const WATCHDOG_MS = 8 * 60_000;
+const WATCHDOG_MS = 14 * 60_000;
 const MiB = 1 << 20;
 
 /** BenchError is an expected failure: its message is the whole story, no stack needed. */
@@ -128,6 +128,8 @@ class Bench {
   readonly contenders: Contender[] = [];
   readonly haveWrk = findCommand('wrk') !== null;
   readonly noise: NoiseMeter;
+  /** Requests and tunnels each contender answered (warm-up included), to hold against its access log. */
+  readonly answered = new Map<ContenderName, number>();
 
   constructor(
     readonly children: Children,
@@ -139,6 +141,10 @@ class Bench {
 
   get smallUrl(): string {
     return `http://${this.origin.http.host}:${this.origin.http.port}/small`;
+  }
+
+  tally(c: Contender, n: number): void {
+    this.answered.set(c.name, (this.answered.get(c.name) ?? 0) + n);
   }
 
   /** charged runs one load and reads the proxy's CPU (utime+stime) just before and after it, sampling RSS meanwhile. */
@@ -158,6 +164,7 @@ class Bench {
     const s = this.settings.keepAlive;
     const run = { connectTo: c.proxy ?? this.origin.http, url: this.smallUrl, viaProxy: c.proxy !== null, newConnections: false, connections: s.connections, durationS: s.seconds };
     const { result: r, cpuUs, peakRssKiB } = await this.charged(c, () => runGets(this.children, run));
+    this.tally(c, r.ok);
     return { figures: { 'ka.rps': r.rps, 'ka.p50Ms': r.p50Ms, 'ka.p99Ms': r.p99Ms, 'ka.errors': r.errors, 'ka.cpuUs': perOp(cpuUs, r.ok) }, peakRssKiB };
   }
 
@@ -165,6 +172,7 @@ class Bench {
     const s = this.settings.newConnections;
     const run = { connectTo: c.proxy ?? this.origin.http, url: this.smallUrl, viaProxy: c.proxy !== null, newConnections: true, connections: s.connections, durationS: s.seconds };
     const { result: r, cpuUs, peakRssKiB } = await this.charged(c, () => runGets(this.children, run));
+    this.tally(c, r.ok);
     return { figures: { 'nc.rps': r.rps, 'nc.p50Ms': r.p50Ms, 'nc.errors': r.errors, 'nc.cpuUs': perOp(cpuUs, r.ok) }, peakRssKiB };
   }
 
@@ -172,14 +180,17 @@ class Bench {
     const s = this.settings.connect;
     const proxy = c.proxy!;
     const { result: r, cpuUs, peakRssKiB } = await this.charged(c, () => runConnects(this.children, proxy, this.origin.tcp, s.concurrency, s.seconds * 1000));
+    this.tally(c, r.ok);
     return { figures: { 'ct.rate': r.ok / (r.elapsedMs / 1000), 'ct.p50Ms': r.p50Us / 1000, 'ct.errors': r.errors, 'ct.cpuUs': perOp(cpuUs, r.ok) }, peakRssKiB };
   }
 
-  async bulk(c: Contender): Promise<Measurement> {
+  async bulk(c: Contender, direction: 'down' | 'up'): Promise<Measurement> {
     const s = this.settings.bulk;
-    const { result: r, cpuUs, peakRssKiB } = await this.charged(c, () => runBulk(this.children, c.proxy, this.origin.tcp, s.bytes, s.timeoutMs));
-    if (r.error !== null) return { figures: { 'bulk.errors': 1 }, peakRssKiB, problem: `bulk transfer: ${r.error}` };
-    return { figures: { 'bulk.MBps': r.bytes / 1e6 / (r.elapsedMs / 1000), 'bulk.errors': 0, 'bulk.cpuMsPerGiB': cpuUs === null ? NaN : cpuUs / 1000 / (r.bytes / (1 << 30)) }, peakRssKiB };
+    const [rate, errors, cpu] = direction === 'down' ? (['bulk.MBps', 'bulk.errors', 'bulk.cpuMsPerGiB'] as const) : (['up.MBps', 'up.errors', 'up.cpuMsPerGiB'] as const);
+    const { result: r, cpuUs, peakRssKiB } = await this.charged(c, () => runBulk(this.children, c.proxy, this.origin.tcp, s.bytes, s.timeoutMs, direction));
+    if (r.error !== null) return { figures: { [errors]: 1 }, peakRssKiB, problem: `bulk ${direction === 'down' ? 'download' : 'upload'}: ${r.error}` };
+    if (c.proxy !== null) this.tally(c, 1);
+    return { figures: { [rate]: r.bytes / 1e6 / (r.elapsedMs / 1000), [errors]: 0, [cpu]: cpuUs === null ? NaN : cpuUs / 1000 / (r.bytes / (1 << 30)) }, peakRssKiB };
   }
 }
 
@@ -196,7 +207,8 @@ const PHASES: readonly Phase[] = [
   { name: 'keep-alive GETs', needsWrk: true, applies: () => true, run: (b, c) => b.keepAlive(c) },
   { name: 'new-connection GETs', needsWrk: true, applies: () => true, run: (b, c) => b.newConnections(c) },
   { name: 'CONNECT setup', needsWrk: false, applies: (c) => c.proxy !== null, run: (b, c) => b.connects(c) },
-  { name: 'bulk through tunnel', needsWrk: false, applies: () => true, run: (b, c) => b.bulk(c) },
+  { name: 'bulk download through tunnel', needsWrk: false, applies: () => true, run: (b, c) => b.bulk(c, 'down') },
+  { name: 'bulk upload through tunnel', needsWrk: false, applies: () => true, run: (b, c) => b.bulk(c, 'up') },
 ];
 
 function rotate<T>(xs: readonly T[], by: number): T[] {
@@ -268,8 +280,14 @@ async function runRounds(bench: Bench): Promise<void> {
 async function startContenders(bench: Bench): Promise<void> {
   const { children, origin, settings, results } = bench;
   bench.contenders.push(direct());
-  for (const start of [startTollgate, startSquid]) {
-    const c = await start(children, origin, settings.accessLog);
+  const starts = [
+    () => startNaive(children),
+    () => startTollgate(children, origin, settings.accessLog),
+    () => startTollgate(children, origin, settings.accessLog, [], true),
+    () => startSquid(children, origin, settings.accessLog),
+  ];
+  for (const start of starts) {
+    const c = await start();
     if (isUnavailable(c)) {
       results.status.set(c.name, { ran: false, reason: c.reason });
       progress(`${c.name} skipped: ${c.reason}`);
@@ -283,8 +301,8 @@ async function warmUp(bench: Bench): Promise<void> {
   for (const c of bench.contenders) {
     if (c.proxy === null) continue;
     progress(`warming up ${c.name}`);
-    if (bench.haveWrk) await runGets(bench.children, { connectTo: c.proxy, url: bench.smallUrl, viaProxy: true, newConnections: false, connections: 50, durationS: bench.settings.warmupSeconds });
-    await runConnects(bench.children, c.proxy, bench.origin.tcp, 8, 500);
+    if (bench.haveWrk) bench.tally(c, (await runGets(bench.children, { connectTo: c.proxy, url: bench.smallUrl, viaProxy: true, newConnections: false, connections: 50, durationS: bench.settings.warmupSeconds })).ok);
+    bench.tally(c, (await runConnects(bench.children, c.proxy, bench.origin.tcp, 8, 500)).ok);
   }
 }
 
@@ -295,12 +313,12 @@ function header(bench: Bench, started: Date, machine: Record<string, unknown>): 
     `machine: ${machine.cpu}, ${machine.cores} cores, kernel ${machine.kernel}, node ${machine.node}`,
     `placement: proxy on core ${PROXY_CORE}; wrk/loadgen and origin on core ${LOAD_CORE}${machine.pinned ? '' : ' (NOT pinned: taskset missing or fewer than 2 cores)'}`,
     `load: keep-alive ${settings.keepAlive.connections} conns × ${settings.keepAlive.seconds} s; new-connection ${settings.newConnections.connections} conns × ${settings.newConnections.seconds} s; ` +
-      `CONNECT ${settings.connect.concurrency} loops × ${settings.connect.seconds} s; bulk ${settings.bulk.bytes / MiB} MiB, one stream`,
+      `CONNECT ${settings.connect.concurrency} loops × ${settings.connect.seconds} s; bulk ${settings.bulk.bytes / MiB} MiB each way, one stream`,
     `small GET: ${bench.smallUrl} → 200, 128-byte body; wrk: ${machine.wrk ?? 'not installed'}; ${machine.build}`,
   ];
   for (const name of CONTENDERS) {
     const s = results.status.get(name);
-    out.push(`  ${name.padEnd(8)} ${s === undefined ? 'not started' : s.ran ? s.description : `SKIPPED: ${s.reason}`}`);
+    out.push(`  ${name.padEnd(11)} ${s === undefined ? 'not started' : s.ran ? s.description : `SKIPPED: ${s.reason}`}`);
   }
   return out;
 }
@@ -346,11 +364,14 @@ async function main(): Promise<number> {
     for (const c of bench.contenders) await c.stop();
     await origin.stop();
   }
+  for (const c of bench.contenders) {
+    if (c.accessLog !== undefined) results.accessLogs.set(c.name, { ...c.accessLog, answered: bench.answered.get(c.name) ?? 0, user: BENCH_USER });
+  }
 
   const elapsedS = (performance.now() - t0) / 1000;
   const targets = evaluateTargets(results);
   const out = header(bench, started, machine);
-  out.push('', renderTable(results, settings.rounds), '', renderInterference(results), '', 'Targets:', renderTargets(targets));
+  out.push('', renderTable(results, settings.rounds), '', renderAccessLogs(results), '', renderInterference(results), '', 'Targets:', renderTargets(targets));
   if (results.skipped.length > 0 || results.failures.length > 0) {
     out.push('', 'Not measured:');
     for (const s of results.skipped) out.push(`  ${s.what} (${s.contender}): ${s.reason}`);

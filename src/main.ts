@@ -28,7 +28,7 @@ import { Identifier } from './auth/identify.js';
 import { Gateway } from './auth/gateway.js';
 import { defaultAcsUrl, spEntityId } from './auth/saml.js';
 import { parseHostPort } from './config/ip.js';
-import { startStandaloneLabIdp, type StandaloneLabIdp } from './labidp/standalone.js';
+import type { StandaloneLabIdp } from './labidp/standalone.js';
 import type { WorkerLink } from './workers.js';
 import { prepareInspection } from './tls/inspection.js';
 
@@ -237,7 +237,7 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
         controlServer.closeAllConnections();
         await store.close();
         await lab?.close();
-        accessLog.flush();
+        await accessLog.flush();
         log.flush();
       })();
       return closing;
@@ -250,6 +250,8 @@ type LabIdp = Pick<StandaloneLabIdp, 'ssoUrl' | 'certPath' | 'entityId' | 'close
 
 /** startEmbeddedLabIdp runs the lab IdP inside this process for the config's cloud (NOT FOR PRODUCTION). */
 export async function startEmbeddedLabIdp(config: Config, log: Logger): Promise<StandaloneLabIdp> {
+  // Loaded only when the lab IdP runs: its SAML and certificate libraries are not the data plane's.
+  const { startStandaloneLabIdp } = await import('./labidp/standalone.js');
   const lc = config.labIdp!;
   const at = parseHostPort(lc.listen)!;
   const cloud = config.cloud.toLowerCase();

@@ -29,6 +29,12 @@ const TABLE: Record<string, UpstreamFailure> = {
   ETIMEDOUT: { status: 504, code: 'upstream_timeout', reason: 'The server did not answer in time.' },
   ESOCKETTIMEDOUT: { status: 504, code: 'upstream_timeout', reason: 'The server did not answer in time.' },
   HPE_INVALID_CONSTANT: { status: 502, code: 'bad_upstream_response', reason: 'The server sent a response that is not valid HTTP.' },
+  // The HTTP forwarder's client (undici) names its own failures.
+  UND_ERR_SOCKET: { status: 502, code: 'connection_reset', reason: 'The server closed the connection before it answered.' },
+  UND_ERR_CONNECT_TIMEOUT: { status: 504, code: 'upstream_timeout', reason: 'The server did not answer in time.' },
+  UND_ERR_HEADERS_TIMEOUT: { status: 504, code: 'upstream_timeout', reason: 'The server did not answer in time.' },
+  UND_ERR_BODY_TIMEOUT: { status: 504, code: 'upstream_timeout', reason: 'The server did not answer in time.' },
+  UND_ERR_RES_CONTENT_LENGTH_MISMATCH: { status: 502, code: 'bad_upstream_response', reason: 'The server sent a response that is not valid HTTP.' },
 };
 
 const FALLBACK: UpstreamFailure = { status: 502, code: 'upstream_error', reason: 'The request to the server failed.' };

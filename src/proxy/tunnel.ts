@@ -12,6 +12,27 @@ import { dial, type DialOptions } from './dial.js';
 
 /** READ_BUFFER_BYTES is the per-tunnel read buffer for the origin-to-client direction. */
 const READ_BUFFER_BYTES = 64 * 1024;
+/** ESTABLISHED is the CONNECT answer, encoded once rather than for every tunnel. */
+const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection Established\r\n\r\n', 'latin1');
+/** SPARE_BUFFERS bounds the buffers kept for the next tunnels (4 MiB at most). */
+const SPARE_BUFFERS = 64;
+
+/**
+ * spare holds read buffers of tunnels that have closed. A fresh 64 KiB buffer costs its page
+ * faults on first use, for every tunnel; short tunnels (a CONNECT, one request, close) paid that
+ * more than they paid for their bytes. A buffer is returned only once its upstream socket is
+ * closed (no read can land in it any more) and the last write from it has completed (the client
+ * socket no longer refers to its bytes).
+ */
+const spare: Buffer[] = [];
+
+function takeBuffer(): Buffer {
+  return spare.pop() ?? Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+}
+
+function giveBack(buf: Buffer): void {
+  if (spare.length < SPARE_BUFFERS) spare.push(buf);
+}
 
 /** TunnelResult is reported once when the tunnel is over (or failed to open). */
 export interface TunnelResult {
@@ -48,18 +69,24 @@ export function openTunnel(
   // Downloads are the bulk direction: the origin's bytes are read into one buffer per tunnel and
   // written to the client before the next read (net's `onread`), instead of a fresh 64 KiB buffer
   // per read, whose page faults cost more CPU than the copying itself.
-  const readBuf = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
-  const resumeUpstream = () => {
-    if (!upstream.destroyed) upstream.resume();
+  const readBuf = takeBuffer();
+  let writing = false;
+  let upstreamClosed = false;
+  const written = () => {
+    writing = false;
+    if (upstreamClosed) giveBack(readBuf);
+    else if (!upstream.destroyed) upstream.resume();
   };
   const upstream = dial(opts, host, port, {
     allowHalfOpen: true,
+    noDelay: true,
     onread: {
       buffer: readBuf,
       callback: (n: number, buf: Uint8Array): boolean => {
         if (client.destroyed) return false;
         // The buffer is reused by the next read, so reading waits until this write has left it.
-        client.write(buf.subarray(0, n), resumeUpstream);
+        writing = true;
+        client.write(buf.subarray(0, n), written);
         return false;
       },
     },
@@ -89,11 +116,10 @@ export function openTunnel(
     }
     opened = true;
     onOpen();
-    upstream.setNoDelay(true);
-    client.setNoDelay(true);
+    client.setNoDelay(true); // a no-op for the listener's own sockets (they have it already)
     upstream.setTimeout(opts.idleTimeoutMs, () => upstream.destroy());
     client.setTimeout(opts.idleTimeoutMs, () => client.destroy());
-    client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+    client.write(ESTABLISHED);
     if (head.length > 0) upstream.write(head);
     // pipe() ends the destination when the source ends: that is the half-close.
     client.pipe(upstream);
@@ -109,6 +135,8 @@ export function openTunnel(
   });
   client.on('error', () => upstream.destroy());
   upstream.on('close', () => {
+    upstreamClosed = true;
+    if (!writing) giveBack(readBuf);
     if (opened) {
       // Whatever the client has not yet read is lost anyway once the origin is gone.
       if (!client.writableEnded) client.end();

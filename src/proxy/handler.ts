@@ -1,0 +1,278 @@
+/**
+ * handler: the request pipeline's entry, the same behind every front door.
+ *
+ *   door (explicit listener | TLS terminator | transparent) -> parsed request + Arrival
+ *     -> target -> decide (locate -> loop -> port -> token -> own host -> exempt -> identify)
+ *     -> act: refuse | redirect to sign in | own host (control app) | forward
+ *     -> forwarder (HTTP: forward.ts, CONNECT: tunnel.ts, WebSocket: websocket.ts)
+ *     -> one access-log line and one count (txlog.ts)
+ *
+ * A door only parses, applies its own connection limits, and says where the request came from.
+ * Nothing here writes to a socket except through a response or a forwarder.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { parseHostPort } from '../config/ip.js';
+import { HttpError, rawErrorResponse, sendError } from '../http/errors.js';
+import { sendRedirect } from '../http/router.js';
+import type { Metrics } from '../metrics.js';
+import type { RuntimeRef } from '../runtime.js';
+import { readOwnCookies, splitToken, stripOwnCookie, type Identifier } from '../auth/identify.js';
+import type { DialOptions } from './dial.js';
+import { upstreamFailure } from './errno.js';
+import type { HttpForwarder } from './forward.js';
+import { cleanRequestHeaders } from './headers.js';
+import { attribute, decide, identified, type Decision, type Transaction } from './pipeline.js';
+import { requestLineError } from './requestline.js';
+import { hasBody, parseTarget, type Target } from './target.js';
+import { openTunnel } from './tunnel.js';
+import type { Arrival, CountedSocket, TxLog, TxState } from './txlog.js';
+import type { WebSocketForwarder } from './websocket.js';
+
+/** OwnHostHandler answers a request for one of the cloud's hosts (the control-plane app). */
+export type OwnHostHandler = (req: IncomingMessage, res: ServerResponse, tx: Transaction) => void;
+
+/** Redirect is a response that sends the browser elsewhere, maybe planting our cookie on the way. */
+export interface Redirect {
+  readonly location: string;
+  readonly setCookie?: string;
+}
+
+/** ProxyAuth is the sign-in machinery the data plane uses; the gateway module provides it. */
+export interface ProxyAuth {
+  readonly identifier: Identifier;
+  /** swapToken redeems a one-time token on tx's host: a redirect to the clean URL with our cookie, or an error. */
+  swapToken(tx: Transaction, token: string, cleanUrl: string): Promise<Redirect | HttpError>;
+  /** loginRedirect remembers the original URL server-side and answers with the gateway's URL. */
+  loginRedirect(tx: Transaction): Promise<Redirect>;
+}
+
+/** PipelineDeps is what the pipeline entry is given: decisions' inputs, forwarders and the log. */
+export interface PipelineDeps {
+  readonly auth: ProxyAuth;
+  readonly runtime: RuntimeRef;
+  readonly ownHost: OwnHostHandler;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly txlog: TxLog;
+  readonly dial: DialOptions;
+  readonly http: HttpForwarder;
+  readonly ws: WebSocketForwarder;
+}
+
+const STORE_DOWN = 'Sign-in state is unavailable right now; try again in a moment.';
+
+/** RequestPipeline runs every request and tunnel, whichever door it came through. */
+export class RequestPipeline {
+  constructor(private readonly deps: PipelineDeps) {}
+
+  /** http runs one HTTP request (absolute form, or origin form for our own hosts). */
+  http(req: IncomingMessage, res: ServerResponse, arrival: Arrival): void {
+    const { deps } = this;
+    const rt = deps.runtime.current;
+    const st = deps.txlog.begin(rt, req, 'HTTP', arrival);
+    const tx = st.tx;
+    // Taken now: once the request body has been consumed and destroyed, req.socket may be gone.
+    const socket = req.socket as CountedSocket;
+    res.once('close', () => {
+      if (!res.writableFinished && st.abort !== null) st.abort(); // client abort → upstream abort
+      deps.txlog.record(st, socket, res.headersSent ? res.statusCode : 0);
+    });
+    const refuse = (e: HttpError) => {
+      deps.txlog.refused(tx, e.code);
+      sendError(req, res, e);
+    };
+
+    const target = requestLineError(req) ?? parseTarget(req, tx, rt);
+    if (target instanceof HttpError) {
+      if (target.status !== 400 || target.code !== 'bad_url') res.setHeader('connection', 'close');
+      return refuse(target);
+    }
+    const storeDown = (err: Error) => {
+      deps.log.warn({ err: err.message, clientIp: tx.clientIp }, 'sign-in state unavailable');
+      tx.action = 'error';
+      tx.reason = 'store_unavailable';
+      sendError(req, res, new HttpError(503, 'store_unavailable', STORE_DOWN));
+    };
+    const redirect = (r: Redirect, reason: string) => {
+      tx.action = 'auth-redirect';
+      tx.reason = reason;
+      const h: Record<string, string> = {};
+      if (r.setCookie !== undefined) h['set-cookie'] = r.setCookie;
+      // The body of a request we redirect is not read; closing keeps it from being taken as the next request.
+      if (hasBody(req)) h.connection = 'close';
+      sendRedirect(res, 307, r.location, h);
+    };
+    const act = (d: Decision): void => {
+      switch (d.kind) {
+        case 'deny':
+          deps.log.debug({ clientIp: tx.clientIp, code: d.code, host: tx.host }, 'denied');
+          if (hasBody(req)) res.setHeader('connection', 'close');
+          return refuse(new HttpError(d.status, d.code, d.message));
+        case 'own': {
+          tx.action = 'own-host';
+          req.url = target.path;
+          const cookies = readOwnCookies(req.headers.cookie);
+          if (cookies.length === 0 && !tx.match?.location.surrogate.enabled) return this.#serveOwnHost(req, res, tx);
+          deps.auth.identifier.resolve(tx, cookies, false, false).then((who) => {
+            if (who !== null) attribute(tx, who);
+            this.#serveOwnHost(req, res, tx);
+          }, storeDown);
+          return;
+        }
+        case 'token': {
+          const split = splitToken(target.path);
+          if (split === null) return sendError(req, res, new HttpError(400, 'bad_url', 'The request URL is not valid.'));
+          deps.auth.swapToken(tx, split.token, `http://${target.authority}${split.clean}`).then((r) => {
+            if (r instanceof HttpError) return refuse(r);
+            redirect(r, 'cookie_planted');
+          }, storeDown);
+          return;
+        }
+        case 'lookup':
+          return this.#lookup(tx, d, d.navigation, req, act, storeDown);
+        case 'login':
+          deps.auth.loginRedirect(tx).then(
+            (r) => redirect(r, 'login_required'),
+            (err: Error) => (err instanceof HttpError ? refuse(err) : storeDown(err)),
+          );
+          return;
+        case 'forward':
+          return this.#forward(req, res, st, target);
+      }
+    };
+    act(decide(tx, req.headers, deps.auth.identifier));
+  }
+
+  /** connect runs one CONNECT: decisions, then a spliced tunnel. */
+  connect(req: IncomingMessage, socket: CountedSocket, head: Buffer, arrival: Arrival): void {
+    const { deps } = this;
+    const { st, refuse } = this.#onSocket(req, socket, 'TUNNEL', arrival);
+    const tx = st.tx;
+    const badLine = requestLineError(req);
+    if (badLine !== null) return refuse(badLine);
+    const authority = parseHostPort(req.url ?? '');
+    if (authority === null || authority.port === 0) return refuse(new HttpError(400, 'bad_connect_target', 'CONNECT needs host:port.'));
+    tx.host = authority.host;
+    tx.port = authority.port;
+    tx.url = `${authority.host.includes(':') ? `[${authority.host}]` : authority.host}:${authority.port}`;
+    const act = (d: Decision): void => {
+      if (d.kind === 'lookup') {
+        return this.#lookup(tx, d, false, req, act, (err) => {
+          deps.log.warn({ err: err.message, clientIp: tx.clientIp }, 'sign-in state unavailable');
+          refuse(new HttpError(503, 'store_unavailable', STORE_DOWN));
+        });
+      }
+      if (d.kind === 'deny') return refuse(new HttpError(d.status, d.code, d.message));
+      if (d.kind !== 'forward') return refuse(new HttpError(403, 'own_host_tls', 'Own hosts are not tunneled.'));
+      this.#tunnel(socket, head, st);
+    };
+    act(decide(tx, req.headers, deps.auth.identifier));
+  }
+
+  /** upgrade runs one WebSocket upgrade: decisions, then the WebSocket forwarder. */
+  upgrade(req: IncomingMessage, socket: CountedSocket, head: Buffer, arrival: Arrival): void {
+    const { deps } = this;
+    const { st, refuse } = this.#onSocket(req, socket, 'WS', arrival);
+    const tx = st.tx;
+    const rt = tx.rt;
+    const target = requestLineError(req) ?? parseTarget(req, tx, rt);
+    if (target instanceof HttpError) return refuse(target);
+    const act = (d: Decision): void => {
+      if (d.kind === 'lookup') return this.#lookup(tx, d, false, req, act, () => refuse(new HttpError(503, 'store_unavailable', STORE_DOWN)));
+      if (d.kind === 'deny') return refuse(new HttpError(d.status, d.code, d.message));
+      if (d.kind === 'own') return refuse(new HttpError(403, 'own_host_ws', 'Own hosts do not take WebSockets.'));
+      if (d.kind !== 'forward') return refuse(new HttpError(403, 'auth_required', `Sign in first at http://${rt.gatewayHost}/.`));
+      this.#websocket(req, socket, head, st, target);
+    };
+    act(decide(tx, req.headers, deps.auth.identifier));
+  }
+
+  /** #onSocket begins a transaction that answers on a raw socket (CONNECT, upgrade), and its one way to refuse. */
+  #onSocket(req: IncomingMessage, socket: CountedSocket, protocol: Transaction['protocol'], arrival: Arrival): { st: TxState; refuse: (e: HttpError) => void } {
+    const { txlog } = this.deps;
+    const st = txlog.begin(this.deps.runtime.current, req, protocol, arrival);
+    socket.on('error', () => socket.destroy());
+    const refuse = (e: HttpError) => {
+      txlog.refused(st.tx, e.code);
+      socket.end(rawErrorResponse(e.status, e.code, e.message));
+      txlog.record(st, socket, e.status);
+    };
+    return { st, refuse };
+  }
+
+  /** #lookup asks the store who this is (memory did not know), then acts on the identify step's outcome. */
+  #lookup(tx: Transaction, d: Extract<Decision, { kind: 'lookup' }>, navigation: boolean, req: IncomingMessage, act: (d: Decision) => void, storeDown: (err: Error) => void): void {
+    this.deps.auth.identifier.resolve(tx, d.cookies, d.browser, navigation).then((who) => act(identified(tx, who, req.headers)), storeDown);
+  }
+
+  /** #serveOwnHost hands a request to the control-plane app; whatever it throws becomes a 500, never a crash. */
+  #serveOwnHost(req: IncomingMessage, res: ServerResponse, tx: Transaction): void {
+    try {
+      this.deps.ownHost(req, res, tx);
+    } catch (err) {
+      this.deps.log.error({ err, host: tx.host }, 'own-host handler failed');
+      sendError(req, res, new HttpError(500, 'internal_error', 'Something went wrong on our side.'));
+    }
+  }
+
+  #forward(req: IncomingMessage, res: ServerResponse, st: TxState, target: Target): void {
+    const { deps } = this;
+    const tx = st.tx;
+    stripOwnCookie(req.headers);
+    cleanRequestHeaders(req.headers, tx.rt.viaToken, target.authority, false);
+    const exchange = deps.http.forward(req, res, { host: tx.host, port: tx.port, path: target.path, via: tx.rt.viaToken }, (err, headersSent) => {
+      const fail = upstreamFailure(err);
+      deps.txlog.failed(tx, fail);
+      if (headersSent || res.destroyed || req.socket === null || req.socket.destroyed) return; // cut short, or the client left first
+      sendError(req, res, new HttpError(fail.status, fail.code, fail.reason));
+    });
+    st.abort = () => exchange.abort();
+  }
+
+  #tunnel(socket: CountedSocket, head: Buffer, st: TxState): void {
+    const { deps } = this;
+    const tx = st.tx;
+    const limits = tx.rt.config.limits;
+    openTunnel(
+      { ...deps.dial, connectTimeoutMs: limits.upstreamTimeoutMs, idleTimeoutMs: limits.clientIdleTimeoutMs },
+      socket,
+      head,
+      tx.host,
+      tx.port,
+      () => deps.metrics.activeTunnels.inc(),
+      (r) => {
+        if (r.opened) deps.metrics.activeTunnels.dec();
+        if (r.connectError) {
+          const fail = upstreamFailure(r.connectError);
+          deps.txlog.failed(tx, fail);
+          if (socket.writable) socket.end(rawErrorResponse(fail.status, fail.code, fail.reason));
+          deps.txlog.record(st, socket, fail.status);
+          return;
+        }
+        if (!r.opened) tx.reason = 'client_aborted';
+        deps.txlog.record(st, socket, r.opened ? 200 : 0);
+      },
+    );
+  }
+
+  #websocket(req: IncomingMessage, socket: CountedSocket, head: Buffer, st: TxState, target: Target): void {
+    const { deps } = this;
+    const tx = st.tx;
+    stripOwnCookie(req.headers);
+    cleanRequestHeaders(req.headers, tx.rt.viaToken, target.authority, true);
+    req.url = target.path;
+    socket.setTimeout(tx.rt.config.limits.clientIdleTimeoutMs, () => socket.destroy());
+    deps.metrics.activeTunnels.inc();
+    socket.once('close', () => {
+      deps.metrics.activeTunnels.dec();
+      deps.txlog.record(st, socket, 101);
+    });
+    deps.ws.forward(req, socket, head, tx.host, tx.port, (err) => {
+      const fail = upstreamFailure(err);
+      deps.txlog.failed(tx, fail);
+      if (socket.writable) socket.end(rawErrorResponse(fail.status, fail.code, fail.reason));
+      deps.txlog.record(st, socket, fail.status);
+    });
+  }
+}

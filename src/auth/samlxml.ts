@@ -32,10 +32,14 @@ export function parseSamlXml(text: string): Document {
   if (DTD.test(xml)) throw new SamlError('SAML_DOCTYPE', 'message contains a DOCTYPE or DTD declaration');
   const problems: string[] = [];
   const keep = (msg: string): void => void problems.push(msg);
-  const doc = new DOMParser({ locator: {}, errorHandler: { warning: keep, error: keep, fatalError: keep } }).parseFromString(
-    xml,
-    'text/xml',
-  );
+  let doc: Document;
+  try {
+    doc = new DOMParser({ locator: {}, errorHandler: { warning: keep, error: keep, fatalError: keep } }).parseFromString(xml, 'text/xml');
+  } catch (err) {
+    // xmldom reports most faults to the handler, but throws a DOMException for some trees it will
+    // not build (a CDATA section after the document element, say): still malformed XML, not a crash.
+    throw new SamlError('SAML_MALFORMED', `XML parse: ${(err as Error).message}`, { cause: err });
+  }
   if (problems.length > 0) throw new SamlError('SAML_MALFORMED', `XML parse: ${problems[0]!.trim()}`);
   if (!doc || !doc.documentElement) throw new SamlError('SAML_MALFORMED', 'no document element');
   for (let n = doc.firstChild; n !== null; n = n.nextSibling) {

@@ -121,17 +121,7 @@ export class SamlSp {
     this.entityId = spEntityId(opts.cloud, opts.orgId, idp.orgSpecificEntityId);
     this.acsUrl = opts.acsUrl ?? defaultAcsUrl(opts.cloud);
     this.requestTtlMs = opts.requestTtlMs ?? 10 * 60_000;
-    const expect: Expect = { idpEntityId: idp.idpEntityId, spEntityId: this.entityId, acsUrl: this.acsUrl, skewMs: idp.clockSkewMs };
-    this.policy = Object.freeze({
-      key: idpPublicKey(idp),
-      expect,
-      wantResponseSigned: idp.wantResponseSigned,
-      wantAssertionsSigned: idp.wantAssertionsSigned,
-      loginNameAttribute: idp.loginNameAttribute,
-      displayNameAttribute: idp.displayNameAttribute,
-      groupsAttribute: idp.groupsAttribute,
-      departmentAttribute: idp.departmentAttribute,
-    });
+    this.policy = responsePolicy(idp, this.entityId, this.acsUrl);
     // node-saml only builds AuthnRequests and metadata here; it validates no response.
     this.saml = new SAML({
       callbackUrl: this.acsUrl,
@@ -194,14 +184,6 @@ export class SamlSp {
     return identity;
   }
 
-  /**
-   * responsePolicy is what this SP holds every response to; with samlresponse's checkResponse it
-   * validates a response without the store (tests compare it with another validator).
-   */
-  get responsePolicy(): ResponsePolicy {
-    return this.policy;
-  }
-
   /** spMetadataXml is our SP metadata (SAML Metadata §2.4.4), ready to paste into the IdP. */
   spMetadataXml(): string {
     return this.saml.generateServiceProviderMetadata(null, this.idp.signRequest ? this.idp.spCertPem! : null);
@@ -232,6 +214,24 @@ export class SamlSp {
   private requestKey(requestId: string): string {
     return `{saml}:request:${this.idp.id}:${requestId}`;
   }
+}
+
+/**
+ * responsePolicy is what an SP with this entity ID and ACS URL holds every response of `idp` to;
+ * with samlresponse's checkResponse it validates a response without any store.
+ */
+export function responsePolicy(idp: IdpSettings, entityId: string, acsUrl: string): ResponsePolicy {
+  const expect: Expect = { idpEntityId: idp.idpEntityId, spEntityId: entityId, acsUrl, skewMs: idp.clockSkewMs };
+  return Object.freeze({
+    key: idpPublicKey(idp),
+    expect,
+    wantResponseSigned: idp.wantResponseSigned,
+    wantAssertionsSigned: idp.wantAssertionsSigned,
+    loginNameAttribute: idp.loginNameAttribute,
+    displayNameAttribute: idp.displayNameAttribute,
+    groupsAttribute: idp.groupsAttribute,
+    departmentAttribute: idp.departmentAttribute,
+  });
 }
 
 /**

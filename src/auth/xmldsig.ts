@@ -3,8 +3,8 @@
  *
  *   element (Response or Assertion, with an ID)
  *     └─ ds:Signature (its only Signature child)
- *          ├─ ds:SignedInfo: c14n method, RSA-SHA256/512, one Reference URI="#<the element's ID>"
- *          │                 with Transforms enveloped-signature + c14n, SHA-256/512 digest
+ *          ├─ ds:SignedInfo: exclusive c14n, RSA-SHA256/512, one Reference URI="#<the element's ID>"
+ *          │                 with Transforms enveloped-signature + exclusive c14n, SHA-256/512 digest
  *          ├─ ds:SignatureValue
  *          └─ ds:KeyInfo (ignored: only the configured certificate is trusted)
  *
@@ -20,12 +20,11 @@
  * of the work of an ACS validation (see bench/acs.ts).
  */
 import { createHash, timingSafeEqual, verify, type KeyObject } from 'node:crypto';
-import { C14nCanonicalization, ExclusiveCanonicalization } from 'xml-crypto';
+import { ExclusiveCanonicalization } from 'xml-crypto';
 import { SamlError } from './samlerror.js';
 import { NS_DSIG, children, parseSamlXml } from './samlxml.js';
 
 const EXC_C14N = 'http://www.w3.org/2001/10/xml-exc-c14n#';
-const C14N = 'http://www.w3.org/TR/2001/REC-xml-c14n-20010315';
 const ENVELOPED = 'http://www.w3.org/2000/09/xmldsig#enveloped-signature';
 
 /** SIGNATURE_HASHES are the accepted SignatureMethods (RFC 6931 §2.3.2, §2.3.4): RSA with SHA-256 or better. */
@@ -117,7 +116,7 @@ export function verifyEnvelopedSignature(el: Element, key: KeyObject): string {
 }
 
 /**
- * canonicalize runs c14n (inclusive or exclusive, without comments) over `el` and what it
+ * canonicalize runs exclusive c14n without comments over `el` and what it
  * contains, less `drop` (the enveloped signature, XML-DSig §6.6.4), with the namespaces `el`
  * inherits and the given InclusiveNamespaces PrefixList. The document is left as it was.
  */
@@ -132,9 +131,13 @@ function canonicalize(algorithm: string, el: Element, prefixes: string[], drop: 
 }
 
 function canonicalizeWith(algorithm: string, el: Element, prefixes: string[], drop: Element | null): string {
+  // Exclusive c14n only (SAML Core §5.4.3 recommends it, and every IdP we know signs with it).
+  // Inclusive c14n of a nested element pulls in the namespaces of its ancestors, and implementations
+  // disagree on which: xml-crypto's verifier takes them from the first SignedInfo in the document,
+  // so node-saml refuses an inclusive-c14n Assertion signature inside a signed Response. Where two
+  // verifiers can read one signature two ways, an attacker gets to choose; we accept neither.
+  if (algorithm !== EXC_C14N) throw fail(`canonicalization ${JSON.stringify(algorithm)} is not exclusive c14n without comments`);
   const ancestorNamespaces = inheritedNamespaces(el);
-  if (algorithm === C14N) return new C14n(drop).process(el, { ancestorNamespaces, defaultNsForPrefix: DEFAULT_NS_FOR_PREFIX });
-  if (algorithm !== EXC_C14N) throw fail(`canonicalization ${JSON.stringify(algorithm)} is not c14n or exclusive c14n without comments`);
   if (!prefixes.some((p) => ancestorNamespaces.some((ns) => ns.prefix === p))) {
     // What ExclusiveCanonicalization.process does when no inclusive prefix is bound on an ancestor.
     return new ExcC14n(drop).processInner(el, [], '', DEFAULT_NS_FOR_PREFIX, prefixes);
@@ -149,7 +152,7 @@ function canonicalizeWith(algorithm: string, el: Element, prefixes: string[], dr
 const DEFAULT_NS_FOR_PREFIX = { ds: NS_DSIG };
 
 /**
- * ExcC14n and C14n are xml-crypto's canonicalizers that leave out one node and what it contains:
+ * ExcC14n is xml-crypto's exclusive canonicalizer leaving out one node and what it contains:
  * the enveloped-signature transform applied as the node-set it defines, without copying the element.
  */
 class ExcC14n extends ExclusiveCanonicalization {
@@ -158,16 +161,6 @@ class ExcC14n extends ExclusiveCanonicalization {
   }
 
   override processInner(node: Node, ...rest: [unknown, unknown, unknown, string[]]): string {
-    return node === this.drop ? '' : super.processInner(node, ...rest);
-  }
-}
-
-class C14n extends C14nCanonicalization {
-  constructor(private readonly drop: Node | null) {
-    super();
-  }
-
-  override processInner(node: Node, ...rest: [unknown, unknown, unknown, unknown, Namespace[]?]): string {
     return node === this.drop ? '' : super.processInner(node, ...rest);
   }
 }

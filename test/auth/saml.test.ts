@@ -227,18 +227,20 @@ t.test('only signed bytes are read: a comment added inside the NameID after sign
   t.equal((await r.sp.validate(encode(xml), post.relayState)).loginName, 'alice@lab.example');
 });
 
-t.test('signature algorithms: SHA-256 or better, one Reference, c14n or exclusive c14n without comments', async (t) => {
+t.test('signature algorithms: SHA-256 or better, one Reference, exclusive c14n without comments', async (t) => {
   const r = await rig(t);
   const resignAs = (xml: string, assertion: SignAs, response: SignAs = assertion): string => resignWith(xml, signing.keyPem, signing.certPem, assertion, response);
   const cases: [string, string | null, (xml: string) => string][] = [
     ['as the lab IdP signs, again', null, (x) => resignAs(x, {})],
     ['RSA-SHA512 with SHA-512 digests', null, (x) => resignAs(x, { signature: ALG.rsaSha512, digest: ALG.sha512 })],
-    ['inclusive c14n', null, (x) => resignAs(x, { c14n: ALG.c14n })],
     // samlp is bound on the Response only, so the Assertion's digest must carry its declaration.
     ['an InclusiveNamespaces prefix bound on the Response', null, (x) => resignAs(x, { prefixes: ['samlp', 'xs'] }, {})],
     ['RSA-SHA1 on the Assertion', 'SAML_SIGNATURE', (x) => resignAs(x, { signature: ALG.rsaSha1 }, {})],
     ['RSA-SHA1 on the Response', 'SAML_SIGNATURE', (x) => resignAs(x, {}, { signature: ALG.rsaSha1 })],
     ['SHA-1 digest', 'SAML_SIGNATURE', (x) => resignAs(x, { digest: ALG.sha1 })],
+    // Inclusive c14n of the Assertion draws in the Response's namespaces, which verifiers read differently.
+    ['inclusive c14n', 'SAML_SIGNATURE', (x) => resignAs(x, { c14n: ALG.c14n })],
+    ['inclusive c14n on the Response only', 'SAML_SIGNATURE', (x) => resignAs(x, {}, { c14n: ALG.c14n })],
     ['c14n with comments', 'SAML_SIGNATURE', (x) => resignAs(x, { c14n: ALG.excC14nComments })],
     ['a second Reference', 'SAML_SIGNATURE', (x) => resignAs(x, {}, { alsoReference: ASSERTION_XPATH })],
   ];

@@ -94,6 +94,8 @@ export interface ResponseEnvelope {
   readonly signed: boolean;
   /** assertions are the Assertion children of the Response (signed or not: untrusted). */
   readonly assertions: readonly Element[];
+  /** signaturesElsewhere counts the ds:Signature elements that are no child of the Response or of one of its Assertions. */
+  readonly signaturesElsewhere: number;
 }
 
 /** readEnvelope reads the Response root; anything but a samlp:Response is malformed. */
@@ -109,6 +111,8 @@ export function readEnvelope(doc: Document): ResponseEnvelope {
   const code = status === null ? null : child(status, NS_PROTOCOL, 'StatusCode');
   const sub = code === null ? null : child(code, NS_PROTOCOL, 'StatusCode');
   const message = status === null ? '' : text(child(status, NS_PROTOCOL, 'StatusMessage'));
+  const assertions = children(root, NS_ASSERTION, 'Assertion');
+  const placed = [root, ...assertions].reduce((n, e) => n + children(e, NS_DSIG, 'Signature').length, 0);
   return {
     id: attr(root, 'ID'),
     destination: attr(root, 'Destination'),
@@ -117,7 +121,8 @@ export function readEnvelope(doc: Document): ResponseEnvelope {
     statusCode: attr(code, 'Value') ?? '',
     statusDetail: [attr(sub, 'Value'), message].filter(Boolean).join(' '),
     signed: children(root, NS_DSIG, 'Signature').length > 0,
-    assertions: children(root, NS_ASSERTION, 'Assertion'),
+    assertions,
+    signaturesElsewhere: doc.getElementsByTagNameNS(NS_DSIG, 'Signature').length - placed,
   };
 }
 

@@ -70,6 +70,7 @@ export function verifyEnvelopedSignature(el: Element, key: KeyObject): string {
   if (!isDsig(signedInfo, 'SignedInfo') || !isDsig(signatureValue, 'SignatureValue') || rest.some((p) => !isDsig(p, 'KeyInfo')) || rest.length > 1) {
     throw fail(`Signature of ${el.localName} is not SignedInfo, SignatureValue[, KeyInfo]: ${parts.map((p) => p.localName).join(', ')}`);
   }
+  checkPlainSignature(signature);
 
   // Core validation, step 2 first (§3.2.2): the signature over the canonical SignedInfo.
   const method = elementChildren(signedInfo);
@@ -216,6 +217,34 @@ function checkUniqueId(el: Element, id: string): void {
         }
       }
       stack.push(c);
+    }
+  }
+}
+
+/** KEY_INFO_NAMES are the elements a KeyInfo may hold (XML-DSig §4.5, §4.5.2, §4.5.4): names of keys and certificates. */
+const KEY_INFO_NAMES = new Set([
+  'KeyName', 'KeyValue', 'RSAKeyValue', 'Modulus', 'Exponent',
+  'X509Data', 'X509Certificate', 'X509IssuerSerial', 'X509IssuerName', 'X509SerialNumber', 'X509SubjectName', 'X509SKI',
+]);
+
+/**
+ * checkPlainSignature refuses a ds:Signature that holds a comment, processing instruction or CDATA
+ * section anywhere, or a KeyInfo with anything but key and certificate names. None of them is in
+ * what an IdP writes; each is read differently by different verifiers (xml-crypto reads a
+ * DigestValue or SignatureValue up to its first comment, and counts every Transform below the
+ * Signature, KeyInfo included), so a signature that carries one means different things to them.
+ * KeyInfo is not read at all: only the configured certificate counts.
+ */
+function checkPlainSignature(signature: Element): void {
+  const stack: [Node, boolean][] = [[signature, false]];
+  for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
+    const [n, inKeyInfo] = top;
+    for (let c = n.firstChild; c !== null; c = c.nextSibling) {
+      if (c.nodeType === 4 || c.nodeType === 7 || c.nodeType === 8) throw fail(`the Signature holds a ${c.nodeName} node`);
+      if (c.nodeType !== 1) continue;
+      const e = c as Element;
+      if (inKeyInfo && (e.namespaceURI !== NS_DSIG || !KEY_INFO_NAMES.has(e.localName ?? ''))) throw fail(`KeyInfo holds {${e.namespaceURI}}${e.localName}`);
+      stack.push([e, inKeyInfo || isDsig(e, 'KeyInfo')]);
     }
   }
 }

@@ -210,6 +210,32 @@ t.test('signature wrapping is refused', async (t) => {
   await refused(t, both.sp.validate(encode(xswWrappedResponse(post.xml, 'mallory@lab.example')), post.relayState), 'SAML_SIGNATURE', 'evil Response around the signed one');
 });
 
+t.test('a Signature that verifiers read differently is refused, though its bytes verify', async (t) => {
+  // Each change is outside what the Response digest covers (its own Signature) or leaves the
+  // canonical bytes as they were, so the RSA and digest checks alone would pass. xml-crypto reads
+  // such a signature otherwise (a value up to its first comment, Transforms counted in KeyInfo).
+  const r = await rig(t);
+  const inResponseSignature = (fn: (sig: string) => string) => (xml: string): string => {
+    const start = xml.indexOf('<ds:Signature');
+    const end = xml.indexOf('</ds:Signature>', start) + '</ds:Signature>'.length;
+    return xml.slice(0, start) + fn(xml.slice(start, end)) + xml.slice(end);
+  };
+  const variants: [string, (x: string) => string][] = [
+    ['a comment inside the DigestValue', inResponseSignature((s) => s.replace(/(<ds:DigestValue>[^<]{4})/, '$1<!-- -->'))],
+    ['a comment inside the SignatureValue', inResponseSignature((s) => s.replace(/(<ds:SignatureValue>[^<]{4})/, '$1<!-- -->'))],
+    ['a CDATA section as the SignatureValue', inResponseSignature((s) => s.replace(/<ds:SignatureValue>([^<]*)</, '<ds:SignatureValue><![CDATA[$1]]><'))],
+    ['a processing instruction in the KeyInfo', inResponseSignature((s) => s.replace('<ds:KeyInfo>', '<ds:KeyInfo><?x y?>'))],
+    ['Transforms inside the KeyInfo', inResponseSignature((s) => s.replace('<ds:KeyInfo>', '<ds:KeyInfo><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/></ds:Transforms>'))],
+    ['an empty Signature inside the KeyInfo', inResponseSignature((s) => s.replace('<ds:KeyInfo>', '<ds:KeyInfo><ds:Signature/>'))],
+  ];
+  for (const [name, fn] of variants) {
+    const post = await r.login();
+    const xml = fn(post.xml);
+    t.not(xml, post.xml, `${name}: changed`);
+    await refused(t, r.sp.validate(encode(xml), post.relayState), 'SAML_SIGNATURE', name);
+  }
+});
+
 t.test('a response signed on the Response only is read from the signed Response when assertions need no signature', async (t) => {
   const r = await rig(t, { idp: { signAssertion: false }, sp: { wantAssertionsSigned: false } });
   const post = await r.login();

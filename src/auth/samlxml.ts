@@ -73,9 +73,14 @@ export function child(node: Node, ns: string, local: string): Element | null {
   return found[0] ?? null;
 }
 
-/** text is the trimmed text content of an element, or '' for null. */
+/**
+ * text is the text content of an element exactly as it stands, or '' for null. Not trimmed: a
+ * NameID or attribute value is the string the IdP signed (xs:string keeps its white space), so
+ * " alice@example.com" is never read as "alice@example.com"; an Issuer or Audience with white space
+ * around it does not match the configured one (node-saml compares Audience the same way).
+ */
 export function text(el: Element | null): string {
-  return (el?.textContent ?? '').trim();
+  return el?.textContent ?? '';
 }
 
 /** attr is an attribute value, or null when absent (xmldom returns '' for both). */

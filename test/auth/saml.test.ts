@@ -243,6 +243,21 @@ t.test('a response signed on the Response only is read from the signed Response 
   t.equal((await r.sp.validate(post.samlResponse, post.relayState)).loginName, 'alice@lab.example');
 });
 
+t.test('NameID and attribute values are read exactly as signed, white space included', async (t) => {
+  // Signed again by the IdP's own key: white space around a value is part of what it signed, and
+  // trimming it would let a padded name sign in as the unpadded one.
+  const r = await rig(t);
+  const post = await r.login();
+  const padded = post.xml.replace('>alice@lab.example<', '> alice@lab.example\n<').replace('>Engineering<', '>Engineering <');
+  const xml = resign(padded, signing.keyPem, signing.certPem);
+  const id = await r.sp.validate(encode(xml), post.relayState);
+  t.equal(id.loginName, ' alice@lab.example\n', 'the NameID as signed');
+  t.equal(id.department, 'Engineering ', 'the attribute value as signed');
+  const again = await r.login();
+  const issuer = resign(again.xml.replace(`<saml:Issuer>${r.sp.idp.idpEntityId}</saml:Issuer>`, `<saml:Issuer> ${r.sp.idp.idpEntityId}</saml:Issuer>`), signing.keyPem, signing.certPem);
+  await refused(t, r.sp.validate(encode(issuer), again.relayState), 'SAML_ISSUER', 'an Issuer with white space around it');
+});
+
 t.test('only signed bytes are read: a comment added inside the NameID after signing changes nothing', async (t) => {
   // Canonical XML leaves comments out, so the signatures still hold; a reader that stops at the
   // comment would see another user (the 2018 comment-truncation bugs in several SAML libraries).

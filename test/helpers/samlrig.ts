@@ -20,13 +20,15 @@ import { EVIL_NAME, LAYOUTS, Rng, fuzzCase, sameAttributes, signedBase, signedOf
 
 export const RIG_CLOUD = 'fuzz.tollgate.test';
 
-/** RIG_USERS cover the attribute shapes: many groups, one, none; escapes and non-ASCII text. */
+/** RIG_USERS cover the attribute shapes: many groups, one, none; escapes, non-ASCII text, white space around values. */
 export const RIG_USERS: readonly LabUser[] = [
   { loginName: 'alice@lab.example', password: 'alice-pw', displayName: 'Alice Adams', department: 'Engineering', groups: ['eng', 'vpn-users'] },
   { loginName: 'bob@lab.example', password: 'bob-pw', displayName: 'Bob Brown', department: 'Sales', groups: ['sales'] },
   { loginName: 'carol@lab.example', password: 'carol-pw', displayName: 'Carol Clark', department: '', groups: [] },
   { loginName: 'dörte.ünal@lab.example', password: 'd-pw', displayName: 'Dörte Ünal 日本', department: 'R&D <core>', groups: ['a&b', '"quoted"', "it's", 'x<y'] },
   { loginName: 'erin@lab.example', password: 'e-pw', displayName: 'Erin', department: 'Ops', groups: Array.from({ length: 12 }, (_, i) => `group-${i}`) },
+  // Signed text is read exactly as signed: leading and trailing white space is part of the value.
+  { loginName: ' frank@lab.example\n', password: 'f-pw', displayName: '\tFrank Fischer ', department: ' Ops', groups: [' padded ', 'plain'] },
 ];
 
 /** SamlRig is one lab IdP and one SP validating its responses. */
@@ -64,8 +66,10 @@ export async function startSamlRig(sp: Partial<IdpSettingsInput> = {}): Promise<
     newRequestId,
     async labBases(n) {
       const out: Base[] = [];
+      // The lab IdP's login form trims the user name, so white space around it is the second signer's to test.
+      const users = RIG_USERS.filter((u) => u.loginName === u.loginName.trim());
       for (let i = 0; i < n; i++) {
-        const user = RIG_USERS[i % RIG_USERS.length]!;
+        const user = users[i % users.length]!;
         const { url, requestId } = await samlSp.authorizeUrl(`relay-${++relay}`);
         const post = await labLogin(url, user.loginName, user.password);
         const assertionId = /Assertion [^>]*ID="([^"]+)"/.exec(post.xml)?.[1] ?? '';

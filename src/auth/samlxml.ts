@@ -83,6 +83,21 @@ export function text(el: Element | null): string {
   return el?.textContent ?? '';
 }
 
+/**
+ * stringValue is the text of an element of a string type (NameID, Issuer, Audience: SAML Core
+ * §2.2.3, §2.2.5, §2.5.1.4), which holds no elements. One that does is malformed: readers differ
+ * on it (node-saml reads the text before the first child element, textContent all of it).
+ */
+export function stringValue(el: Element | null): string {
+  if (el !== null && hasElementChild(el)) throw new SamlError('SAML_MALFORMED', `${el.localName} holds elements, not a string`);
+  return text(el);
+}
+
+function hasElementChild(el: Element): boolean {
+  for (let c = el.firstChild; c !== null; c = c.nextSibling) if (c.nodeType === 1) return true;
+  return false;
+}
+
 /** attr is an attribute value, or null when absent (xmldom returns '' for both). */
 export function attr(el: Element | null, name: string): string | null {
   return el !== null && el.hasAttribute(name) ? el.getAttribute(name) : null;
@@ -122,7 +137,7 @@ export function readEnvelope(doc: Document): ResponseEnvelope {
     id: attr(root, 'ID'),
     destination: attr(root, 'Destination'),
     inResponseTo: attr(root, 'InResponseTo'),
-    issuer: child(root, NS_ASSERTION, 'Issuer') === null ? null : text(child(root, NS_ASSERTION, 'Issuer')),
+    issuer: child(root, NS_ASSERTION, 'Issuer') === null ? null : stringValue(child(root, NS_ASSERTION, 'Issuer')),
     statusCode: attr(code, 'Value') ?? '',
     statusDetail: [attr(sub, 'Value'), message].filter(Boolean).join(' '),
     signed: children(root, NS_DSIG, 'Signature').length > 0,
@@ -175,7 +190,7 @@ export function readAssertion(a: Element): AssertionFacts {
   }
   const conditions = child(a, NS_ASSERTION, 'Conditions');
   const audienceRestrictions = (conditions === null ? [] : children(conditions, NS_ASSERTION, 'AudienceRestriction')).map((r) =>
-    children(r, NS_ASSERTION, 'Audience').map((el) => text(el)),
+    children(r, NS_ASSERTION, 'Audience').map((el) => stringValue(el)),
   );
   const notBefore = time(attr(conditions, 'NotBefore'));
   const notOnOrAfter = time(attr(conditions, 'NotOnOrAfter'));
@@ -186,17 +201,21 @@ export function readAssertion(a: Element): AssertionFacts {
   for (const st of children(a, NS_ASSERTION, 'AttributeStatement')) {
     for (const at of children(st, NS_ASSERTION, 'Attribute')) {
       const name = attr(at, 'Name') ?? '';
-      const values = children(at, NS_ASSERTION, 'AttributeValue').map((v) => text(v));
-      attributes.set(name, [...(attributes.get(name) ?? []), ...values.filter((v) => v !== '')]);
+      // SAML Core §2.7.3.1 does not forbid an Attribute named twice, but readers disagree on it
+      // (node-saml keeps the last one, a merge keeps both): which groups did the IdP mean?
+      if (attributes.has(name)) throw new SamlError('SAML_MALFORMED', `Attribute ${JSON.stringify(name)} appears more than once`);
+      // Tollgate reads text values only; a value holding elements (a NameID, say) has no one text form.
+      const values = children(at, NS_ASSERTION, 'AttributeValue').filter((v) => !hasElementChild(v)).map((v) => text(v));
+      attributes.set(name, values.filter((v) => v !== ''));
     }
   }
   const authn = children(a, NS_ASSERTION, 'AuthnStatement')[0] ?? null;
   return {
     id: attr(a, 'ID') ?? '',
     issueInstant,
-    issuer: text(child(a, NS_ASSERTION, 'Issuer')),
+    issuer: stringValue(child(a, NS_ASSERTION, 'Issuer')),
     signed: children(a, NS_DSIG, 'Signature').length > 0,
-    nameId: subject === null ? '' : text(child(subject, NS_ASSERTION, 'NameID')),
+    nameId: subject === null ? '' : stringValue(child(subject, NS_ASSERTION, 'NameID')),
     recipients,
     confirmationNotOnOrAfter,
     confirmationNotBefore,

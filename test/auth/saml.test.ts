@@ -258,6 +258,26 @@ t.test('NameID and attribute values are read exactly as signed, white space incl
   await refused(t, r.sp.validate(encode(issuer), again.relayState), 'SAML_ISSUER', 'an Issuer with white space around it');
 });
 
+t.test('signed shapes that readers read two ways are refused or left out', async (t) => {
+  // Signed by the IdP's own key: only how the signed XML is read can tell.
+  const r = await rig(t);
+  const statement = '</saml:AttributeStatement>';
+  const refusals: [string, (x: string) => string][] = [
+    ['a NameID holding an element', (x) => x.replace('alice@lab.example</saml:NameID>', 'alice@lab.example<x:More xmlns:x="urn:example:more">.evil</x:More></saml:NameID>')],
+    ['an Audience holding an element', (x) => x.replace('</saml:Audience>', '<x:More xmlns:x="urn:example:more"/></saml:Audience>')],
+    ['an Attribute named twice', (x) => x.replace(statement, `<saml:Attribute Name="memberOf"><saml:AttributeValue>admins</saml:AttributeValue></saml:Attribute>${statement}`)],
+  ];
+  for (const [name, fn] of refusals) {
+    const post = await r.login();
+    await refused(t, r.sp.validate(encode(resign(fn(post.xml), signing.keyPem, signing.certPem)), post.relayState), 'SAML_MALFORMED', name);
+  }
+  const post = await r.login();
+  const complex = post.xml.replace('<saml:AttributeValue xsi:type="xs:string">eng</saml:AttributeValue>', '<saml:AttributeValue><x:Group xmlns:x="urn:example:group">admins</x:Group></saml:AttributeValue>');
+  t.not(complex, post.xml);
+  const id = await r.sp.validate(encode(resign(complex, signing.keyPem, signing.certPem)), post.relayState);
+  t.same(id.groups, ['vpn-users'], 'a group value holding an element is no group');
+});
+
 t.test('only signed bytes are read: a comment added inside the NameID after signing changes nothing', async (t) => {
   // Canonical XML leaves comments out, so the signatures still hold; a reader that stops at the
   // comment would see another user (the 2018 comment-truncation bugs in several SAML libraries).

@@ -30,6 +30,9 @@ export const STRICTER: readonly { code: string; reason: RegExp; why: string }[] 
   { code: 'SAML_SIGNATURE', reason: /is not SignedInfo, SignatureValue\[, KeyInfo\]/, why: 'xml-crypto ignores extra elements in a ds:Signature (ds:Object, a whole Assertion); XSW attacks hide the original there' },
   { code: 'SAML_SIGNATURE', reason: /SignatureValue is not base64|DigestValue is not base64/, why: 'xml-crypto reads the first text node of SignatureValue and DigestValue only; we read all their text, which must be base64' },
   { code: 'SAML_SIGNATURE', reason: /the Signature holds a|KeyInfo holds/, why: 'no comment, processing instruction or CDATA in a ds:Signature, and only key names in KeyInfo: xml-crypto reads such values up to the first comment and ignores KeyInfo' },
+  { code: 'SAML_NO_LOGIN_NAME', reason: /NameID/, why: 'node-saml reads elements by local name in any namespace (xml2js stripPrefix), so it takes an {urn:other}NameID for the NameID; we read SAML elements in the SAML namespace only' },
+  { code: 'SAML_MALFORMED', reason: /holds elements, not a string/, why: 'a NameID, Issuer or Audience holding elements is refused: node-saml reads its text up to the first child element, so two readers would see two names' },
+  { code: 'SAML_MALFORMED', reason: /appears more than once/, why: 'an Attribute named twice is refused: node-saml keeps the last one, a merging reader keeps both, so the groups would depend on the reader' },
   { code: 'SAML_SIGNATURE', reason: /ds:Signature elements outside the Response and Assertion/, why: 'a ds:Signature anywhere but on the Response or Assertion verifies nothing we read and is where XSW parks originals; node-saml ignores it' },
 ];
 
@@ -171,12 +174,13 @@ function identityDiff(ours: VerifiedResponse, profile: Profile): string | null {
 
 /**
  * normalizeAttributes writes node-saml's attributes as ours are: every value a list, and values
- * without text (node-saml's undefined) left out, as they carry no identity.
+ * that are not text (node-saml's undefined for an empty one, an object for one holding elements) left out.
  */
 function normalizeAttributes(attrs: Record<string, unknown> | undefined): Record<string, string[]> {
   const out: Record<string, string[]> = {};
   for (const [name, v] of Object.entries(attrs ?? {})) {
-    const values = (Array.isArray(v) ? v : [v]).filter((x) => x !== undefined && x !== '').map((x) => (typeof x === 'string' ? x : JSON.stringify(x)));
+    // node-saml gives a value holding elements as an object; Tollgate reads text values only and leaves such values out.
+    const values = (Array.isArray(v) ? v : [v]).filter((x): x is string => typeof x === 'string' && x !== '');
     if (values.length > 0) out[name] = values;
   }
   return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)));

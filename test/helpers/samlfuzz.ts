@@ -210,6 +210,23 @@ export const FORGERIES: readonly Forgery[] = [
     name: 'an empty ds:Signature inside the Response KeyInfo',
     make: (b) => b.xml.replace(/<ds:KeyInfo>/, '<ds:KeyInfo><ds:Signature/>'),
   },
+  // Shapes an IdP could sign that readers may read differently: each is signed with the IdP's own key.
+  {
+    name: 'a signed Attribute named twice',
+    make: again((x) => x.replace(/(<\/(?:saml2?:)?AttributeStatement>)/, '<saml:Attribute xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" Name="memberOf"><saml:AttributeValue>admins</saml:AttributeValue></saml:Attribute>$1')),
+  },
+  {
+    name: 'a signed AttributeValue holding an element',
+    make: again((x) => x.replace(/(<\/(?:saml2?:)?AttributeStatement>)/, '<saml:Attribute xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" Name="Complex"><saml:AttributeValue><x:Unit xmlns:x="urn:example:unit">Ops</x:Unit></saml:AttributeValue></saml:Attribute>$1')),
+  },
+  {
+    name: 'a signed NameID holding an element',
+    make: (b, s) => resign(b.xml.replace(`>${b.signed.nameId}<`, `>${b.signed.nameId}<x:More xmlns:x="urn:example:more">.evil</x:More><`), s.keyPem, s.certPem),
+  },
+  {
+    name: 'a signed NameID in another namespace only',
+    make: (b, s) => resign(b.xml.replace(/<((?:saml2?:)?)NameID ([^>]*)>([^<]*)<\/(?:saml2?:)?NameID>/, `<x:NameID xmlns:x="urn:example:other" $2>${EVIL_NAME}</x:NameID>`), s.keyPem, s.certPem),
+  },
   { name: 'comment inside the NameID, added after signing', make: (b) => b.xml.replace(`>${b.signed.nameId}<`, `>${b.signed.nameId.replace('@', '@<!-- -->')}<`) },
   {
     name: 'comment truncating the NameID, signed by the IdP',

@@ -4,10 +4,10 @@
  *   browser -> gateway -> SamlSp.authorizeUrl -> IdP (HTTP-Redirect, SAML Bindings §3.4)
  *   IdP -> browser -> POST http://login.<cloud>/sfc_sso -> SamlSp.validate -> SamlIdentity
  *
- * node-saml (@node-saml/node-saml) builds AuthnRequests and our metadata. A response is parsed
- * once (samlxml, DTDs refused); xmldsig verifies its signatures against the configured certificate
- * and hands back the signed bytes, the only ones read for the identity; samlcheck checks Status,
- * InResponseTo, Issuer, Destination, Recipient, times and audience. The request ID and the
+ * node-saml (@node-saml/node-saml) builds AuthnRequests and our metadata. samlresponse checks a
+ * response (parsed once, DTDs refused; every signature verified against the configured certificate
+ * by xmldsig, and only the signed bytes read for the identity; Status, InResponseTo, Issuer,
+ * Destination, Recipient, times and audience by samlcheck). The request ID and the
  * assertion ID are consumed once each, atomically in the shared store, so a response is accepted
  * once even when posted to several nodes at the same instant.
  */
@@ -16,12 +16,13 @@ import { promisify } from 'node:util';
 import { inflateRaw } from 'node:zlib';
 import { SAML, ValidateInResponseTo } from '@node-saml/node-saml';
 import type { Store } from '../sessions/store.js';
-import { checkSignedWhereWanted, checkStatus, checkVerified, replayTtlMs, type Expect } from './samlcheck.js';
+import type { Expect } from './samlcheck.js';
 import { SamlError } from './samlerror.js';
-import { NAMEID_EMAIL, NS_ASSERTION, NS_DSIG, children, decodeSamlPost, parseSamlXml, readAssertion, readEnvelope, type ResponseEnvelope } from './samlxml.js';
-import { verifyEnvelopedSignature } from './xmldsig.js';
+import { readResponse, verifyResponse, type ResponsePolicy, type SamlIdentity } from './samlresponse.js';
+import { NAMEID_EMAIL, parseSamlXml, type ResponseEnvelope } from './samlxml.js';
 
 export { SamlError, type SamlErrorCode } from './samlerror.js';
+export type { SamlIdentity } from './samlresponse.js';
 
 /** IdpSettings is one IdP of the config, as ZIA's "Add IdP" window holds it, with defaults applied. */
 export interface IdpSettings {
@@ -82,19 +83,6 @@ export function defaultAcsUrl(cloud: string): string {
   return `http://login.${cloud}/sfc_sso`;
 }
 
-/** SamlIdentity is who signed in, read from the verified assertion only. */
-export interface SamlIdentity {
-  readonly loginName: string;
-  readonly displayName: string;
-  readonly groups: readonly string[];
-  readonly department: string;
-  readonly sessionIndex: string;
-  readonly assertionId: string;
-  /** notOnOrAfter is the earliest NotOnOrAfter of the assertion, in epoch ms. */
-  readonly notOnOrAfter: number;
-  readonly issuer: string;
-}
-
 /** SamlSpOptions builds one SP. */
 export interface SamlSpOptions {
   readonly idp: IdpSettings;
@@ -122,9 +110,8 @@ export class SamlSp {
   private readonly store: Store;
   private readonly requestTtlMs: number;
   private readonly saml: SAML;
-  private readonly expect: Expect;
-  /** idpKey is the public key of the configured IdP certificate, the only key a signature may verify with. */
-  private readonly idpKey: KeyObject;
+  /** policy holds the configured IdP certificate's key and what every response must match. */
+  private readonly policy: ResponsePolicy;
 
   constructor(opts: SamlSpOptions) {
     const idp = opts.idp;
@@ -134,8 +121,7 @@ export class SamlSp {
     this.entityId = spEntityId(opts.cloud, opts.orgId, idp.orgSpecificEntityId);
     this.acsUrl = opts.acsUrl ?? defaultAcsUrl(opts.cloud);
     this.requestTtlMs = opts.requestTtlMs ?? 10 * 60_000;
-    this.expect = { idpEntityId: idp.idpEntityId, spEntityId: this.entityId, acsUrl: this.acsUrl, skewMs: idp.clockSkewMs };
-    this.idpKey = idpPublicKey(idp);
+    this.policy = responsePolicy(idp, this.entityId, this.acsUrl);
     // node-saml only builds AuthnRequests and metadata here; it validates no response.
     this.saml = new SAML({
       callbackUrl: this.acsUrl,
@@ -180,22 +166,14 @@ export class SamlSp {
    * check has passed.
    */
   async validate(samlResponseB64: string, relayState: string): Promise<SamlIdentity> {
-    const doc = parseSamlXml(decodeSamlPost(samlResponseB64));
-    const env = readEnvelope(doc);
-    checkStatus(env);
-    checkSignedWhereWanted(env, { response: this.idp.wantResponseSigned, assertions: this.idp.wantAssertionsSigned });
-    await this.checkOpenRequest(env);
-
-    // Only signed bytes are read from here on (defence against signature wrapping).
-    const a = readAssertion(this.verifiedAssertion(doc.documentElement, env));
-    const now = Date.now();
-    checkVerified(env, a, this.expect, now);
+    const read = readResponse(samlResponseB64, this.policy);
+    await this.checkOpenRequest(read.env);
+    const { identity, inResponseTo, replayTtlMs } = verifyResponse(read, this.policy, Date.now());
 
     // One-time use. The assertion record is written first, so that any validation that finds the
     // request already consumed also finds the assertion recorded and reports a replay.
-    const inResponseTo = env.inResponseTo ?? '';
-    if (!(await this.store.createIfAbsent(assertionKey(a.id), this.idp.id, replayTtlMs(a, now, this.idp.clockSkewMs)))) {
-      throw new SamlError('SAML_REPLAY', `assertion ${a.id} was already used`);
+    if (!(await this.store.createIfAbsent(assertionKey(identity.assertionId), this.idp.id, replayTtlMs))) {
+      throw new SamlError('SAML_REPLAY', `assertion ${identity.assertionId} was already used`);
     }
     const raw = await this.store.consume(this.requestKey(inResponseTo));
     if (raw === null) throw new SamlError('SAML_REPLAY', `request ${inResponseTo} was consumed by another validation`);
@@ -203,21 +181,7 @@ export class SamlSp {
     if (record.relayState !== relayState) {
       throw new SamlError('SAML_RELAY_STATE', `RelayState ${JSON.stringify(relayState)} is not the one request ${inResponseTo} was sent with`);
     }
-
-    const first = (name: string): string => a.attributes.get(name)?.[0] ?? '';
-    const loginName = this.idp.loginNameAttribute === 'NameID' ? a.nameId : first(this.idp.loginNameAttribute);
-    if (loginName === '') throw new SamlError('SAML_NO_LOGIN_NAME', `no value for login name attribute ${this.idp.loginNameAttribute}`);
-    const ends = [...(a.notOnOrAfter === null ? [] : [a.notOnOrAfter]), ...a.confirmationNotOnOrAfter];
-    return {
-      loginName,
-      displayName: first(this.idp.displayNameAttribute),
-      groups: [...(a.attributes.get(this.idp.groupsAttribute) ?? [])],
-      department: first(this.idp.departmentAttribute),
-      sessionIndex: a.sessionIndex,
-      assertionId: a.id,
-      notOnOrAfter: Math.min(...ends),
-      issuer: a.issuer,
-    };
+    return identity;
   }
 
   /** spMetadataXml is our SP metadata (SAML Metadata §2.4.4), ready to paste into the IdP. */
@@ -247,27 +211,27 @@ export class SamlSp {
     }
   }
 
-  /**
-   * verifiedAssertion verifies every signature the response carries (each one present must hold,
-   * checkSignedWhereWanted has made sure the wanted ones are present) and returns the one Assertion
-   * parsed again from signed bytes: its own signature's when it is signed, else the Response's.
-   */
-  private verifiedAssertion(root: Element, env: ResponseEnvelope): Element {
-    const assertion = env.assertions[0];
-    if (assertion === undefined || env.assertions.length !== 1) throw new SamlError('SAML_MALFORMED', 'the Response does not carry one Assertion');
-    const responseXml = env.signed ? verifyEnvelopedSignature(root, this.idpKey) : null;
-    const assertionXml = children(assertion, NS_DSIG, 'Signature').length > 0 ? verifyEnvelopedSignature(assertion, this.idpKey) : null;
-    const signedXml = assertionXml ?? responseXml;
-    if (signedXml === null) throw new SamlError('SAML_UNSIGNED', 'neither the Response nor the Assertion is signed');
-    const signed = parseSamlXml(signedXml).documentElement;
-    const found = signed.localName === 'Assertion' ? [signed] : children(signed, NS_ASSERTION, 'Assertion');
-    if (found.length !== 1 || found[0]!.namespaceURI !== NS_ASSERTION) throw new SamlError('SAML_MALFORMED', 'the signed XML does not hold one Assertion');
-    return found[0]!;
-  }
-
   private requestKey(requestId: string): string {
     return `{saml}:request:${this.idp.id}:${requestId}`;
   }
+}
+
+/**
+ * responsePolicy is what an SP with this entity ID and ACS URL holds every response of `idp` to;
+ * with samlresponse's checkResponse it validates a response without any store.
+ */
+export function responsePolicy(idp: IdpSettings, entityId: string, acsUrl: string): ResponsePolicy {
+  const expect: Expect = { idpEntityId: idp.idpEntityId, spEntityId: entityId, acsUrl, skewMs: idp.clockSkewMs };
+  return Object.freeze({
+    key: idpPublicKey(idp),
+    expect,
+    wantResponseSigned: idp.wantResponseSigned,
+    wantAssertionsSigned: idp.wantAssertionsSigned,
+    loginNameAttribute: idp.loginNameAttribute,
+    displayNameAttribute: idp.displayNameAttribute,
+    groupsAttribute: idp.groupsAttribute,
+    departmentAttribute: idp.departmentAttribute,
+  });
 }
 
 /**

@@ -33,6 +33,12 @@ export function checkSignedWhereWanted(env: ResponseEnvelope, want: { response: 
   if (env.assertions.length > 1) throw new SamlError('SAML_SIGNATURE', `${env.assertions.length} Assertion elements in the Response (signature wrapping?)`);
   if (env.assertions.length === 0) throw new SamlError('SAML_MALFORMED', 'the Response carries no Assertion');
   const assertionSigned = env.assertions.length > 0 && env.assertions.every((a) => children(a, NS_DSIG, 'Signature').length > 0);
+  // A signature belongs on the Response or the Assertion, nowhere else (SAML Core §5.4.1). One
+  // anywhere else (in a KeyInfo, an Extensions, a Subject) verifies nothing we read, and is where
+  // wrapping attacks park the original; xml-crypto counts its Transforms into the enclosing one.
+  if (env.signaturesElsewhere > 0) {
+    throw new SamlError('SAML_SIGNATURE', `${env.signaturesElsewhere} ds:Signature elements outside the Response and Assertion (signature wrapping?)`);
+  }
   if (want.response && !env.signed) throw new SamlError('SAML_UNSIGNED', 'the Response carries no Signature and the IdP is configured to sign it');
   if (want.assertions && !assertionSigned) throw new SamlError('SAML_UNSIGNED', 'the Assertion carries no Signature and the IdP is configured to sign it');
   if (!env.signed && !assertionSigned) throw new SamlError('SAML_UNSIGNED', 'neither the Response nor the Assertion is signed');

@@ -32,10 +32,14 @@ export function parseSamlXml(text: string): Document {
   if (DTD.test(xml)) throw new SamlError('SAML_DOCTYPE', 'message contains a DOCTYPE or DTD declaration');
   const problems: string[] = [];
   const keep = (msg: string): void => void problems.push(msg);
-  const doc = new DOMParser({ locator: {}, errorHandler: { warning: keep, error: keep, fatalError: keep } }).parseFromString(
-    xml,
-    'text/xml',
-  );
+  let doc: Document;
+  try {
+    doc = new DOMParser({ locator: {}, errorHandler: { warning: keep, error: keep, fatalError: keep } }).parseFromString(xml, 'text/xml');
+  } catch (err) {
+    // xmldom reports most faults to the handler, but throws a DOMException for some trees it will
+    // not build (a CDATA section after the document element, say): still malformed XML, not a crash.
+    throw new SamlError('SAML_MALFORMED', `XML parse: ${(err as Error).message}`, { cause: err });
+  }
   if (problems.length > 0) throw new SamlError('SAML_MALFORMED', `XML parse: ${problems[0]!.trim()}`);
   if (!doc || !doc.documentElement) throw new SamlError('SAML_MALFORMED', 'no document element');
   for (let n = doc.firstChild; n !== null; n = n.nextSibling) {
@@ -69,9 +73,29 @@ export function child(node: Node, ns: string, local: string): Element | null {
   return found[0] ?? null;
 }
 
-/** text is the trimmed text content of an element, or '' for null. */
+/**
+ * text is the text content of an element exactly as it stands, or '' for null. Not trimmed: a
+ * NameID or attribute value is the string the IdP signed (xs:string keeps its white space), so
+ * " alice@example.com" is never read as "alice@example.com"; an Issuer or Audience with white space
+ * around it does not match the configured one (node-saml compares Audience the same way).
+ */
 export function text(el: Element | null): string {
-  return (el?.textContent ?? '').trim();
+  return el?.textContent ?? '';
+}
+
+/**
+ * stringValue is the text of an element of a string type (NameID, Issuer, Audience: SAML Core
+ * §2.2.3, §2.2.5, §2.5.1.4), which holds no elements. One that does is malformed: readers differ
+ * on it (node-saml reads the text before the first child element, textContent all of it).
+ */
+export function stringValue(el: Element | null): string {
+  if (el !== null && hasElementChild(el)) throw new SamlError('SAML_MALFORMED', `${el.localName} holds elements, not a string`);
+  return text(el);
+}
+
+function hasElementChild(el: Element): boolean {
+  for (let c = el.firstChild; c !== null; c = c.nextSibling) if (c.nodeType === 1) return true;
+  return false;
 }
 
 /** attr is an attribute value, or null when absent (xmldom returns '' for both). */
@@ -90,6 +114,8 @@ export interface ResponseEnvelope {
   readonly signed: boolean;
   /** assertions are the Assertion children of the Response (signed or not: untrusted). */
   readonly assertions: readonly Element[];
+  /** signaturesElsewhere counts the ds:Signature elements that are no child of the Response or of one of its Assertions. */
+  readonly signaturesElsewhere: number;
 }
 
 /** readEnvelope reads the Response root; anything but a samlp:Response is malformed. */
@@ -105,15 +131,18 @@ export function readEnvelope(doc: Document): ResponseEnvelope {
   const code = status === null ? null : child(status, NS_PROTOCOL, 'StatusCode');
   const sub = code === null ? null : child(code, NS_PROTOCOL, 'StatusCode');
   const message = status === null ? '' : text(child(status, NS_PROTOCOL, 'StatusMessage'));
+  const assertions = children(root, NS_ASSERTION, 'Assertion');
+  const placed = [root, ...assertions].reduce((n, e) => n + children(e, NS_DSIG, 'Signature').length, 0);
   return {
     id: attr(root, 'ID'),
     destination: attr(root, 'Destination'),
     inResponseTo: attr(root, 'InResponseTo'),
-    issuer: child(root, NS_ASSERTION, 'Issuer') === null ? null : text(child(root, NS_ASSERTION, 'Issuer')),
+    issuer: child(root, NS_ASSERTION, 'Issuer') === null ? null : stringValue(child(root, NS_ASSERTION, 'Issuer')),
     statusCode: attr(code, 'Value') ?? '',
     statusDetail: [attr(sub, 'Value'), message].filter(Boolean).join(' '),
     signed: children(root, NS_DSIG, 'Signature').length > 0,
-    assertions: children(root, NS_ASSERTION, 'Assertion'),
+    assertions,
+    signaturesElsewhere: doc.getElementsByTagNameNS(NS_DSIG, 'Signature').length - placed,
   };
 }
 
@@ -161,7 +190,7 @@ export function readAssertion(a: Element): AssertionFacts {
   }
   const conditions = child(a, NS_ASSERTION, 'Conditions');
   const audienceRestrictions = (conditions === null ? [] : children(conditions, NS_ASSERTION, 'AudienceRestriction')).map((r) =>
-    children(r, NS_ASSERTION, 'Audience').map((el) => text(el)),
+    children(r, NS_ASSERTION, 'Audience').map((el) => stringValue(el)),
   );
   const notBefore = time(attr(conditions, 'NotBefore'));
   const notOnOrAfter = time(attr(conditions, 'NotOnOrAfter'));
@@ -172,17 +201,21 @@ export function readAssertion(a: Element): AssertionFacts {
   for (const st of children(a, NS_ASSERTION, 'AttributeStatement')) {
     for (const at of children(st, NS_ASSERTION, 'Attribute')) {
       const name = attr(at, 'Name') ?? '';
-      const values = children(at, NS_ASSERTION, 'AttributeValue').map((v) => text(v));
-      attributes.set(name, [...(attributes.get(name) ?? []), ...values.filter((v) => v !== '')]);
+      // SAML Core §2.7.3.1 does not forbid an Attribute named twice, but readers disagree on it
+      // (node-saml keeps the last one, a merge keeps both): which groups did the IdP mean?
+      if (attributes.has(name)) throw new SamlError('SAML_MALFORMED', `Attribute ${JSON.stringify(name)} appears more than once`);
+      // Tollgate reads text values only; a value holding elements (a NameID, say) has no one text form.
+      const values = children(at, NS_ASSERTION, 'AttributeValue').filter((v) => !hasElementChild(v)).map((v) => text(v));
+      attributes.set(name, values.filter((v) => v !== ''));
     }
   }
   const authn = children(a, NS_ASSERTION, 'AuthnStatement')[0] ?? null;
   return {
     id: attr(a, 'ID') ?? '',
     issueInstant,
-    issuer: text(child(a, NS_ASSERTION, 'Issuer')),
+    issuer: stringValue(child(a, NS_ASSERTION, 'Issuer')),
     signed: children(a, NS_DSIG, 'Signature').length > 0,
-    nameId: subject === null ? '' : text(child(subject, NS_ASSERTION, 'NameID')),
+    nameId: subject === null ? '' : stringValue(child(subject, NS_ASSERTION, 'NameID')),
     recipients,
     confirmationNotOnOrAfter,
     confirmationNotBefore,

@@ -3,8 +3,8 @@
  *
  *   element (Response or Assertion, with an ID)
  *     └─ ds:Signature (its only Signature child)
- *          ├─ ds:SignedInfo: c14n method, RSA-SHA256/512, one Reference URI="#<the element's ID>"
- *          │                 with Transforms enveloped-signature + c14n, SHA-256/512 digest
+ *          ├─ ds:SignedInfo: exclusive c14n, RSA-SHA256/512, one Reference URI="#<the element's ID>"
+ *          │                 with Transforms enveloped-signature + exclusive c14n, SHA-256/512 digest
  *          ├─ ds:SignatureValue
  *          └─ ds:KeyInfo (ignored: only the configured certificate is trusted)
  *
@@ -20,12 +20,11 @@
  * of the work of an ACS validation (see bench/acs.ts).
  */
 import { createHash, timingSafeEqual, verify, type KeyObject } from 'node:crypto';
-import { C14nCanonicalization, ExclusiveCanonicalization } from 'xml-crypto';
+import { ExclusiveCanonicalization } from 'xml-crypto';
 import { SamlError } from './samlerror.js';
 import { NS_DSIG, children, parseSamlXml } from './samlxml.js';
 
 const EXC_C14N = 'http://www.w3.org/2001/10/xml-exc-c14n#';
-const C14N = 'http://www.w3.org/TR/2001/REC-xml-c14n-20010315';
 const ENVELOPED = 'http://www.w3.org/2000/09/xmldsig#enveloped-signature';
 
 /** SIGNATURE_HASHES are the accepted SignatureMethods (RFC 6931 §2.3.2, §2.3.4): RSA with SHA-256 or better. */
@@ -71,6 +70,7 @@ export function verifyEnvelopedSignature(el: Element, key: KeyObject): string {
   if (!isDsig(signedInfo, 'SignedInfo') || !isDsig(signatureValue, 'SignatureValue') || rest.some((p) => !isDsig(p, 'KeyInfo')) || rest.length > 1) {
     throw fail(`Signature of ${el.localName} is not SignedInfo, SignatureValue[, KeyInfo]: ${parts.map((p) => p.localName).join(', ')}`);
   }
+  checkPlainSignature(signature);
 
   // Core validation, step 2 first (§3.2.2): the signature over the canonical SignedInfo.
   const method = elementChildren(signedInfo);
@@ -117,7 +117,7 @@ export function verifyEnvelopedSignature(el: Element, key: KeyObject): string {
 }
 
 /**
- * canonicalize runs c14n (inclusive or exclusive, without comments) over `el` and what it
+ * canonicalize runs exclusive c14n without comments over `el` and what it
  * contains, less `drop` (the enveloped signature, XML-DSig §6.6.4), with the namespaces `el`
  * inherits and the given InclusiveNamespaces PrefixList. The document is left as it was.
  */
@@ -132,9 +132,13 @@ function canonicalize(algorithm: string, el: Element, prefixes: string[], drop: 
 }
 
 function canonicalizeWith(algorithm: string, el: Element, prefixes: string[], drop: Element | null): string {
+  // Exclusive c14n only (SAML Core §5.4.3 recommends it, and every IdP we know signs with it).
+  // Inclusive c14n of a nested element pulls in the namespaces of its ancestors, and implementations
+  // disagree on which: xml-crypto's verifier takes them from the first SignedInfo in the document,
+  // so node-saml refuses an inclusive-c14n Assertion signature inside a signed Response. Where two
+  // verifiers can read one signature two ways, an attacker gets to choose; we accept neither.
+  if (algorithm !== EXC_C14N) throw fail(`canonicalization ${JSON.stringify(algorithm)} is not exclusive c14n without comments`);
   const ancestorNamespaces = inheritedNamespaces(el);
-  if (algorithm === C14N) return new C14n(drop).process(el, { ancestorNamespaces, defaultNsForPrefix: DEFAULT_NS_FOR_PREFIX });
-  if (algorithm !== EXC_C14N) throw fail(`canonicalization ${JSON.stringify(algorithm)} is not c14n or exclusive c14n without comments`);
   if (!prefixes.some((p) => ancestorNamespaces.some((ns) => ns.prefix === p))) {
     // What ExclusiveCanonicalization.process does when no inclusive prefix is bound on an ancestor.
     return new ExcC14n(drop).processInner(el, [], '', DEFAULT_NS_FOR_PREFIX, prefixes);
@@ -149,7 +153,7 @@ function canonicalizeWith(algorithm: string, el: Element, prefixes: string[], dr
 const DEFAULT_NS_FOR_PREFIX = { ds: NS_DSIG };
 
 /**
- * ExcC14n and C14n are xml-crypto's canonicalizers that leave out one node and what it contains:
+ * ExcC14n is xml-crypto's exclusive canonicalizer leaving out one node and what it contains:
  * the enveloped-signature transform applied as the node-set it defines, without copying the element.
  */
 class ExcC14n extends ExclusiveCanonicalization {
@@ -158,16 +162,6 @@ class ExcC14n extends ExclusiveCanonicalization {
   }
 
   override processInner(node: Node, ...rest: [unknown, unknown, unknown, string[]]): string {
-    return node === this.drop ? '' : super.processInner(node, ...rest);
-  }
-}
-
-class C14n extends C14nCanonicalization {
-  constructor(private readonly drop: Node | null) {
-    super();
-  }
-
-  override processInner(node: Node, ...rest: [unknown, unknown, unknown, unknown, Namespace[]?]): string {
     return node === this.drop ? '' : super.processInner(node, ...rest);
   }
 }
@@ -223,6 +217,34 @@ function checkUniqueId(el: Element, id: string): void {
         }
       }
       stack.push(c);
+    }
+  }
+}
+
+/** KEY_INFO_NAMES are the elements a KeyInfo may hold (XML-DSig §4.5, §4.5.2, §4.5.4): names of keys and certificates. */
+const KEY_INFO_NAMES = new Set([
+  'KeyName', 'KeyValue', 'RSAKeyValue', 'Modulus', 'Exponent',
+  'X509Data', 'X509Certificate', 'X509IssuerSerial', 'X509IssuerName', 'X509SerialNumber', 'X509SubjectName', 'X509SKI',
+]);
+
+/**
+ * checkPlainSignature refuses a ds:Signature that holds a comment, processing instruction or CDATA
+ * section anywhere, or a KeyInfo with anything but key and certificate names. None of them is in
+ * what an IdP writes; each is read differently by different verifiers (xml-crypto reads a
+ * DigestValue or SignatureValue up to its first comment, and counts every Transform below the
+ * Signature, KeyInfo included), so a signature that carries one means different things to them.
+ * KeyInfo is not read at all: only the configured certificate counts.
+ */
+function checkPlainSignature(signature: Element): void {
+  const stack: [Node, boolean][] = [[signature, false]];
+  for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
+    const [n, inKeyInfo] = top;
+    for (let c = n.firstChild; c !== null; c = c.nextSibling) {
+      if (c.nodeType === 4 || c.nodeType === 7 || c.nodeType === 8) throw fail(`the Signature holds a ${c.nodeName} node`);
+      if (c.nodeType !== 1) continue;
+      const e = c as Element;
+      if (inKeyInfo && (e.namespaceURI !== NS_DSIG || !KEY_INFO_NAMES.has(e.localName ?? ''))) throw fail(`KeyInfo holds {${e.namespaceURI}}${e.localName}`);
+      stack.push([e, inKeyInfo || isDsig(e, 'KeyInfo')]);
     }
   }
 }

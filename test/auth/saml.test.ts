@@ -1,5 +1,4 @@
 import t, { type Test } from 'tap';
-import { SignedXml } from 'xml-crypto';
 import { EmbeddedStore } from '../../src/sessions/embedded.js';
 import { openStore } from '../../src/sessions/open.js';
 import type { Store } from '../../src/sessions/store.js';
@@ -8,7 +7,7 @@ import { makeSigningPair, startLabIdp, type LabIdpOptions } from '../../src/labi
 import type { LabUser } from '../../src/labidp/users.js';
 import { startRedis } from '../helpers/redis.js';
 import {
-  decode, el, encode, labLogin, mutate, resign, stripSignatures, withDoctype,
+  ALG, ASSERTION_XPATH, decode, el, encode, labLogin, mutate, resign, resignAs as resignWith, stripSignatures, withDoctype, type SignAs,
   xswSameId, xswSiblingAssertion, xswWrappedOriginal, xswWrappedResponse,
 } from '../helpers/saml.js';
 
@@ -157,6 +156,7 @@ t.test('refusals', async (t) => {
     ],
     ['DOCTYPE with an external entity', 'SAML_DOCTYPE', () => craft(withDoctype, { resign: false })],
     ['not XML', 'SAML_MALFORMED', async () => [encode('<samlp:Response'), 'x']],
+    ['a CDATA section after the Response', 'SAML_MALFORMED', () => craft((x) => `${x}<![CDATA[x]]>`, { resign: false })],
     ['an AuthnRequest instead of a Response', 'SAML_MALFORMED', async () => [encode('<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_a"/>'), 'x']],
     ['not base64', 'SAML_MALFORMED', async () => ['%%%', 'x']],
   ];
@@ -210,11 +210,72 @@ t.test('signature wrapping is refused', async (t) => {
   await refused(t, both.sp.validate(encode(xswWrappedResponse(post.xml, 'mallory@lab.example')), post.relayState), 'SAML_SIGNATURE', 'evil Response around the signed one');
 });
 
+t.test('a Signature that verifiers read differently is refused, though its bytes verify', async (t) => {
+  // Each change is outside what the Response digest covers (its own Signature) or leaves the
+  // canonical bytes as they were, so the RSA and digest checks alone would pass. xml-crypto reads
+  // such a signature otherwise (a value up to its first comment, Transforms counted in KeyInfo).
+  const r = await rig(t);
+  const inResponseSignature = (fn: (sig: string) => string) => (xml: string): string => {
+    const start = xml.indexOf('<ds:Signature');
+    const end = xml.indexOf('</ds:Signature>', start) + '</ds:Signature>'.length;
+    return xml.slice(0, start) + fn(xml.slice(start, end)) + xml.slice(end);
+  };
+  const variants: [string, (x: string) => string][] = [
+    ['a comment inside the DigestValue', inResponseSignature((s) => s.replace(/(<ds:DigestValue>[^<]{4})/, '$1<!-- -->'))],
+    ['a comment inside the SignatureValue', inResponseSignature((s) => s.replace(/(<ds:SignatureValue>[^<]{4})/, '$1<!-- -->'))],
+    ['a CDATA section as the SignatureValue', inResponseSignature((s) => s.replace(/<ds:SignatureValue>([^<]*)</, '<ds:SignatureValue><![CDATA[$1]]><'))],
+    ['a processing instruction in the KeyInfo', inResponseSignature((s) => s.replace('<ds:KeyInfo>', '<ds:KeyInfo><?x y?>'))],
+    ['Transforms inside the KeyInfo', inResponseSignature((s) => s.replace('<ds:KeyInfo>', '<ds:KeyInfo><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/></ds:Transforms>'))],
+    ['an empty Signature inside the KeyInfo', inResponseSignature((s) => s.replace('<ds:KeyInfo>', '<ds:KeyInfo><ds:Signature/>'))],
+  ];
+  for (const [name, fn] of variants) {
+    const post = await r.login();
+    const xml = fn(post.xml);
+    t.not(xml, post.xml, `${name}: changed`);
+    await refused(t, r.sp.validate(encode(xml), post.relayState), 'SAML_SIGNATURE', name);
+  }
+});
+
 t.test('a response signed on the Response only is read from the signed Response when assertions need no signature', async (t) => {
   const r = await rig(t, { idp: { signAssertion: false }, sp: { wantAssertionsSigned: false } });
   const post = await r.login();
   t.notMatch(post.xml, /<saml:Assertion[^>]*>.*<ds:Signature/, 'the Assertion carries no signature');
   t.equal((await r.sp.validate(post.samlResponse, post.relayState)).loginName, 'alice@lab.example');
+});
+
+t.test('NameID and attribute values are read exactly as signed, white space included', async (t) => {
+  // Signed again by the IdP's own key: white space around a value is part of what it signed, and
+  // trimming it would let a padded name sign in as the unpadded one.
+  const r = await rig(t);
+  const post = await r.login();
+  const padded = post.xml.replace('>alice@lab.example<', '> alice@lab.example\n<').replace('>Engineering<', '>Engineering <');
+  const xml = resign(padded, signing.keyPem, signing.certPem);
+  const id = await r.sp.validate(encode(xml), post.relayState);
+  t.equal(id.loginName, ' alice@lab.example\n', 'the NameID as signed');
+  t.equal(id.department, 'Engineering ', 'the attribute value as signed');
+  const again = await r.login();
+  const issuer = resign(again.xml.replace(`<saml:Issuer>${r.sp.idp.idpEntityId}</saml:Issuer>`, `<saml:Issuer> ${r.sp.idp.idpEntityId}</saml:Issuer>`), signing.keyPem, signing.certPem);
+  await refused(t, r.sp.validate(encode(issuer), again.relayState), 'SAML_ISSUER', 'an Issuer with white space around it');
+});
+
+t.test('signed shapes that readers read two ways are refused or left out', async (t) => {
+  // Signed by the IdP's own key: only how the signed XML is read can tell.
+  const r = await rig(t);
+  const statement = '</saml:AttributeStatement>';
+  const refusals: [string, (x: string) => string][] = [
+    ['a NameID holding an element', (x) => x.replace('alice@lab.example</saml:NameID>', 'alice@lab.example<x:More xmlns:x="urn:example:more">.evil</x:More></saml:NameID>')],
+    ['an Audience holding an element', (x) => x.replace('</saml:Audience>', '<x:More xmlns:x="urn:example:more"/></saml:Audience>')],
+    ['an Attribute named twice', (x) => x.replace(statement, `<saml:Attribute Name="memberOf"><saml:AttributeValue>admins</saml:AttributeValue></saml:Attribute>${statement}`)],
+  ];
+  for (const [name, fn] of refusals) {
+    const post = await r.login();
+    await refused(t, r.sp.validate(encode(resign(fn(post.xml), signing.keyPem, signing.certPem)), post.relayState), 'SAML_MALFORMED', name);
+  }
+  const post = await r.login();
+  const complex = post.xml.replace('<saml:AttributeValue xsi:type="xs:string">eng</saml:AttributeValue>', '<saml:AttributeValue><x:Group xmlns:x="urn:example:group">admins</x:Group></saml:AttributeValue>');
+  t.not(complex, post.xml);
+  const id = await r.sp.validate(encode(resign(complex, signing.keyPem, signing.certPem)), post.relayState);
+  t.same(id.groups, ['vpn-users'], 'a group value holding an element is no group');
 });
 
 t.test('only signed bytes are read: a comment added inside the NameID after signing changes nothing', async (t) => {
@@ -227,63 +288,22 @@ t.test('only signed bytes are read: a comment added inside the NameID after sign
   t.equal((await r.sp.validate(encode(xml), post.relayState)).loginName, 'alice@lab.example');
 });
 
-/** SignAs chooses the algorithms of one test signature (xml-crypto names). */
-interface SignAs {
-  signature?: string;
-  digest?: string;
-  c14n?: string;
-  prefixes?: string[];
-  /** alsoReference adds a second Reference to this XPath. */
-  alsoReference?: string;
-}
-
-const ALG = {
-  rsaSha1: 'http://www.w3.org/2000/09/xmldsig#rsa-sha1',
-  rsaSha256: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
-  rsaSha512: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha512',
-  sha1: 'http://www.w3.org/2000/09/xmldsig#sha1',
-  sha256: 'http://www.w3.org/2001/04/xmlenc#sha256',
-  sha512: 'http://www.w3.org/2001/04/xmlenc#sha512',
-  excC14n: 'http://www.w3.org/2001/10/xml-exc-c14n#',
-  excC14nComments: 'http://www.w3.org/2001/10/xml-exc-c14n#WithComments',
-  c14n: 'http://www.w3.org/TR/2001/REC-xml-c14n-20010315',
-  enveloped: 'http://www.w3.org/2000/09/xmldsig#enveloped-signature',
-} as const;
-const RESPONSE = "/*[local-name(.)='Response']";
-const ASSERTION = "/*[local-name(.)='Response']/*[local-name(.)='Assertion']";
-
-/** signAs signs the element at xpath with the IdP's key, the way resign does, with other algorithms. */
-function signAs(xml: string, xpath: string, o: SignAs): string {
-  const c14n = o.c14n ?? ALG.excC14n;
-  const sig = new SignedXml({
-    privateKey: signing.keyPem,
-    publicCert: signing.certPem,
-    signatureAlgorithm: o.signature ?? ALG.rsaSha256,
-    canonicalizationAlgorithm: c14n,
-  });
-  const reference = { digestAlgorithm: o.digest ?? ALG.sha256, transforms: [ALG.enveloped, c14n], inclusiveNamespacesPrefixList: o.prefixes ?? [] };
-  sig.addReference({ xpath, ...reference });
-  if (o.alsoReference !== undefined) sig.addReference({ xpath: o.alsoReference, ...reference, transforms: [c14n] });
-  sig.computeSignature(xml, { prefix: 'ds', location: { reference: `${xpath}/*[local-name(.)='Issuer']`, action: 'after' } });
-  return sig.getSignedXml();
-}
-
-t.test('signature algorithms: SHA-256 or better, one Reference, c14n or exclusive c14n without comments', async (t) => {
+t.test('signature algorithms: SHA-256 or better, one Reference, exclusive c14n without comments', async (t) => {
   const r = await rig(t);
-  /** resignAs signs the Assertion as `assertion` says, then the Response as `response` says. */
-  const resignAs = (xml: string, assertion: SignAs, response: SignAs = assertion): string =>
-    signAs(signAs(stripSignatures(xml), ASSERTION, assertion), RESPONSE, response);
+  const resignAs = (xml: string, assertion: SignAs, response: SignAs = assertion): string => resignWith(xml, signing.keyPem, signing.certPem, assertion, response);
   const cases: [string, string | null, (xml: string) => string][] = [
     ['as the lab IdP signs, again', null, (x) => resignAs(x, {})],
     ['RSA-SHA512 with SHA-512 digests', null, (x) => resignAs(x, { signature: ALG.rsaSha512, digest: ALG.sha512 })],
-    ['inclusive c14n', null, (x) => resignAs(x, { c14n: ALG.c14n })],
     // samlp is bound on the Response only, so the Assertion's digest must carry its declaration.
     ['an InclusiveNamespaces prefix bound on the Response', null, (x) => resignAs(x, { prefixes: ['samlp', 'xs'] }, {})],
     ['RSA-SHA1 on the Assertion', 'SAML_SIGNATURE', (x) => resignAs(x, { signature: ALG.rsaSha1 }, {})],
     ['RSA-SHA1 on the Response', 'SAML_SIGNATURE', (x) => resignAs(x, {}, { signature: ALG.rsaSha1 })],
     ['SHA-1 digest', 'SAML_SIGNATURE', (x) => resignAs(x, { digest: ALG.sha1 })],
+    // Inclusive c14n of the Assertion draws in the Response's namespaces, which verifiers read differently.
+    ['inclusive c14n', 'SAML_SIGNATURE', (x) => resignAs(x, { c14n: ALG.c14n })],
+    ['inclusive c14n on the Response only', 'SAML_SIGNATURE', (x) => resignAs(x, {}, { c14n: ALG.c14n })],
     ['c14n with comments', 'SAML_SIGNATURE', (x) => resignAs(x, { c14n: ALG.excC14nComments })],
-    ['a second Reference', 'SAML_SIGNATURE', (x) => resignAs(x, {}, { alsoReference: ASSERTION })],
+    ['a second Reference', 'SAML_SIGNATURE', (x) => resignAs(x, {}, { alsoReference: ASSERTION_XPATH })],
   ];
   for (const [name, code, fn] of cases) {
     const post = await r.login();

@@ -62,9 +62,13 @@ export function encode(xml: string): string {
   return Buffer.from(xml, 'utf8').toString('base64');
 }
 
-/** parse reads XML with xmldom (tests only; the SP's strict parser is in src/auth/samlxml.ts). */
+/**
+ * parse reads XML with xmldom (tests only; the SP's strict parser is in src/auth/samlxml.ts). It
+ * throws on fatal errors only, and keeps quiet about the rest (the fuzzer feeds it broken XML).
+ */
 export function parse(xml: string): Document {
-  return new DOMParser().parseFromString(xml, 'text/xml');
+  const quiet = (): void => {};
+  return new DOMParser({ errorHandler: { warning: quiet, error: quiet } }).parseFromString(xml, 'text/xml');
 }
 
 /** serialize writes a document back to text. */
@@ -101,25 +105,51 @@ export function stripSignatures(xml: string): string {
 /** resign strips all signatures and signs again with keyPem: the Assertion, then the Response. */
 export function resign(xml: string, keyPem: string, certPem: string, what: { response?: boolean; assertion?: boolean } = {}): string {
   let out = stripSignatures(xml);
-  if (what.assertion ?? true) out = sign(out, keyPem, certPem, "/*[local-name(.)='Response']/*[local-name(.)='Assertion']");
-  if (what.response ?? true) out = sign(out, keyPem, certPem, "/*[local-name(.)='Response']");
+  if (what.assertion ?? true) out = signAs(out, ASSERTION_XPATH, keyPem, certPem);
+  if (what.response ?? true) out = signAs(out, RESPONSE_XPATH, keyPem, certPem);
   return out;
 }
 
-function sign(xml: string, keyPem: string, certPem: string, xpath: string): string {
-  const sig = new SignedXml({
-    privateKey: keyPem,
-    publicCert: certPem,
-    signatureAlgorithm: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
-    canonicalizationAlgorithm: 'http://www.w3.org/2001/10/xml-exc-c14n#',
-  });
-  sig.addReference({
-    xpath,
-    digestAlgorithm: 'http://www.w3.org/2001/04/xmlenc#sha256',
-    transforms: ['http://www.w3.org/2000/09/xmldsig#enveloped-signature', 'http://www.w3.org/2001/10/xml-exc-c14n#'],
-  });
+/** ALG names the XML-DSig algorithms tests sign with (xml-crypto takes these URIs). */
+export const ALG = {
+  rsaSha1: 'http://www.w3.org/2000/09/xmldsig#rsa-sha1',
+  rsaSha256: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha256',
+  rsaSha512: 'http://www.w3.org/2001/04/xmldsig-more#rsa-sha512',
+  sha1: 'http://www.w3.org/2000/09/xmldsig#sha1',
+  sha256: 'http://www.w3.org/2001/04/xmlenc#sha256',
+  sha512: 'http://www.w3.org/2001/04/xmlenc#sha512',
+  excC14n: 'http://www.w3.org/2001/10/xml-exc-c14n#',
+  excC14nComments: 'http://www.w3.org/2001/10/xml-exc-c14n#WithComments',
+  c14n: 'http://www.w3.org/TR/2001/REC-xml-c14n-20010315',
+  enveloped: 'http://www.w3.org/2000/09/xmldsig#enveloped-signature',
+} as const;
+export const RESPONSE_XPATH = "/*[local-name(.)='Response']";
+export const ASSERTION_XPATH = "/*[local-name(.)='Response']/*[local-name(.)='Assertion']";
+
+/** SignAs chooses the algorithms of one test signature; unset, they are the lab IdP's (RSA-SHA256, exclusive c14n). */
+export interface SignAs {
+  signature?: string;
+  digest?: string;
+  c14n?: string;
+  prefixes?: string[];
+  /** alsoReference adds a second Reference to this XPath. */
+  alsoReference?: string;
+}
+
+/** signAs signs the element at xpath with keyPem, the signature right after its Issuer. */
+export function signAs(xml: string, xpath: string, keyPem: string, certPem: string, o: SignAs = {}): string {
+  const c14n = o.c14n ?? ALG.excC14n;
+  const sig = new SignedXml({ privateKey: keyPem, publicCert: certPem, signatureAlgorithm: o.signature ?? ALG.rsaSha256, canonicalizationAlgorithm: c14n });
+  const reference = { digestAlgorithm: o.digest ?? ALG.sha256, transforms: [ALG.enveloped, c14n], inclusiveNamespacesPrefixList: o.prefixes ?? [] };
+  sig.addReference({ xpath, ...reference });
+  if (o.alsoReference !== undefined) sig.addReference({ xpath: o.alsoReference, ...reference, transforms: [c14n] });
   sig.computeSignature(xml, { prefix: 'ds', location: { reference: `${xpath}/*[local-name(.)='Issuer']`, action: 'after' } });
   return sig.getSignedXml();
+}
+
+/** resignAs strips all signatures, signs the Assertion as `assertion` says, then the Response as `response` says. */
+export function resignAs(xml: string, keyPem: string, certPem: string, assertion: SignAs, response: SignAs = assertion): string {
+  return signAs(signAs(stripSignatures(xml), ASSERTION_XPATH, keyPem, certPem, assertion), RESPONSE_XPATH, keyPem, certPem, response);
 }
 
 /** evilCopy clones the signed assertion as an attacker would: new ID, another NameID, no signature unless kept. */

@@ -215,6 +215,8 @@ export const configSchema = z
         accessLog: z.string().min(1).default('stdout'),
       })
       .default({ level: 'info', accessLog: 'stdout' }),
+    /** The admin API's client side: where the CLI keeps its token (default: beside the data directory). */
+    admin: z.strictObject({ tokenFile: z.string().min(1).optional() }).default({}),
   })
   .superRefine((c, ctx) => {
     const names = new Map<string, number>();

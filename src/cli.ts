@@ -6,12 +6,12 @@
  *   tollgate check-config FILE            validate a config and print every error
  *   tollgate activate [--config FILE]     ask the running instance to re-read and activate its config
  *   tollgate reauth [--user NAME]         force re-authentication (everyone, or one user)
+ *   tollgate admin token [--name NAME]    create the admin API token the other commands present
  *   tollgate lab-idp [...]                run the lab SAML IdP (not for production)
  */
-import { request } from 'node:http';
 import { parseArgs } from 'node:util';
 import { loadConfig, ConfigError } from './config/load.js';
-import { listenerAddresses } from './runtime.js';
+import { adminCall, adminCommand } from './admin/client.js';
 
 const HELP = `Usage: tollgate <command> [options]
 
@@ -23,6 +23,11 @@ Commands:
   activate [--config FILE]      Tell the running Tollgate (found through FILE's control listener,
                                 or 127.0.0.1:9401) to re-read its config and activate it.
                                 SIGHUP does the same.
+  admin token [--name NAME] [--config FILE] [--print]
+                                Create the admin API token (default name "admin") in the store and write
+                                it, mode 0600, beside the data directory (./data -> ./data.admin-token).
+                                activate, scim token, users, groups and reauth present it (or
+                                TOLLGATE_ADMIN_TOKEN); see "tollgate admin --help".
   scim token --idp ID [--config FILE]
                                 Generate a new SCIM bearer token for IdP ID (its provisioning must be
                                 scim) and print it with the SCIM base URL; the old token stops working.
@@ -62,6 +67,8 @@ async function main(argv: string[]): Promise<number> {
       return listDirectory(cmd, rest);
     case 'reauth':
       return reauth(rest);
+    case 'admin':
+      return adminCommand(rest);
     case 'lab-idp': {
       const { labIdpCommand } = await import('./labidp/standalone.js');
       return labIdpCommand(rest);
@@ -119,38 +126,6 @@ async function checkConfig(args: string[]): Promise<number> {
     process.stderr.write(err instanceof ConfigError ? `${err.message}\n` : `${(err as Error).message}\n`);
     return 1;
   }
-}
-
-/** controlAddress finds the running instance's control listener through a config file (or the default). */
-async function controlAddress(configFile: string | undefined): Promise<{ host: string; port: number }> {
-  if (configFile === undefined) return { host: '127.0.0.1', port: 9401 };
-  const c = listenerAddresses(await loadConfig(configFile)).control;
-  return { host: c.host === '0.0.0.0' ? '127.0.0.1' : c.host === '::' ? '::1' : c.host, port: c.port };
-}
-
-/** adminCall sends one admin API request and parses its JSON answer. */
-async function adminCall(configFile: string | undefined, method: string, path: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  const { host, port } = await controlAddress(configFile);
-  return new Promise((resolve, reject) => {
-    // Ask for JSON: the control app renders errors as plain text otherwise, and `failure` reads `error.code`.
-    const req = request({ host, port, method, path, headers: { accept: 'application/json' }, timeout: 15_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => {
-        if (body.length < 16 << 20) body += c;
-      });
-      res.on('end', () => {
-        try {
-          resolve({ status: res.statusCode ?? 0, body: JSON.parse(body) as Record<string, unknown> });
-        } catch {
-          reject(new Error(`unexpected answer (${res.statusCode}): ${body.slice(0, 500)}`));
-        }
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', (err) => reject(new Error(`cannot reach Tollgate's control listener at ${host}:${port}: ${err.message}`)));
-    req.end();
-  });
 }
 
 /** failure prints an admin API error body. */

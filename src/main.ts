@@ -20,6 +20,7 @@ import { Sessions } from './sessions/session.js';
 import { prepareIdps } from './auth/idps.js';
 import { Directory } from './directory/directory.js';
 import { ScimTokens } from './scim/tokens.js';
+import { AdminTokens } from './admin/tokens.js';
 import { DEFAULT_SCIM_RATE_LIMIT, ScimRateLimiter } from './scim/ratelimit.js';
 import { createScimHandler } from './scim/server.js';
 import { Identifier } from './auth/identify.js';
@@ -115,6 +116,7 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
     },
   });
   const tokens = new ScimTokens(backend);
+  const adminTokens = new AdminTokens(backend);
   const limiter = new ScimRateLimiter(backend, {
     limit: (tenant) => runtime.current.idps.get(tenant.slice(tenant.indexOf('/') + 1))?.config.scimRateLimit ?? DEFAULT_SCIM_RATE_LIMIT,
   });
@@ -162,7 +164,7 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
 
   const identifier = new Identifier(sessions, (err) => log.warn({ err: err.message }, 'surrogate refresh failed'));
   const gateway = new Gateway({ runtime, store, sessions, identifier, directory, log, onLogin: (outcome) => metrics.logins.inc({ outcome }) });
-  const control = createControlApp({ runtime, metrics, store, log, activate, draining: () => draining, scim, directory, tokens, gateway, sessions });
+  const control = createControlApp({ runtime, metrics, store, log, activate, draining: () => draining, scim, directory, tokens, adminTokens, gateway, sessions });
   const proxy = createProxyServer({ runtime, auth: gateway, ownHost: control.ownHost, accessLog, metrics, log, self }, config);
   const controlServer = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000, maxHeaderSize: 16 * 1024 }, control.direct);
   controlServer.keepAliveTimeout = 5000;

@@ -6,6 +6,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ConfigInput } from '../../src/config/schema.js';
+import { validateConfig } from '../../src/config/load.js';
+import { AdminTokens } from '../../src/admin/tokens.js';
+import { openStore } from '../../src/sessions/open.js';
+import { adminTokenName } from './tollgate.js';
 
 const CLI = join(import.meta.dirname, '../../src/cli.ts');
 
@@ -14,6 +18,9 @@ export interface NodeProcess {
   readonly proxyPort: number;
   readonly controlPort: number;
   readonly lines: Record<string, unknown>[];
+  /** An admin API token named after the node, made in its store once it is up, and the headers that present it. */
+  readonly adminToken: string;
+  readonly admin: { readonly authorization: string };
   waitFor(pred: (l: Record<string, unknown>) => boolean, what: string, ms?: number): Promise<Record<string, unknown>>;
   stop(): Promise<void>;
 }
@@ -66,7 +73,10 @@ export async function startNode(dir: string, name: string, config: ConfigInput):
     });
   try {
     const up = await waitFor((l) => l.msg === 'tollgate listening', 'listening');
+    const adminToken = await issueAdminToken(config, adminTokenName(name));
     return {
+      adminToken,
+      admin: { authorization: `Bearer ${adminToken}` },
       proxyPort: Number(String(up.proxy).split(':').pop()),
       controlPort: Number(String(up.control).split(':').pop()),
       lines,
@@ -76,5 +86,15 @@ export async function startNode(dir: string, name: string, config: ConfigInput):
   } catch (err) {
     await stop();
     throw err;
+  }
+}
+
+/** issueAdminToken makes an admin token in the config's store, as `tollgate admin token` does. */
+export async function issueAdminToken(config: ConfigInput, name: string): Promise<string> {
+  const store = await openStore(validateConfig(config).store);
+  try {
+    return await new AdminTokens(store).generate(name);
+  } finally {
+    await store.close();
   }
 }

@@ -14,6 +14,7 @@ import type { ScimTokens } from '../scim/tokens.js';
 import type { Sessions } from '../sessions/session.js';
 import { Audit, type AuditOutcome } from './audit.js';
 import type { AdminGuard } from './guard.js';
+import { scimBaseUrl } from './idps.js';
 
 /** ActivationResult is what an activation reports to the caller. */
 export type ActivationResult = { ok: true; version: number; warnings: string[] } | { ok: false; errors: readonly string[] };
@@ -109,11 +110,24 @@ export function pageOf(req: IncomingMessage): { offset: number; limit: number } 
 
 /** idpParam reads `?idp=` and checks it names a configured IdP (with SCIM on, when asked). */
 export function idpParam(rt: Runtime, req: IncomingMessage, mustBeScim = true): string {
-  const idp = queryParams(req).get('idp') ?? '';
-  const found = rt.idps.get(idp);
-  if (!found) throw new HttpError(404, 'unknown_idp', `No IdP "${idp.slice(0, 64)}" is configured (${[...rt.idps.keys()].join(', ') || 'none'}).`);
-  if (mustBeScim && found.config.provisioning !== 'scim') throw new HttpError(409, 'scim_not_enabled', `IdP "${idp}" uses ${found.config.provisioning} provisioning; set provisioning: scim first.`);
-  return idp;
+  return checkIdp(rt, queryParams(req).get('idp') ?? '', mustBeScim);
+}
+
+/** checkIdp checks that `idp` names a configured IdP (with SCIM on, when asked); 404 or 409 otherwise. */
+export function checkIdp(rt: Runtime, idp: unknown, mustBeScim: boolean): string {
+  const found = typeof idp === 'string' ? rt.idps.get(idp) : undefined;
+  if (!found) throw new HttpError(404, 'unknown_idp', `No IdP "${String(idp).slice(0, 64)}" is configured (${[...rt.idps.keys()].join(', ') || 'none'}).`);
+  if (mustBeScim && found.config.provisioning !== 'scim') throw new HttpError(409, 'scim_not_enabled', `IdP "${found.config.id}" uses ${found.config.provisioning} provisioning; set provisioning: scim first.`);
+  return found.config.id;
+}
+
+/** rotateScimToken makes a new SCIM token for an IdP and answers it (shown once, never logged). */
+export async function rotateScimToken(deps: Pick<AdminDeps, 'tokens' | 'log'>, rt: Runtime, idp: string, req: IncomingMessage, res: ServerResponse): Promise<Done> {
+  const tenant = `${rt.config.orgId}/${idp}`;
+  const token = await deps.tokens.generate(tenant);
+  deps.log.info({ idp }, 'SCIM token generated; the previous one no longer works');
+  sendJson(req, res, 200, { idp, tenant, baseUrl: scimBaseUrl(rt, idp), token });
+  return { target: { idp } };
 }
 
 /**
@@ -130,12 +144,7 @@ export function adminRoutes(deps: AdminDeps): AdminRoutes {
     })
     .change('POST', '/admin/scim/token', 'scim.token.rotate', async (req, res, ctx) => {
       req.resume();
-      const idp = idpParam(ctx.rt, req);
-      const tenant = `${ctx.rt.config.orgId}/${idp}`;
-      const token = await deps.tokens.generate(tenant);
-      deps.log.info({ idp }, 'SCIM token generated; the previous one no longer works');
-      sendJson(req, res, 200, { idp, tenant, baseUrl: `http://scim.${ctx.rt.cloud}/${tenant}/scim`, token });
-      return { target: { idp } };
+      return rotateScimToken(deps, ctx.rt, idpParam(ctx.rt, req), req, res);
     })
     .read('GET', '/admin/users', async (req, res, ctx) => {
       const idp = idpParam(ctx.rt, req, false);

@@ -23,6 +23,7 @@ import type { Sessions } from '../sessions/session.js';
 import { readBody } from '../scim/body.js';
 import { adminRoutes, type ActivationResult } from '../admin/routes.js';
 import { AdminGuard } from '../admin/guard.js';
+import { apiRoutes } from '../admin/api.js';
 import type { AdminTokens } from '../admin/tokens.js';
 
 export type { ActivationResult } from '../admin/routes.js';
@@ -78,7 +79,8 @@ export function createControlApp(deps: ControlDeps): ControlApp {
       sendBody(req, res, 200, deps.metrics.registry.contentType, text, { 'cache-control': 'no-store' });
     });
 
-  const admin = adminRoutes({ guard: new AdminGuard(deps.adminTokens), log: deps.log, activate: deps.activate, directory: deps.directory, tokens: deps.tokens, sessions: deps.sessions });
+  const adminDeps = { guard: new AdminGuard(deps.adminTokens), log: deps.log, activate: deps.activate, directory: deps.directory, tokens: deps.tokens, sessions: deps.sessions };
+  const admin = apiRoutes(adminRoutes(adminDeps), adminDeps);
 
   /** spMetadata serves `/saml/metadata/<idpId>`: the SP metadata to paste into the IdP. */
   function spMetadata(req: IncomingMessage, res: ServerResponse, ctx: RequestCtx): boolean {

@@ -27,13 +27,28 @@ t.teardown(async () => {
 });
 
 /** ENDPOINTS is every admin endpoint, with what it answers a good token and whether it changes state. */
-const ENDPOINTS: [method: string, path: string, ok: number, action: string | null][] = [
+const ENDPOINTS: [method: string, path: string, ok: number, action: string | null, body?: unknown][] = [
   ['GET', '/admin/users?idp=okta', 200, null],
   ['GET', '/admin/groups?idp=okta', 200, null],
   ['POST', '/admin/scim/token?idp=okta', 200, 'scim.token.rotate'],
   ['POST', '/admin/reauth', 200, 'sessions.reauth'],
   ['POST', '/admin/activate', 200, 'config.activate'],
+  ['GET', '/api/users', 200, null],
+  ['GET', '/api/groups', 200, null],
+  ['GET', '/api/sessions', 200, null],
+  ['POST', '/api/sessions/revoke', 200, 'sessions.revoke', { session: 'none' }],
+  ['POST', '/api/reauth', 200, 'sessions.reauth', { everyone: true }],
+  ['GET', '/api/idps', 200, null],
+  ['GET', '/api/idps/metadata?idp=okta', 200, null],
+  ['POST', '/api/idps/scim-token', 200, 'scim.token.rotate', { idp: 'okta' }],
 ];
+
+/** call sends one request to the control listener, with a JSON body when given. */
+async function call(method: string, path: string, headers: Record<string, string>, body?: unknown): Promise<{ status: number; body: string }> {
+  if (body === undefined) return controlCall(tg.controlPort, method, path, headers);
+  const r = await fetch(`http://127.0.0.1:${tg.controlPort}${path}`, { method, headers: { ...headers, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return { status: r.status, body: await r.text() };
+}
 
 const tokens = new AdminTokens(tg.tg.store);
 const revoked = await tokens.generate('gone');
@@ -56,9 +71,9 @@ const WRONG: [name: string, headers: Record<string, string>, code: string][] = [
 ];
 
 t.test('every admin endpoint refuses a call without the current admin token', async (t) => {
-  for (const [method, path] of ENDPOINTS) {
+  for (const [method, path, , , body] of ENDPOINTS) {
     for (const [name, headers, code] of WRONG) {
-      const r = await controlCall(tg.controlPort, method, path, { accept: 'application/json', ...headers });
+      const r = await call(method, path, { accept: 'application/json', ...headers }, body);
       t.equal(r.status, 401, `${method} ${path}: ${name}`);
       t.match(JSON.parse(r.body), { error: { status: 401, code } }, `${method} ${path}: ${name} -> ${code}`);
     }
@@ -68,13 +83,14 @@ t.test('every admin endpoint refuses a call without the current admin token', as
   const none = await fetch(`http://127.0.0.1:${tg.controlPort}/admin/users?idp=okta`);
   t.equal(none.headers.get('www-authenticate'), 'Bearer realm="tollgate-admin"');
   t.equal(tg.tg.runtime.current.version, 1, 'no refused activation ran');
+  t.equal((await call('GET', '/api/nosuch', {})).status, 404, 'an unknown path is a plain 404');
 });
 
 t.test('every admin endpoint answers the right token, also in lower-case "bearer"', async (t) => {
-  for (const [method, path, ok] of ENDPOINTS) {
-    const r = await controlCall(tg.controlPort, method, path, { accept: 'application/json', ...tg.admin });
+  for (const [method, path, ok, , body] of ENDPOINTS) {
+    const r = await call(method, path, { accept: 'application/json', ...tg.admin }, body);
     t.equal(r.status, ok, `${method} ${path}: ${r.body}`);
-    const lower = await controlCall(tg.controlPort, method, path, { accept: 'application/json', authorization: `bearer ${tg.adminToken}` });
+    const lower = await call(method, path, { accept: 'application/json', authorization: `bearer ${tg.adminToken}` }, body);
     t.equal(lower.status, ok, `${method} ${path} (scheme is case-insensitive, RFC 7235 §2.1)`);
   }
 });
@@ -98,6 +114,6 @@ t.test('each state-changing call writes one audit line: who, what, outcome', asy
   t.match(lines[2], { who, action: 'scim.token.rotate', target: { idp: 'nope' }, outcome: 'refused', status: 404, code: 'unknown_idp' });
   // Every call the endpoint table made with a good token is in the log too.
   const all = audit();
-  for (const [, , , action] of ENDPOINTS) if (action !== null) t.ok(all.some((l) => l.action === action && l.who === who && l.outcome === 'ok'), `${action} audited`);
+  for (const [, , , action] of ENDPOINTS) if (action !== null && action !== undefined) t.ok(all.some((l) => l.action === action && l.who === who && l.outcome === 'ok'), `${action} audited`);
   t.notMatch(JSON.stringify(tg.app.lines), good.secret, 'the admin token is never logged');
 });

@@ -6,9 +6,12 @@ import http from 'node:http';
 import { dirname } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { DestinationStream, Logger } from 'pino';
-import { loadConfig, ConfigError, validateConfig } from './config/load.js';
+import { loadConfig, validateConfig, readConfigText, DEFAULT_CONFIG } from './config/load.js';
 import type { Config, ConfigInput } from './config/schema.js';
-import { createControlApp, type ActivationResult } from './control/app.js';
+import { createControlApp } from './control/app.js';
+import { Activator, type ActivationRequest, type ActivationResult } from './activation.js';
+import { Heartbeat } from './admin/nodes.js';
+import { writeFile, rename } from 'node:fs/promises';
 import { createAccessLog, createLogger } from './log.js';
 import { Metrics, timedStore } from './metrics.js';
 import { SelfGuard } from './proxy/dial.js';
@@ -44,7 +47,7 @@ export interface Tollgate {
   readonly runtime: RuntimeRef;
   readonly store: TieredStore;
   readonly log: Logger;
-  activate(): Promise<ActivationResult>;
+  activate(req?: ActivationRequest): Promise<ActivationResult>;
   shutdown(): Promise<void>;
 }
 
@@ -55,42 +58,59 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
   const first = await readFile();
   const log = createLogger(first.logging.level, opts.appLog);
   const lab = first.labIdp?.enabled ? await startEmbeddedLabIdp(first, log) : null;
-  /** readConfig reads the file and, with the lab IdP on and no IdP configured, makes it the default IdP. */
-  const readConfig = async (): Promise<Config> => {
-    const c = await readFile();
+  /** withLab: with the lab IdP on and no IdP configured, the lab IdP is the default IdP. */
+  const withLab = (c: Config): Config => {
     if (lab === null || c.idps.length > 0) return c;
     const idp = { id: 'lab', name: 'Lab IdP (NOT FOR PRODUCTION)', ssoUrl: lab.ssoUrl, certificate: lab.certPath, entityId: lab.entityId, default: true, provisioning: 'jit' as const };
     return validateConfig({ ...c, idps: [idp] }, '(lab IdP)');
   };
-  let config: Config;
   try {
-    config = await readConfig();
+    withLab(first);
   } catch (err) {
     await lab?.close();
     throw err;
   }
-  const accessLog = createAccessLog(opts.accessLog ?? config.logging.accessLog);
-  let version = 1;
   const source = opts.config !== undefined ? '(inline config)' : (opts.configPath ?? '(default config)');
   const baseDir = opts.configPath !== undefined ? dirname(opts.configPath) : process.cwd();
 
-  const backend = await openStore(config.store, { onError: (err: Error) => log.warn({ err: err.message }, 'store connection problem') });
+  const backend = await openStore(first.store, { onError: (err: Error) => log.warn({ err: err.message }, 'store connection problem') });
   let cache: TieredStore | null = null;
   const metrics = new Metrics(() => cache?.stats() ?? { hits: 0, misses: 0 });
   const store = new TieredStore(timedStore(backend, metrics.storeLatency));
   cache = store;
   await store.start?.();
+  // Activation: the file (or inline config) is the node's own text; on Redis the store's active version wins.
+  const activator = new Activator({
+    store: backend,
+    shared: first.store.type === 'redis',
+    log,
+    metrics,
+    source,
+    readOwn: () =>
+      opts.config !== undefined ? Promise.resolve(JSON.stringify(opts.config, null, 2)) : opts.configPath !== undefined ? readConfigText(opts.configPath) : Promise.resolve(JSON.stringify(DEFAULT_CONFIG, null, 2)),
+    prepare: async (c) => {
+      const full = withLab(c);
+      const idps = await prepareIdps(full, { baseDir, store, source });
+      return { config: full, idps: idps.byId, warnings: idps.warnings };
+    },
+    ...(opts.configPath !== undefined ? { writeOwn: (text: string) => replaceFile(opts.configPath!, text) } : {}),
+  });
   let runtime: RuntimeRef;
+  let config: Config;
   try {
-    const idps = await prepareIdps(config, { baseDir, store, source });
-    for (const w of idps.warnings) log.warn({ warning: w }, 'config warning');
-    runtime = new RuntimeRef(buildRuntime(config, version, idps.byId));
+    const boot = await activator.boot();
+    for (const w of boot.prepared.warnings) log.warn({ warning: w }, 'config warning');
+    config = boot.prepared.config;
+    runtime = new RuntimeRef(buildRuntime(config, boot.version, boot.prepared.idps));
+    activator.attach(runtime);
+    await activator.listen();
   } catch (err) {
     await store.close();
     await lab?.close();
     throw err;
   }
-  metrics.configVersion.set(version);
+  const accessLog = createAccessLog(opts.accessLog ?? config.logging.accessLog);
+  metrics.configVersion.set(runtime.current.version);
 
   // The directory and SCIM tokens use the backend directly, not the LRU tier: ScimTokens keeps only
   // verified matches in memory, for at most a second, so a rotated token stops working on every node
@@ -132,39 +152,13 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
   let draining = false;
   const self = new SelfGuard();
 
-  let activating: Promise<ActivationResult> | null = null;
-  const activate = (): Promise<ActivationResult> => {
-    // Two activations at once would race for the version number; the second waits for the first.
-    const run = async (): Promise<ActivationResult> => {
-      try {
-        const next = await readConfig();
-        const idps = await prepareIdps(next, { baseDir, store, source });
-        const warnings: string[] = [...idps.warnings];
-        const cur = runtime.current.config;
-        if (JSON.stringify(next.listeners) !== JSON.stringify(cur.listeners)) warnings.push('listeners changed: restart to apply');
-        if (JSON.stringify(next.store) !== JSON.stringify(cur.store)) warnings.push('store changed: restart to apply');
-        if (JSON.stringify(next.limits) !== JSON.stringify(cur.limits)) warnings.push('limits: header size and header timeout apply after a restart');
-        const rt = buildRuntime(next, ++version, idps.byId);
-        runtime.swap(rt);
-        metrics.activations.inc({ outcome: 'ok' });
-        metrics.configVersion.set(rt.version);
-        log.info({ version: rt.version, warnings }, 'config activated');
-        return { ok: true, version: rt.version, warnings };
-      } catch (err) {
-        const errors = err instanceof ConfigError ? [...err.errors] : [(err as Error).message];
-        metrics.activations.inc({ outcome: 'failed' });
-        log.error({ errors, source: err instanceof ConfigError ? err.source : undefined }, 'activation failed; the previous config keeps running');
-        return { ok: false, errors };
-      }
-    };
-    const p = (activating ?? Promise.resolve()).then(run, run);
-    activating = p;
-    return p;
-  };
+  const activate = (req: ActivationRequest = { who: 'signal', source: 'file' }): Promise<ActivationResult> => activator.activate(req);
+  const configProblem = (): string | null =>
+    activator.failed === null ? null : `config v${activator.failed.version} cannot be built here; running v${runtime.current.version}: ${activator.failed.errors.join('; ')}`;
 
   const identifier = new Identifier(sessions, (err) => log.warn({ err: err.message }, 'surrogate refresh failed'));
   const gateway = new Gateway({ runtime, store, sessions, identifier, directory, log, onLogin: (outcome) => metrics.logins.inc({ outcome }) });
-  const control = createControlApp({ runtime, metrics, store, log, activate, draining: () => draining, scim, directory, tokens, adminTokens, gateway, sessions });
+  const control = createControlApp({ runtime, metrics, store, log, activate, activator, configProblem, draining: () => draining, scim, directory, tokens, adminTokens, gateway, sessions });
   const proxy = createProxyServer({ runtime, auth: gateway, ownHost: control.ownHost, accessLog, metrics, log, self }, config);
   const controlServer = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000, maxHeaderSize: 16 * 1024 }, control.direct);
   controlServer.keepAliveTimeout = 5000;
@@ -185,6 +179,9 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
   const controlAddress = controlServer.address() as AddressInfo;
   self.add(proxyAddress.address, proxyAddress.port);
   self.add(controlAddress.address, controlAddress.port);
+  const heartbeat = new Heartbeat({ store: backend, runtime, metrics, activator, log, proxy: `${proxyAddress.address}:${proxyAddress.port}`, control: `${controlAddress.address}:${controlAddress.port}` });
+  heartbeat.start();
+  activator.beat = () => heartbeat.beat();
   log.info(
     { proxy: `${proxyAddress.address}:${proxyAddress.port}`, control: `${controlAddress.address}:${controlAddress.port}`, store: store.kind, node: runtime.current.nodeName },
     'tollgate listening',
@@ -206,6 +203,8 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
         controlServer.closeIdleConnections();
         await Promise.all([proxy.shutdown(grace), new Promise<void>((r) => controlServer.close(() => r()))]);
         controlServer.closeAllConnections();
+        await heartbeat.stop();
+        await activator.close();
         await store.close();
         await lab?.close();
         accessLog.flush();
@@ -214,6 +213,13 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
       return closing;
     },
   };
+}
+
+/** replaceFile writes a file through a temporary one and a rename, so a reader never sees half of it. */
+async function replaceFile(path: string, text: string): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, text, { mode: 0o600 });
+  await rename(tmp, path);
 }
 
 /** startEmbeddedLabIdp runs the lab IdP inside this process for the config's cloud (NOT FOR PRODUCTION). */

@@ -14,10 +14,9 @@ import type { ScimTokens } from '../scim/tokens.js';
 import type { Sessions } from '../sessions/session.js';
 import { Audit, type AuditOutcome } from './audit.js';
 import type { AdminGuard } from './guard.js';
+import type { ActivationRequest, ActivationResult, Activator } from '../activation.js';
 import { scimBaseUrl } from './idps.js';
 
-/** ActivationResult is what an activation reports to the caller. */
-export type ActivationResult = { ok: true; version: number; warnings: string[] } | { ok: false; errors: readonly string[] };
 
 /** AdminCtx is what an admin route needs of one request: the runtime snapshot and the peer. */
 export interface AdminCtx {
@@ -29,7 +28,8 @@ export interface AdminCtx {
 export interface AdminDeps {
   readonly guard: AdminGuard;
   readonly log: Logger;
-  readonly activate: () => Promise<ActivationResult>;
+  readonly activate: (req: ActivationRequest) => Promise<ActivationResult>;
+  readonly activator: Activator;
   readonly directory: Directory;
   readonly tokens: ScimTokens;
   readonly sessions: Sessions;
@@ -136,9 +136,9 @@ export async function rotateScimToken(deps: Pick<AdminDeps, 'tokens' | 'log'>, r
  */
 export function adminRoutes(deps: AdminDeps): AdminRoutes {
   return new AdminRoutes(deps.guard, deps.log)
-    .change('POST', '/admin/activate', 'config.activate', async (req, res) => {
+    .change('POST', '/admin/activate', 'config.activate', async (req, res, _ctx, who) => {
       req.resume();
-      const r = await deps.activate();
+      const r = await deps.activate({ who, source: 'file' });
       sendJson(req, res, r.ok ? 200 : 422, r);
       return r.ok ? { detail: { version: r.version } } : { outcome: 'failed', status: 422, detail: { errors: r.errors.length } };
     })

@@ -21,12 +21,14 @@ import { CLEAR_COOKIE, csrfToken, sameBytes, type Gateway } from '../auth/gatewa
 import { isNavigation } from '../auth/identify.js';
 import type { Sessions } from '../sessions/session.js';
 import { readBody } from '../scim/body.js';
-import { adminRoutes, type ActivationResult } from '../admin/routes.js';
+import { adminRoutes } from '../admin/routes.js';
+import type { ActivationRequest, ActivationResult, Activator } from '../activation.js';
 import { AdminGuard } from '../admin/guard.js';
 import { apiRoutes } from '../admin/api.js';
+import { configRoutes } from '../admin/config.js';
 import type { AdminTokens } from '../admin/tokens.js';
 
-export type { ActivationResult } from '../admin/routes.js';
+export type { ActivationResult } from '../activation.js';
 
 /** ControlDeps is what the control-plane app is given. */
 export interface ControlDeps {
@@ -34,7 +36,10 @@ export interface ControlDeps {
   readonly metrics: Metrics;
   readonly store: Store;
   readonly log: Logger;
-  readonly activate: () => Promise<ActivationResult>;
+  readonly activate: (req: ActivationRequest) => Promise<ActivationResult>;
+  readonly activator: Activator;
+  /** configProblem says why this node runs an older config than the active one (readyz turns 503); null when it does not. */
+  readonly configProblem: () => string | null;
   /** Whether shutdown has begun (readyz turns 503 so balancers drain us). */
   readonly draining: () => boolean;
   readonly scim: ScimHandler;
@@ -66,6 +71,8 @@ export function createControlApp(deps: ControlDeps): ControlApp {
     .on('GET', '/healthz', (req, res) => sendBody(req, res, 200, 'text/plain; charset=utf-8', 'ok\n', { 'cache-control': 'no-store' }))
     .on('GET', '/readyz', async (req, res, ctx) => {
       if (deps.draining()) throw new HttpError(503, 'draining', 'Shutting down.');
+      const behind = deps.configProblem();
+      if (behind !== null) throw new HttpError(503, 'config_not_applied', behind);
       try {
         await deps.store.ping();
       } catch (err) {
@@ -79,8 +86,8 @@ export function createControlApp(deps: ControlDeps): ControlApp {
       sendBody(req, res, 200, deps.metrics.registry.contentType, text, { 'cache-control': 'no-store' });
     });
 
-  const adminDeps = { guard: new AdminGuard(deps.adminTokens), log: deps.log, activate: deps.activate, directory: deps.directory, tokens: deps.tokens, sessions: deps.sessions };
-  const admin = apiRoutes(adminRoutes(adminDeps), adminDeps);
+  const adminDeps = { guard: new AdminGuard(deps.adminTokens), log: deps.log, activate: deps.activate, activator: deps.activator, directory: deps.directory, tokens: deps.tokens, sessions: deps.sessions };
+  const admin = configRoutes(apiRoutes(adminRoutes(adminDeps), adminDeps), adminDeps);
 
   /** spMetadata serves `/saml/metadata/<idpId>`: the SP metadata to paste into the IdP. */
   function spMetadata(req: IncomingMessage, res: ServerResponse, ctx: RequestCtx): boolean {

@@ -6,40 +6,24 @@
  *   browser -> node A (sign-in) ... admin -> node A POST /api/sessions/revoke -> Redis -> node B drops it
  */
 import t, { type Test } from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { ConfigInput } from '../../src/config/schema.js';
-import { FlowClient, startLabIdpFixture } from '../helpers/flow.js';
-import { startNode, type NodeProcess } from '../helpers/node.js';
-import { startOrigin } from '../helpers/origin.js';
-import { startRedis, until } from '../helpers/redis.js';
+import { FlowClient } from '../helpers/flow.js';
+import { startNode, startRedisLab, type NodeProcess } from '../helpers/node.js';
+import { until } from '../helpers/redis.js';
 
 t.setTimeout(120_000);
 
-const dir = mkdtempSync(join(tmpdir(), 'tollgate-admin-sessions-'));
-const redis = await startRedis();
-const origin = await startOrigin();
-const lab = await startLabIdpFixture({ id: 'lab' });
-const config: ConfigInput = {
-  store: { type: 'redis', url: redis.url },
-  logging: { level: 'info', accessLog: join(dir, 'access.log') },
-  limits: { shutdownGraceMs: 1000 },
+const rl = await startRedisLab('admin-sessions');
+const { dir, origin } = rl;
+const config = rl.config({
   locations: [
     { name: 'HQ', ips: ['127.0.0.16/29'], enforceAuthentication: true },
     { name: 'Branch', ips: ['127.0.0.24/29'], enforceAuthentication: true },
   ],
   hosts: { 'www.origin-a.test': '127.0.0.1' },
-  idps: [lab.config({ domains: ['example.com'] })],
-};
+});
 const a = await startNode(dir, 'node-a', config);
 const b = await startNode(dir, 'node-b', config);
-t.teardown(async () => {
-  await Promise.all([a.stop(), b.stop()]);
-  await Promise.all([lab.close(), origin.close()]);
-  await redis.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
+t.teardown(() => rl.close([a, b]));
 
 const site = `http://www.origin-a.test:${origin.port}/hello`;
 

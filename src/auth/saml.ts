@@ -123,8 +123,8 @@ export class SamlSp {
   private readonly requestTtlMs: number;
   private readonly saml: SAML;
   private readonly expect: Expect;
-  /** idpKey is the public key of the configured IdP certificate, the only key a signature may verify with. */
-  private readonly idpKey: KeyObject;
+  /** idpKeys are the public keys of the configured IdP certificates (two during a rollover), the only keys a signature may verify with. */
+  private readonly idpKeys: readonly KeyObject[];
 
   constructor(opts: SamlSpOptions) {
     const idp = opts.idp;
@@ -135,13 +135,13 @@ export class SamlSp {
     this.acsUrl = opts.acsUrl ?? defaultAcsUrl(opts.cloud);
     this.requestTtlMs = opts.requestTtlMs ?? 10 * 60_000;
     this.expect = { idpEntityId: idp.idpEntityId, spEntityId: this.entityId, acsUrl: this.acsUrl, skewMs: idp.clockSkewMs };
-    this.idpKey = idpPublicKey(idp);
+    this.idpKeys = idpPublicKeys(idp);
     // node-saml only builds AuthnRequests and metadata here; it validates no response.
     this.saml = new SAML({
       callbackUrl: this.acsUrl,
       entryPoint: idp.ssoUrl,
       issuer: this.entityId,
-      idpCert: idp.idpCertPem,
+      idpCert: idp.idpCertPem.includes('-----BEGIN ') ? idp.idpCertPem.split(/(?<=-----END CERTIFICATE-----)/).map((p) => p.trim()).filter((p) => p !== '') : idp.idpCertPem,
       identifierFormat: NAMEID_EMAIL,
       // node-saml defaults to signing requests with sha1, which is too weak.
       signatureAlgorithm: 'sha256',
@@ -255,8 +255,8 @@ export class SamlSp {
   private verifiedAssertion(root: Element, env: ResponseEnvelope): Element {
     const assertion = env.assertions[0];
     if (assertion === undefined || env.assertions.length !== 1) throw new SamlError('SAML_MALFORMED', 'the Response does not carry one Assertion');
-    const responseXml = env.signed ? verifyEnvelopedSignature(root, this.idpKey) : null;
-    const assertionXml = children(assertion, NS_DSIG, 'Signature').length > 0 ? verifyEnvelopedSignature(assertion, this.idpKey) : null;
+    const responseXml = env.signed ? verifyEnvelopedSignature(root, this.idpKeys) : null;
+    const assertionXml = children(assertion, NS_DSIG, 'Signature').length > 0 ? verifyEnvelopedSignature(assertion, this.idpKeys) : null;
     const signedXml = assertionXml ?? responseXml;
     if (signedXml === null) throw new SamlError('SAML_UNSIGNED', 'neither the Response nor the Assertion is signed');
     const signed = parseSamlXml(signedXml).documentElement;
@@ -271,16 +271,16 @@ export class SamlSp {
 }
 
 /**
- * idpPublicKey reads the configured certificate once, at activation: PEM, or bare base64 as node-saml
- * also takes it.
+ * idpPublicKeys reads the configured certificates once, at activation: PEM (one block or several, as
+ * during a rollover), or one bare base64 certificate as node-saml also takes it.
  */
-function idpPublicKey(idp: IdpSettings): KeyObject {
+function idpPublicKeys(idp: IdpSettings): KeyObject[] {
   const text = idp.idpCertPem.trim();
-  const pem = text.includes('-----BEGIN ')
-    ? text
-    : `-----BEGIN CERTIFICATE-----\n${(text.replace(/\s+/g, '').match(/.{1,64}/g) ?? []).join('\n')}\n-----END CERTIFICATE-----\n`;
+  const pems = text.includes('-----BEGIN ')
+    ? (text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [text])
+    : [`-----BEGIN CERTIFICATE-----\n${(text.replace(/\s+/g, '').match(/.{1,64}/g) ?? []).join('\n')}\n-----END CERTIFICATE-----\n`];
   try {
-    return createPublicKey(pem);
+    return pems.map((pem) => createPublicKey(pem));
   } catch (err) {
     throw new Error(`IdP ${idp.id}: the IdP certificate could not be read`, { cause: err });
   }

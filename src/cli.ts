@@ -11,7 +11,7 @@
  */
 import { parseArgs } from 'node:util';
 import { loadConfig, ConfigError } from './config/load.js';
-import { adminCall, adminCommand } from './admin/client.js';
+import { adminCall, adminCommand, failure, idpCommand } from './admin/client.js';
 
 const HELP = `Usage: tollgate <command> [options]
 
@@ -28,6 +28,10 @@ Commands:
                                 it, mode 0600, beside the data directory (./data -> ./data.admin-token).
                                 activate, scim token, users, groups and reauth present it (or
                                 TOLLGATE_ADMIN_TOKEN); see "tollgate admin --help".
+  idp import --metadata FILE --id ID [--domains a.com,b.com] [--stage]
+                                Read an IdP's SAML metadata, write its signing certificates to
+                                certs/ID.pem and print the "idps:" entry (or stage it in the running
+                                node's draft); see "tollgate idp --help".
   scim token --idp ID [--config FILE]
                                 Generate a new SCIM bearer token for IdP ID (its provisioning must be
                                 scim) and print it with the SCIM base URL; the old token stops working.
@@ -69,6 +73,8 @@ async function main(argv: string[]): Promise<number> {
       return reauth(rest);
     case 'admin':
       return adminCommand(rest);
+    case 'idp':
+      return idpCommand(rest);
     case 'lab-idp': {
       const { labIdpCommand } = await import('./labidp/standalone.js');
       return labIdpCommand(rest);
@@ -126,13 +132,6 @@ async function checkConfig(args: string[]): Promise<number> {
     process.stderr.write(err instanceof ConfigError ? `${err.message}\n` : `${(err as Error).message}\n`);
     return 1;
   }
-}
-
-/** failure prints an admin API error body. */
-function failure(r: { status: number; body: Record<string, unknown> }): number {
-  const e = r.body.error as { message?: string; code?: string } | undefined;
-  process.stderr.write(`failed (${r.status}${e?.code ? `, ${e.code}` : ''}): ${e?.message ?? JSON.stringify(r.body)}\n`);
-  return 1;
 }
 
 async function activate(args: string[]): Promise<number> {

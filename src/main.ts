@@ -3,7 +3,7 @@
  * the data plane and the control plane together, and owns activation and shutdown.
  */
 import http from 'node:http';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import type { DestinationStream, Logger } from 'pino';
 import { loadConfig, validateConfig, readConfigText, DEFAULT_CONFIG } from './config/load.js';
@@ -158,7 +158,7 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
 
   const identifier = new Identifier(sessions, (err) => log.warn({ err: err.message }, 'surrogate refresh failed'));
   const gateway = new Gateway({ runtime, store, sessions, identifier, directory, log, onLogin: (outcome) => metrics.logins.inc({ outcome }) });
-  const control = createControlApp({ runtime, metrics, store, log, activate, activator, configProblem, draining: () => draining, scim, directory, tokens, adminTokens, gateway, sessions });
+  const control = createControlApp({ runtime, metrics, store, log, activate, activator, configProblem, certsDir: join(baseDir, 'certs'), draining: () => draining, scim, directory, tokens, adminTokens, gateway, sessions });
   const proxy = createProxyServer({ runtime, auth: gateway, ownHost: control.ownHost, accessLog, metrics, log, self }, config);
   const controlServer = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000, maxHeaderSize: 16 * 1024 }, control.direct);
   controlServer.keepAliveTimeout = 5000;

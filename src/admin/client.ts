@@ -5,12 +5,15 @@
  *   tollgate admin token --config FILE -> opens FILE's store -> AdminTokens.generate -> token file (0600)
  *   tollgate users --config FILE       -> token file (or TOLLGATE_ADMIN_TOKEN) -> Authorization: Bearer -> control listener
  */
+import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { stringify } from 'yaml';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { listenerAddresses } from '../runtime.js';
 import { openStore } from '../sessions/open.js';
+import { checkImportOptions, idpEntry, MetadataError, readIdpMetadata, writeCertificates } from './idpimport.js';
 import { adminTokenFile, AdminTokens, DEFAULT_ADMIN_TOKEN_NAME, readTokenFile, writeTokenFile } from './tokens.js';
 
 /** AdminReply is one admin API answer, parsed. */
@@ -35,13 +38,14 @@ function presentedToken(c: Config): string {
  * adminCall sends one admin API request with the admin token and parses its JSON answer. It rejects
  * with a message fit for the terminal when the token or the node cannot be reached.
  */
-export async function adminCall(configFile: string | undefined, method: string, path: string): Promise<AdminReply> {
+export async function adminCall(configFile: string | undefined, method: string, path: string, body?: unknown): Promise<AdminReply> {
   const config = await loadConfig(configFile);
   const token = presentedToken(config);
   const { host, port } = controlAddress(config);
   return new Promise((resolve, reject) => {
     // Ask for JSON: the control app renders errors as plain text otherwise, and `failure` reads `error.code`.
-    const headers = { accept: 'application/json', authorization: `Bearer ${token}` };
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const headers = { accept: 'application/json', authorization: `Bearer ${token}`, ...(payload !== undefined ? { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) } : {}) };
     const req = request({ host, port, method, path, headers, timeout: 15_000 }, (res) => {
       let body = '';
       res.setEncoding('utf8');
@@ -58,8 +62,73 @@ export async function adminCall(configFile: string | undefined, method: string, 
     });
     req.on('timeout', () => req.destroy(new Error('timed out')));
     req.on('error', (err) => reject(new Error(`cannot reach Tollgate's control listener at ${host}:${port}: ${err.message}`)));
-    req.end();
+    req.end(payload);
   });
+}
+
+const IDP_HELP = `Usage: tollgate idp import --metadata FILE --id ID [--domains a.com,b.com] [--name NAME]
+                           [--certs DIR] [--stage] [--config FILE]
+
+Read an IdP's SAML metadata (Okta, Entra ID, any SAML 2.0 IdP): its entity ID, the SSO URL of the
+HTTP-Redirect binding, every signing certificate (two during a key rollover) and its NameID formats.
+It writes the certificates to DIR/ID.pem (default ./certs) and prints the "idps:" entry to paste.
+With --stage the running node does it instead: the certificates go to certs/ beside its config file
+and the entry is staged in the draft (see GET /api/config/diff, then POST /api/activate).
+`;
+
+/** idpCommand runs `tollgate idp import ...`. */
+export async function idpCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string', short: 'c' },
+      metadata: { type: 'string' },
+      id: { type: 'string' },
+      domains: { type: 'string' },
+      name: { type: 'string' },
+      certs: { type: 'string' },
+      stage: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    allowPositionals: true,
+  });
+  if (values.help) {
+    process.stdout.write(IDP_HELP);
+    return 0;
+  }
+  if (positionals[0] !== 'import' || positionals.length !== 1 || values.metadata === undefined || values.id === undefined) {
+    process.stderr.write(`tollgate idp: import needs --metadata FILE and --id ID\n\n${IDP_HELP}`);
+    return 2;
+  }
+  const domains = values.domains === undefined ? [] : values.domains.split(',').map((d) => d.trim()).filter((d) => d !== '');
+  try {
+    const opts = checkImportOptions(values.id, domains, values.name);
+    const xml = readFileSync(values.metadata, 'utf8');
+    if (values.stage) {
+      const r = await adminCall(values.config, 'POST', '/api/idps/import', { ...opts, metadata: xml });
+      if (r.status !== 200) return failure(r);
+      const errors = (r.body.errors as string[]) ?? [];
+      process.stdout.write(`staged IdP "${opts.id}" in the draft${errors.length > 0 ? `; activation would refuse it as it stands:\n${errors.map((e) => `  ${e}\n`).join('')}` : '; activate it with POST /api/activate\n'}`);
+      return 0;
+    }
+    const meta = readIdpMetadata(xml);
+    const file = writeCertificates(values.certs ?? 'certs', opts.id, meta);
+    const lines = meta.certificates.map((c) => `# signing certificate: ${c.subject}, expires ${c.notAfter.toISOString()}, SHA-256 ${c.fingerprintSha256}`);
+    lines.push(`# NameID formats: ${meta.nameIdFormats.join(', ') || '(none listed)'}`);
+    process.stdout.write(`${lines.join('\n')}\n${stringify({ idps: [idpEntry(meta, opts, file)] })}`);
+    process.stderr.write(`wrote ${meta.certificates.length} certificate(s) to ${file}\n`);
+    return 0;
+  } catch (err) {
+    process.stderr.write(`tollgate idp import: ${err instanceof MetadataError ? `${err.code}: ` : ''}${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+/** failure prints an admin API error body. */
+export function failure(r: AdminReply): number {
+  const e = r.body.error as { message?: string; code?: string } | undefined;
+  process.stderr.write(`failed (${r.status}${e?.code ? `, ${e.code}` : ''}): ${e?.message ?? JSON.stringify(r.body)}\n`);
+  return 1;
 }
 
 const ADMIN_HELP = `Usage: tollgate admin token [--name NAME] [--config FILE] [--print]

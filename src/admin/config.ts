@@ -10,6 +10,7 @@
  *   POST   /api/activate                activate the draft: every error with its path, or the new version
  *   GET    /api/config/history?limit=N  the last N activated versions, newest first, with who activated each
  *   POST   /api/config/rollback         {"version": n}: activate version n's text again, as a new version
+ *   POST   /api/idps/import             {"id", "metadata", "domains"?, "name"?}: an IdP from its metadata, staged
  *   GET    /api/nodes                   every node's heartbeat: versions, start time, counts, a config it could not build
  *
  * Staging changes nothing that runs. A draft is parsed when saved (a syntax error is refused) and
@@ -25,6 +26,7 @@ import { HttpError } from '../http/errors.js';
 import { readBody } from '../scim/body.js';
 import { ScimError } from '../scim/errors.js';
 import { readJson } from './api.js';
+import { checkImportOptions, idpEntry, MetadataError, readIdpMetadata, writeCertificates, type IdpMetadata } from './idpimport.js';
 import { type AdminDeps, type AdminRoutes, queryParams, sendJson } from './routes.js';
 
 /** MAX_CONFIG_BODY bounds a staged document. */
@@ -143,6 +145,26 @@ export function configRoutes(routes: AdminRoutes, deps: AdminDeps): AdminRoutes 
       const r = await deps.activate({ text: rec.text, who, source: 'rollback', rolledBackFrom: v });
       sendJson(req, res, r.ok ? 200 : 422, r);
       return r.ok ? { target: { version: v }, detail: { version: r.version } } : { target: { version: v }, outcome: 'failed', status: 422, detail: { errors: r.errors.length } };
+    })
+    .change('POST', '/api/idps/import', 'idp.import', async (req, res, _ctx, who) => {
+      const body = await readJson(req, 1024 * 1024);
+      const opts = checkImportOptions(body.id, body.domains, body.name);
+      if (typeof body.metadata !== 'string') throw new HttpError(400, 'bad_request', 'metadata must be the IdP metadata XML, as a string.');
+      let meta: IdpMetadata;
+      try {
+        meta = readIdpMetadata(body.metadata);
+      } catch (err) {
+        if (err instanceof MetadataError) throw new HttpError(400, err.code, err.message);
+        throw err;
+      }
+      writeCertificates(deps.certsDir, opts.id, meta);
+      const entry = idpEntry(meta, opts, `certs/${opts.id}.pem`);
+      const base = (await versions.draft())?.text ?? (await activeText()).text;
+      const current = (parseOrRefuse(base, 'draft') as { idps?: { id?: unknown }[] } | null)?.idps ?? [];
+      const idps = [...current.filter((p) => p.id !== opts.id), entry];
+      const r = await stage(withSection(base, 'idps', idps), who);
+      sendJson(req, res, 200, { entry, nameIdFormats: meta.nameIdFormats, certificates: meta.certificates.map((c) => ({ subject: c.subject, notAfter: c.notAfter.toISOString(), fingerprintSha256: c.fingerprintSha256 })), ...r });
+      return { target: { idp: opts.id }, detail: { certificates: meta.certificates.length, errors: r.errors.length } };
     })
     .read('GET', '/api/nodes', async (req, res) => {
       sendJson(req, res, 200, { nodes: await deps.activator.nodes() });

@@ -30,6 +30,8 @@ export interface AdminDeps {
   readonly log: Logger;
   readonly activate: (req: ActivationRequest) => Promise<ActivationResult>;
   readonly activator: Activator;
+  /** certsDir is where an IdP metadata import writes certificates (`certs/` beside the config file). */
+  readonly certsDir: string;
   readonly directory: Directory;
   readonly tokens: ScimTokens;
   readonly sessions: Sessions;

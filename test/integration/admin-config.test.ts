@@ -12,6 +12,8 @@ import { parse } from 'yaml';
 import { AdminTokens } from '../../src/admin/tokens.js';
 import { withSection } from '../../src/admin/config.js';
 import { startTollgate } from '../../src/main.js';
+import { makeSigningPair } from '../../src/labidp/idp.js';
+import { labIdpMetadataXml } from '../../src/labidp/metadata.js';
 import { startOrigin } from '../helpers/origin.js';
 import { LogSink, viaProxy } from '../helpers/tollgate.js';
 
@@ -154,4 +156,26 @@ t.test('withSection replaces one section and keeps the rest', async (t) => {
   t.equal(withSection(text, 'locations', [{ name: 'x', ips: ['10.0.0.0/8'] }]), '# top\ncloud: a.test # the cloud\nlocations:\n  - name: x\n    ips:\n      - 10.0.0.0/8\n');
   t.same(parse(withSection(text, 'cloud', null)), { locations: [] }, 'null removes a section (back to its default)');
   t.match(parse(withSection('{"cloud": "a.test"}', 'orgId', 'acme')), { cloud: 'a.test', orgId: 'acme' }, 'a JSON document too');
+});
+
+t.test('an IdP imported from its metadata through the API is staged, then activated with its certificates', async (t) => {
+  const one = makeSigningPair('Imported one');
+  const two = makeSigningPair('Imported two');
+  const xml = labIdpMetadataXml({ entityId: 'urn:imported', ssoUrl: 'https://imported.test/sso', certPem: one.certPem }).replace(
+    '<md:NameIDFormat>',
+    `<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>${two.certPem.replace(/-----[A-Z ]+-----|\s+/g, '')}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:NameIDFormat>`,
+  );
+  const r = await api('POST', '/api/idps/import', { id: 'imported', name: 'Imported IdP', metadata: xml });
+  t.equal(r.status, 200, JSON.stringify(r.body));
+  t.same(r.body.entry, { id: 'imported', name: 'Imported IdP', ssoUrl: 'https://imported.test/sso', certificate: 'certs/imported.pem', entityId: 'urn:imported', default: true });
+  t.same(r.body.errors, []);
+  t.equal(r.body.certificates.length, 2);
+  t.equal((readFileSync(join(dir, 'certs', 'imported.pem'), 'utf8').match(/BEGIN CERTIFICATE/g) ?? []).length, 2, 'written under certs/ beside the config file');
+  t.equal(tg.runtime.current.idps.size, 0, 'staged, not live');
+  t.match((await api('GET', '/api/config/diff')).body.diff, /^\+ {4}entityId: urn:imported$/m);
+  const on = await api('POST', '/api/activate');
+  t.equal(on.status, 200, JSON.stringify(on.body));
+  t.equal(tg.runtime.current.idps.get('imported')?.certificates.length, 2, 'live with both certificates');
+  t.match(await api('POST', '/api/idps/import', { id: 'x', metadata: '<nope' }), { status: 400, body: { error: { code: 'METADATA_NOT_XML' } } });
+  t.match(await api('POST', '/api/idps/import', { id: 'bad id!', metadata: xml }), { status: 400, body: { error: { code: 'bad_request' } } });
 });

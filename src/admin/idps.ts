@@ -2,7 +2,7 @@
  * idps: what the admin needs to know about each IdP, as ZIA's IdP page shows it: the SP metadata to
  * paste into the IdP, the SCIM base URL and when its token was made, and the certificate's expiry.
  */
-import { EXPIRY_WARNING_MS } from '../auth/certificate.js';
+import { EXPIRY_WARNING_MS, type IdpCertificate } from '../auth/certificate.js';
 import type { Runtime } from '../runtime.js';
 import type { ScimTokens } from '../scim/tokens.js';
 
@@ -19,24 +19,40 @@ export interface IdpView {
   readonly sp: { readonly entityId: string; readonly acsUrl: string; readonly metadataUrl: string };
   /** SCIM: the base URL, the tenant ("Zscaler ID") and when its token was made (null: none yet). */
   readonly scim: { readonly baseUrl: string; readonly tenant: string; readonly tokenCreatedAt: string | null } | null;
-  readonly certificate: {
-    readonly subject: string;
-    readonly fingerprintSha256: string;
-    readonly notBefore: string;
-    readonly notAfter: string;
-    readonly daysLeft: number;
-    /** expiring: within the 30 days in which activation already warns. */
-    readonly expiring: boolean;
+  /** certificate is the first signing certificate; certificates all of them (two during a rollover). */
+  readonly certificate: CertificateView;
+  readonly certificates: readonly CertificateView[];
+}
+
+/** CertificateView is one signing certificate and how long it has left. */
+export interface CertificateView {
+  readonly subject: string;
+  readonly fingerprintSha256: string;
+  readonly notBefore: string;
+  readonly notAfter: string;
+  readonly daysLeft: number;
+  /** expiring: within the 30 days in which activation already warns. */
+  readonly expiring: boolean;
+}
+
+function certificateView(cert: IdpCertificate, now: number): CertificateView {
+  const left = cert.notAfter.getTime() - now;
+  return {
+    subject: cert.subject,
+    fingerprintSha256: cert.fingerprintSha256,
+    notBefore: cert.notBefore.toISOString(),
+    notAfter: cert.notAfter.toISOString(),
+    daysLeft: Math.floor(left / 86_400_000),
+    expiring: left < EXPIRY_WARNING_MS,
   };
 }
 
 /** idpViews describes every configured IdP of a runtime. */
 export async function idpViews(rt: Runtime, tokens: ScimTokens, now = Date.now()): Promise<IdpView[]> {
   return Promise.all(
-    [...rt.idps.values()].map(async ({ config: c, certificate: cert, sp }) => {
+    [...rt.idps.values()].map(async ({ config: c, certificate: cert, certificates, sp }) => {
       const tenant = `${rt.config.orgId}/${c.id}`;
       const token = c.provisioning === 'scim' ? await tokens.info(tenant) : null;
-      const left = cert.notAfter.getTime() - now;
       return {
         id: c.id,
         name: c.name,
@@ -48,14 +64,8 @@ export async function idpViews(rt: Runtime, tokens: ScimTokens, now = Date.now()
         provisioning: c.provisioning,
         sp: { entityId: sp.entityId, acsUrl: sp.acsUrl, metadataUrl: `http://login.${rt.cloud}/saml/metadata/${c.id}` },
         scim: c.provisioning === 'scim' ? { baseUrl: scimBaseUrl(rt, c.id), tenant, tokenCreatedAt: token?.createdAt ?? null } : null,
-        certificate: {
-          subject: cert.subject,
-          fingerprintSha256: cert.fingerprintSha256,
-          notBefore: cert.notBefore.toISOString(),
-          notAfter: cert.notAfter.toISOString(),
-          daysLeft: Math.floor(left / 86_400_000),
-          expiring: left < EXPIRY_WARNING_MS,
-        },
+        certificate: certificateView(cert, now),
+        certificates: certificates.map((x) => certificateView(x, now)),
       };
     }),
   );

@@ -176,6 +176,8 @@ t.test('an IdP imported from its metadata through the API is staged, then activa
   const on = await api('POST', '/api/activate');
   t.equal(on.status, 200, JSON.stringify(on.body));
   t.equal(tg.runtime.current.idps.get('imported')?.certificates.length, 2, 'live with both certificates');
+  const view = ((await api('GET', '/api/idps')).body.idps as { id: string; certificates: { subject: string }[] }[]).find((i) => i.id === 'imported');
+  t.same(view?.certificates.map((c) => c.subject), ['CN=Imported one', 'CN=Imported two'], 'the IdP page lists both, with their expiry');
   t.match(await api('POST', '/api/idps/import', { id: 'x', metadata: '<nope' }), { status: 400, body: { error: { code: 'METADATA_NOT_XML' } } });
   t.match(await api('POST', '/api/idps/import', { id: 'bad id!', metadata: xml }), { status: 400, body: { error: { code: 'bad_request' } } });
 });

@@ -7,6 +7,8 @@
  *   tollgate activate [--config FILE]     ask the running instance to re-read and activate its config
  *   tollgate reauth [--user NAME]         force re-authentication (everyone, or one user)
  *   tollgate admin token [--name NAME]    create the admin API token the other commands present
+ *   tollgate idp import --metadata FILE   an IdP from its SAML metadata
+ *   tollgate log reopen                   reopen the access log after rotation
  *   tollgate lab-idp [...]                run the lab SAML IdP (not for production)
  */
 import { parseArgs } from 'node:util';
@@ -32,6 +34,7 @@ Commands:
                                 Read an IdP's SAML metadata, write its signing certificates to
                                 certs/ID.pem and print the "idps:" entry (or stage it in the running
                                 node's draft); see "tollgate idp --help".
+  log reopen [--config FILE]    Reopen a file access log after logrotate moved it (SIGUSR1 does the same).
   scim token --idp ID [--config FILE]
                                 Generate a new SCIM bearer token for IdP ID (its provisioning must be
                                 scim) and print it with the SCIM base URL; the old token stops working.
@@ -75,6 +78,8 @@ async function main(argv: string[]): Promise<number> {
       return adminCommand(rest);
     case 'idp':
       return idpCommand(rest);
+    case 'log':
+      return logCommand(rest);
     case 'lab-idp': {
       const { labIdpCommand } = await import('./labidp/standalone.js');
       return labIdpCommand(rest);
@@ -104,6 +109,8 @@ async function start(args: string[]): Promise<number> {
     return 1;
   }
   process.on('SIGHUP', () => void tg.activate());
+  // logrotate's postrotate: `kill -USR1 <pid>` (as `squid -k rotate`); this replaces Node's debugger-on-SIGUSR1.
+  process.on('SIGUSR1', () => void tg.reopenLogs());
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {
       tg.log.info({ signal }, 'signal received');
@@ -130,6 +137,23 @@ async function checkConfig(args: string[]): Promise<number> {
     return 0;
   } catch (err) {
     process.stderr.write(err instanceof ConfigError ? `${err.message}\n` : `${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+async function logCommand(args: string[]): Promise<number> {
+  const { values, positionals } = opts(args);
+  if (positionals[0] !== 'reopen' || positionals.length !== 1) {
+    process.stderr.write('tollgate log: the only subcommand is "reopen"\n');
+    return 2;
+  }
+  try {
+    const r = await adminCall(values.config as string | undefined, 'POST', '/api/log/reopen');
+    if (r.status !== 200) return failure(r);
+    process.stdout.write(r.body.reopened ? 'access log reopened\n' : 'the access log is not a file; nothing to reopen\n');
+    return 0;
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
     return 1;
   }
 }

@@ -6,6 +6,7 @@
  * case an error object carries them.
  */
 import pino, { type Logger, type DestinationStream } from 'pino';
+import { nssLine } from './nss.js';
 
 /** AccessEntry is one access-log line. */
 export interface AccessEntry {
@@ -38,6 +39,9 @@ export interface AccessLog {
   write(entry: AccessEntry): void;
 }
 
+/** AccessLogFormat is how a line looks: Tollgate's JSON, or a ZIA NSS web-log feed line (src/nss.ts). */
+export type AccessLogFormat = 'json' | 'nss';
+
 const REDACT = [
   'req.headers.cookie',
   'req.headers.authorization',
@@ -63,16 +67,27 @@ export function createLogger(level: string, dest?: DestinationStream): Logger {
  * to pino's asynchronous destination (sonic-boom): an access entry is already the whole line, so a
  * logger's level and base fields would only add noise.
  */
-export function createAccessLog(target: string | DestinationStream): AccessLog & { flush(): void } {
+export function createAccessLog(target: string | DestinationStream, format: AccessLogFormat = 'json'): AccessLog & { flush(): void; reopen(): boolean } {
   const dest =
     typeof target !== 'string'
       ? target
       : target === 'stdout'
         ? pino.destination({ fd: 1, sync: false })
         : pino.destination({ dest: target, mkdir: true, sync: false });
+  const line = format === 'nss' ? nssLine : (e: AccessEntry) => JSON.stringify(e);
   return {
     write(entry) {
-      dest.write(JSON.stringify(entry) + '\n');
+      dest.write(line(entry) + '\n');
+    },
+    /**
+     * reopen starts writing to a new file at the same path (after logrotate renamed the old one);
+     * sonic-boom finishes the write in progress into the old file first and queues what comes
+     * meanwhile for the new one, so no line is lost or written twice. False for stdout and streams.
+     */
+    reopen() {
+      if (typeof target !== 'string' || target === 'stdout') return false;
+      (dest as DestinationStream & { reopen(): void }).reopen();
+      return true;
     },
     flush() {
       const d = dest as DestinationStream & { flushSync?: () => void };

@@ -48,6 +48,8 @@ export interface Tollgate {
   readonly store: TieredStore;
   readonly log: Logger;
   activate(req?: ActivationRequest): Promise<ActivationResult>;
+  /** reopenLogs reopens a file access log (SIGUSR1, after logrotate); false when it goes to stdout or a stream. */
+  reopenLogs(): boolean;
   shutdown(): Promise<void>;
 }
 
@@ -109,7 +111,7 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
     await lab?.close();
     throw err;
   }
-  const accessLog = createAccessLog(opts.accessLog ?? config.logging.accessLog);
+  const accessLog = createAccessLog(opts.accessLog ?? config.logging.accessLog, config.logging.format);
   metrics.configVersion.set(runtime.current.version);
 
   // The directory and SCIM tokens use the backend directly, not the LRU tier: ScimTokens keeps only
@@ -153,12 +155,17 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
   const self = new SelfGuard();
 
   const activate = (req: ActivationRequest = { who: 'signal', source: 'file' }): Promise<ActivationResult> => activator.activate(req);
+  const reopenLogs = (): boolean => {
+    const done = accessLog.reopen();
+    log.info({ reopened: done }, done ? 'access log reopened' : 'access log is not a file; nothing to reopen');
+    return done;
+  };
   const configProblem = (): string | null =>
     activator.failed === null ? null : `config v${activator.failed.version} cannot be built here; running v${runtime.current.version}: ${activator.failed.errors.join('; ')}`;
 
   const identifier = new Identifier(sessions, (err) => log.warn({ err: err.message }, 'surrogate refresh failed'));
   const gateway = new Gateway({ runtime, store, sessions, identifier, directory, log, onLogin: (outcome) => metrics.logins.inc({ outcome }) });
-  const control = createControlApp({ runtime, metrics, store, log, activate, activator, configProblem, certsDir: join(baseDir, 'certs'), draining: () => draining, scim, directory, tokens, adminTokens, gateway, sessions });
+  const control = createControlApp({ runtime, metrics, store, log, activate, activator, configProblem, reopenLogs, certsDir: join(baseDir, 'certs'), draining: () => draining, scim, directory, tokens, adminTokens, gateway, sessions });
   const proxy = createProxyServer({ runtime, auth: gateway, ownHost: control.ownHost, accessLog, metrics, log, self }, config);
   const controlServer = http.createServer({ headersTimeout: 10_000, requestTimeout: 30_000, maxHeaderSize: 16 * 1024 }, control.direct);
   controlServer.keepAliveTimeout = 5000;
@@ -195,6 +202,7 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
     store,
     log,
     activate,
+    reopenLogs,
     shutdown() {
       closing ??= (async () => {
         draining = true;

@@ -8,6 +8,7 @@
  *   GET  /api/idps                        each IdP: SP metadata URL, SCIM base URL and token age, certificate expiry
  *   GET  /api/idps/metadata?idp=ID        the SP metadata XML to paste into the IdP
  *   POST /api/idps/scim-token             rotate an IdP's SCIM token (shown once)
+ *   POST /api/log/reopen                  reopen a file access log after rotation (as SIGUSR1)
  *
  * Every route passes the AdminGuard; every POST is audited (src/admin/routes.ts).
  */
@@ -79,6 +80,12 @@ export function apiRoutes(routes: AdminRoutes, deps: AdminDeps): AdminRoutes {
     .read('GET', '/api/idps/metadata', async (req, res, ctx) => {
       const idp = ctx.rt.idps.get(idpParam(ctx.rt, req, false))!;
       sendBody(req, res, 200, 'application/samlmetadata+xml', idp.sp.spMetadataXml(), { 'cache-control': 'no-store' });
+    })
+    .change('POST', '/api/log/reopen', 'log.reopen', async (req, res) => {
+      req.resume();
+      const reopened = deps.reopenLogs();
+      sendJson(req, res, 200, { reopened });
+      return { detail: { reopened } };
     })
     .change('POST', '/api/idps/scim-token', 'scim.token.rotate', async (req, res, ctx) => {
       const idp = checkIdp(ctx.rt, (await readJson(req, 4096)).idp, true);

@@ -32,6 +32,8 @@ export interface AdminDeps {
   readonly activator: Activator;
   /** certsDir is where an IdP metadata import writes certificates (`certs/` beside the config file). */
   readonly certsDir: string;
+  /** reopenLogs reopens a file access log; false when it is not a file. */
+  readonly reopenLogs: () => boolean;
   readonly directory: Directory;
   readonly tokens: ScimTokens;
   readonly sessions: Sessions;

@@ -41,6 +41,7 @@ export interface ControlDeps {
   /** configProblem says why this node runs an older config than the active one (readyz turns 503); null when it does not. */
   readonly configProblem: () => string | null;
   readonly certsDir: string;
+  readonly reopenLogs: () => boolean;
   /** Whether shutdown has begun (readyz turns 503 so balancers drain us). */
   readonly draining: () => boolean;
   readonly scim: ScimHandler;
@@ -87,7 +88,7 @@ export function createControlApp(deps: ControlDeps): ControlApp {
       sendBody(req, res, 200, deps.metrics.registry.contentType, text, { 'cache-control': 'no-store' });
     });
 
-  const adminDeps = { guard: new AdminGuard(deps.adminTokens), log: deps.log, activate: deps.activate, activator: deps.activator, certsDir: deps.certsDir, directory: deps.directory, tokens: deps.tokens, sessions: deps.sessions };
+  const adminDeps = { guard: new AdminGuard(deps.adminTokens), log: deps.log, activate: deps.activate, activator: deps.activator, certsDir: deps.certsDir, reopenLogs: deps.reopenLogs, directory: deps.directory, tokens: deps.tokens, sessions: deps.sessions };
   const admin = configRoutes(apiRoutes(adminRoutes(adminDeps), adminDeps), adminDeps);
 
   /** spMetadata serves `/saml/metadata/<idpId>`: the SP metadata to paste into the IdP. */

@@ -22,6 +22,8 @@ export interface NodeProcess {
   readonly proxyPort: number;
   readonly controlPort: number;
   readonly lines: Record<string, unknown>[];
+  /** pid is the node's process id (to send it signals). */
+  readonly pid: number;
   /** An admin API token named after the node, made in its store once it is up, and the headers that present it. */
   readonly adminToken: string;
   readonly admin: { readonly authorization: string };
@@ -79,6 +81,7 @@ export async function startNode(dir: string, name: string, config: ConfigInput):
     const up = await waitFor((l) => l.msg === 'tollgate listening', 'listening');
     const adminToken = await issueAdminToken(config, adminTokenName(name));
     return {
+      pid: p.pid!,
       adminToken,
       admin: { authorization: `Bearer ${adminToken}` },
       proxyPort: Number(String(up.proxy).split(':').pop()),

@@ -14,6 +14,7 @@
 import { parseArgs } from 'node:util';
 import { loadConfig, ConfigError } from './config/load.js';
 import { adminCall, adminCommand, failure, idpCommand } from './admin/client.js';
+import type { Explanation } from './admin/explain.js';
 
 const HELP = `Usage: tollgate <command> [options]
 
@@ -34,6 +35,9 @@ Commands:
                                 Read an IdP's SAML metadata, write its signing certificates to
                                 certs/ID.pem and print the "idps:" entry (or stage it in the running
                                 node's draft); see "tollgate idp --help".
+  explain URL --client-ip IP [--user NAME] [--browser] [--json] [--config FILE]
+                                Why the running node would block, redirect or forward this request:
+                                each step of the proxy's pipeline and the rule that decided it.
   log reopen [--config FILE]    Reopen a file access log after logrotate moved it (SIGUSR1 does the same).
   scim token --idp ID [--config FILE]
                                 Generate a new SCIM bearer token for IdP ID (its provisioning must be
@@ -80,6 +84,8 @@ async function main(argv: string[]): Promise<number> {
       return idpCommand(rest);
     case 'log':
       return logCommand(rest);
+    case 'explain':
+      return explainCommand(rest);
     case 'lab-idp': {
       const { labIdpCommand } = await import('./labidp/standalone.js');
       return labIdpCommand(rest);
@@ -137,6 +143,36 @@ async function checkConfig(args: string[]): Promise<number> {
     return 0;
   } catch (err) {
     process.stderr.write(err instanceof ConfigError ? `${err.message}\n` : `${(err as Error).message}\n`);
+    return 1;
+  }
+}
+
+async function explainCommand(args: string[]): Promise<number> {
+  const { values, positionals } = opts(args, { 'client-ip': { type: 'string' }, user: { type: 'string' }, browser: { type: 'boolean' }, json: { type: 'boolean' } });
+  const url = positionals[0];
+  if (url === undefined || typeof values['client-ip'] !== 'string') {
+    process.stderr.write('tollgate explain: give a URL and --client-ip IP\n');
+    return 2;
+  }
+  const q = new URLSearchParams({ url, clientIp: values['client-ip'], ...(typeof values.user === 'string' ? { user: values.user } : {}), ...(values.browser ? { browser: '1' } : {}) });
+  try {
+    const r = await adminCall(values.config as string | undefined, 'GET', `/api/explain?${q}`);
+    if (r.status !== 200) return failure(r);
+    if (values.json) {
+      process.stdout.write(JSON.stringify(r.body, null, 2) + '\n');
+      return 0;
+    }
+    const b = r.body as unknown as Explanation;
+    const loc = b.location === null ? 'no location' : `location ${b.location.name}${b.location.sublocation ? ` / ${b.location.sublocation}` : ''} (${b.location.cidr ?? '?'}; sign-in ${b.location.enforceAuthentication ? 'required' : 'not required'})`;
+    const out = [`${b.request.method} ${b.request.url} from ${b.request.clientIp}${b.request.browser ? ' (a browser)' : ''}`, `  ${loc}`];
+    if (b.exemption) out.push(`  exempt by ${b.exemption.pattern}`);
+    if (b.identity) out.push(`  identified as ${b.identity.login} by ${b.identity.by} (session ${b.identity.session.slice(0, 8)}...)`);
+    for (const s of b.steps) out.push(`  ${s.step}: ${s.outcome === 'pass' ? 'pass' : `${s.decision!.kind}${s.decision!.kind === 'deny' ? ` ${s.decision!.status} ${s.decision!.code}` : ''}`}`);
+    out.push(`=> ${b.outcome.status ?? ''}${b.outcome.status ? ' ' : ''}${b.outcome.action}${b.outcome.reason ? ` (${b.outcome.reason})` : ''}: ${b.outcome.text}`);
+    process.stdout.write(out.join('\n') + '\n');
+    return 0;
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
     return 1;
   }
 }

@@ -8,6 +8,7 @@
  *   GET  /api/idps                        each IdP: SP metadata URL, SCIM base URL and token age, certificate expiry
  *   GET  /api/idps/metadata?idp=ID        the SP metadata XML to paste into the IdP
  *   POST /api/idps/scim-token             rotate an IdP's SCIM token (shown once)
+ *   GET  /api/explain?url=&clientIp=&user=&browser=1   why a request would be blocked, redirected or let through
  *   POST /api/log/reopen                  reopen a file access log after rotation (as SIGUSR1)
  *
  * Every route passes the AdminGuard; every POST is audited (src/admin/routes.ts).
@@ -17,6 +18,7 @@ import { HttpError } from '../http/errors.js';
 import { sendBody } from '../http/router.js';
 import { parseJson, readBody } from '../scim/body.js';
 import { ScimError } from '../scim/errors.js';
+import { explain } from './explain.js';
 import { idpViews } from './idps.js';
 import { type AdminDeps, type AdminRoutes, checkIdp, idpParam, pageOf, queryParams, rotateScimToken, sendJson } from './routes.js';
 import { listSessions, parseRevokeTarget, parseSessionFilter, revoke } from './sessions.js';
@@ -80,6 +82,12 @@ export function apiRoutes(routes: AdminRoutes, deps: AdminDeps): AdminRoutes {
     .read('GET', '/api/idps/metadata', async (req, res, ctx) => {
       const idp = ctx.rt.idps.get(idpParam(ctx.rt, req, false))!;
       sendBody(req, res, 200, 'application/samlmetadata+xml', idp.sp.spMetadataXml(), { 'cache-control': 'no-store' });
+    })
+    .read('GET', '/api/explain', async (req, res, ctx) => {
+      const q = queryParams(req);
+      const user = q.get('user');
+      const input = { url: q.get('url') ?? '', clientIp: q.get('clientIp') ?? '', browser: q.get('browser') === '1' || q.get('browser') === 'true', ...(user ? { user } : {}), ...(q.get('method') ? { method: q.get('method')! } : {}) };
+      sendJson(req, res, 200, await explain(deps, ctx.rt, input));
     })
     .change('POST', '/api/log/reopen', 'log.reopen', async (req, res) => {
       req.resume();

@@ -15,6 +15,7 @@ import type { Sessions } from '../sessions/session.js';
 import { Audit, type AuditOutcome } from './audit.js';
 import type { AdminGuard } from './guard.js';
 import type { ActivationRequest, ActivationResult, Activator } from '../activation.js';
+import type { Store } from '../sessions/store.js';
 import { scimBaseUrl } from './idps.js';
 
 
@@ -32,6 +33,8 @@ export interface AdminDeps {
   readonly activator: Activator;
   /** certsDir is where an IdP metadata import writes certificates (`certs/` beside the config file). */
   readonly certsDir: string;
+  /** store is what explain reads (through a read-only view). */
+  readonly store: Store;
   /** reopenLogs reopens a file access log; false when it is not a file. */
   readonly reopenLogs: () => boolean;
   readonly directory: Directory;

@@ -88,7 +88,7 @@ export function createControlApp(deps: ControlDeps): ControlApp {
       sendBody(req, res, 200, deps.metrics.registry.contentType, text, { 'cache-control': 'no-store' });
     });
 
-  const adminDeps = { guard: new AdminGuard(deps.adminTokens), log: deps.log, activate: deps.activate, activator: deps.activator, certsDir: deps.certsDir, reopenLogs: deps.reopenLogs, directory: deps.directory, tokens: deps.tokens, sessions: deps.sessions };
+  const adminDeps = { guard: new AdminGuard(deps.adminTokens), log: deps.log, activate: deps.activate, activator: deps.activator, certsDir: deps.certsDir, reopenLogs: deps.reopenLogs, store: deps.store, directory: deps.directory, tokens: deps.tokens, sessions: deps.sessions };
   const admin = configRoutes(apiRoutes(adminRoutes(adminDeps), adminDeps), adminDeps);
 
   /** spMetadata serves `/saml/metadata/<idpId>`: the SP metadata to paste into the IdP. */

@@ -26,6 +26,7 @@ import type { ActivationRequest, ActivationResult, Activator } from '../activati
 import { AdminGuard } from '../admin/guard.js';
 import { apiRoutes } from '../admin/api.js';
 import { configRoutes } from '../admin/config.js';
+import { dashboardRoutes } from '../admin/dashboard.js';
 import type { AdminTokens } from '../admin/tokens.js';
 
 export type { ActivationResult } from '../activation.js';
@@ -90,6 +91,7 @@ export function createControlApp(deps: ControlDeps): ControlApp {
 
   const adminDeps = { guard: new AdminGuard(deps.adminTokens), log: deps.log, activate: deps.activate, activator: deps.activator, certsDir: deps.certsDir, reopenLogs: deps.reopenLogs, store: deps.store, directory: deps.directory, tokens: deps.tokens, sessions: deps.sessions };
   const admin = configRoutes(apiRoutes(adminRoutes(adminDeps), adminDeps), adminDeps);
+  const dashboard = dashboardRoutes({ ...adminDeps, adminTokens: deps.adminTokens });
 
   /** spMetadata serves `/saml/metadata/<idpId>`: the SP metadata to paste into the IdP. */
   function spMetadata(req: IncomingMessage, res: ServerResponse, ctx: RequestCtx): boolean {
@@ -208,6 +210,7 @@ export function createControlApp(deps: ControlDeps): ControlApp {
       if (byHost(req, res, ctx, host)) return;
       if (ops.handle(req, res, ctx, deps.log)) return;
       if (admin.router.handle(req, res, ctx, deps.log)) return;
+      if (dashboard.handle(req, res, ctx, deps.log)) return;
       if (scimRoute(req, res) || spMetadata(req, res, ctx)) return;
       // The ACS answers here too, for IdPs that post to the control listener.
       if (deps.gateway.loginRoutes.handle(req, res, ctx, deps.log)) return;

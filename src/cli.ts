@@ -6,15 +6,19 @@
  *   tollgate check-config FILE            validate a config and print every error
  *   tollgate activate [--config FILE]     ask the running instance to re-read and activate its config
  *   tollgate reauth [--user NAME]         force re-authentication (everyone, or one user)
+ *   tollgate admin token [--name NAME]    create the admin API token the other commands present
+ *   tollgate idp import --metadata FILE   an IdP from its SAML metadata
+ *   tollgate log reopen                   reopen the access log after rotation
  *   tollgate lab-idp [...]                run the lab SAML IdP (not for production)
  *   tollgate pac test URL | pac show      what the PAC file says, offline
  *   tollgate ca init|import|show          the TLS-inspection CA
  */
-import { request } from 'node:http';
 import { parseArgs } from 'node:util';
 import { loadConfig, ConfigError } from './config/load.js';
 import { listenerAddresses } from './runtime.js';
 import type { WorkerSide } from './workers.js';
+import { adminCall, adminCommand, failure, idpCommand } from './admin/client.js';
+import type { Explanation } from './admin/explain.js';
 
 const HELP = `Usage: tollgate <command> [options]
 
@@ -26,6 +30,19 @@ Commands:
   activate [--config FILE]      Tell the running Tollgate (found through FILE's control listener,
                                 or 127.0.0.1:9401) to re-read its config and activate it.
                                 SIGHUP does the same.
+  admin token [--name NAME] [--config FILE] [--print]
+                                Create the admin API token (default name "admin") in the store and write
+                                it, mode 0600, beside the data directory (./data -> ./data.admin-token).
+                                activate, scim token, users, groups and reauth present it (or
+                                TOLLGATE_ADMIN_TOKEN); see "tollgate admin --help".
+  idp import --metadata FILE --id ID [--domains a.com,b.com] [--stage]
+                                Read an IdP's SAML metadata, write its signing certificates to
+                                certs/ID.pem and print the "idps:" entry (or stage it in the running
+                                node's draft); see "tollgate idp --help".
+  explain URL --client-ip IP [--user NAME] [--browser] [--json] [--config FILE]
+                                Why the running node would block, redirect or forward this request:
+                                each step of the proxy's pipeline and the rule that decided it.
+  log reopen [--config FILE]    Reopen a file access log after logrotate moved it (SIGUSR1 does the same).
   scim token --idp ID [--config FILE]
                                 Generate a new SCIM bearer token for IdP ID (its provisioning must be
                                 scim) and print it with the SCIM base URL; the old token stops working.
@@ -83,6 +100,14 @@ async function main(argv: string[]): Promise<number> {
       const { caCommand } = await import('./tls/command.js');
       return caCommand(rest);
     }
+    case 'admin':
+      return adminCommand(rest);
+    case 'idp':
+      return idpCommand(rest);
+    case 'log':
+      return logCommand(rest);
+    case 'explain':
+      return explainCommand(rest);
     case 'lab-idp': {
       const { labIdpCommand } = await import('./labidp/standalone.js');
       return labIdpCommand(rest);
@@ -123,6 +148,8 @@ async function start(args: string[]): Promise<number> {
     return 1;
   }
   process.on('SIGHUP', () => void tg.activate());
+  // logrotate's postrotate: `kill -USR1 <pid>` (as `squid -k rotate`); this replaces Node's debugger-on-SIGUSR1.
+  process.on('SIGUSR1', () => void tg.reopenLogs());
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {
       tg.log.info({ signal }, 'signal received');
@@ -167,7 +194,7 @@ async function startWorker(configPath: string | undefined, link: WorkerSide): Pr
     return 1;
   }
   const running = tg;
-  link.attach({ activate: () => running.activate(), shutdown: () => running.shutdown() }, running.log);
+  link.attach({ activate: () => running.activate(), follow: (v) => running.follow(v), shutdown: () => running.shutdown() }, running.log);
   // Signals sent to the whole process group (Ctrl-C) reach the primary too, which stops every worker.
   process.on('SIGHUP', () => {});
   process.on('SIGINT', () => {});
@@ -192,43 +219,51 @@ async function checkConfig(args: string[]): Promise<number> {
   }
 }
 
-/** controlAddress finds the running instance's control listener through a config file (or the default). */
-async function controlAddress(configFile: string | undefined): Promise<{ host: string; port: number }> {
-  if (configFile === undefined) return { host: '127.0.0.1', port: 9401 };
-  const c = listenerAddresses(await loadConfig(configFile)).control;
-  return { host: c.host === '0.0.0.0' ? '127.0.0.1' : c.host === '::' ? '::1' : c.host, port: c.port };
+async function explainCommand(args: string[]): Promise<number> {
+  const { values, positionals } = opts(args, { 'client-ip': { type: 'string' }, user: { type: 'string' }, browser: { type: 'boolean' }, json: { type: 'boolean' } });
+  const url = positionals[0];
+  if (url === undefined || typeof values['client-ip'] !== 'string') {
+    process.stderr.write('tollgate explain: give a URL and --client-ip IP\n');
+    return 2;
+  }
+  const q = new URLSearchParams({ url, clientIp: values['client-ip'], ...(typeof values.user === 'string' ? { user: values.user } : {}), ...(values.browser ? { browser: '1' } : {}) });
+  try {
+    const r = await adminCall(values.config as string | undefined, 'GET', `/api/explain?${q}`);
+    if (r.status !== 200) return failure(r);
+    if (values.json) {
+      process.stdout.write(JSON.stringify(r.body, null, 2) + '\n');
+      return 0;
+    }
+    const b = r.body as unknown as Explanation;
+    const loc = b.location === null ? 'no location' : `location ${b.location.name}${b.location.sublocation ? ` / ${b.location.sublocation}` : ''} (${b.location.cidr ?? '?'}; sign-in ${b.location.enforceAuthentication ? 'required' : 'not required'})`;
+    const out = [`${b.request.method} ${b.request.url} from ${b.request.clientIp}${b.request.browser ? ' (a browser)' : ''}`, `  ${loc}`];
+    if (b.exemption) out.push(`  exempt by ${b.exemption.pattern}`);
+    if (b.identity) out.push(`  identified as ${b.identity.login} by ${b.identity.by} (session ${b.identity.session.slice(0, 8)}...)`);
+    for (const s of b.steps) out.push(`  ${s.step}: ${s.outcome === 'pass' ? 'pass' : `${s.decision!.kind}${s.decision!.kind === 'deny' ? ` ${s.decision!.status} ${s.decision!.code}` : ''}`}`);
+    out.push(`=> ${b.outcome.status ?? ''}${b.outcome.status ? ' ' : ''}${b.outcome.action}${b.outcome.reason ? ` (${b.outcome.reason})` : ''}: ${b.outcome.text}`);
+    process.stdout.write(out.join('\n') + '\n');
+    return 0;
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    return 1;
+  }
 }
 
-/** adminCall sends one admin API request and parses its JSON answer. */
-async function adminCall(configFile: string | undefined, method: string, path: string): Promise<{ status: number; body: Record<string, unknown> }> {
-  const { host, port } = await controlAddress(configFile);
-  return new Promise((resolve, reject) => {
-    // Ask for JSON: the control app renders errors as plain text otherwise, and `failure` reads `error.code`.
-    const req = request({ host, port, method, path, headers: { accept: 'application/json' }, timeout: 15_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => {
-        if (body.length < 16 << 20) body += c;
-      });
-      res.on('end', () => {
-        try {
-          resolve({ status: res.statusCode ?? 0, body: JSON.parse(body) as Record<string, unknown> });
-        } catch {
-          reject(new Error(`unexpected answer (${res.statusCode}): ${body.slice(0, 500)}`));
-        }
-      });
-    });
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', (err) => reject(new Error(`cannot reach Tollgate's control listener at ${host}:${port}: ${err.message}`)));
-    req.end();
-  });
-}
-
-/** failure prints an admin API error body. */
-function failure(r: { status: number; body: Record<string, unknown> }): number {
-  const e = r.body.error as { message?: string; code?: string } | undefined;
-  process.stderr.write(`failed (${r.status}${e?.code ? `, ${e.code}` : ''}): ${e?.message ?? JSON.stringify(r.body)}\n`);
-  return 1;
+async function logCommand(args: string[]): Promise<number> {
+  const { values, positionals } = opts(args);
+  if (positionals[0] !== 'reopen' || positionals.length !== 1) {
+    process.stderr.write('tollgate log: the only subcommand is "reopen"\n');
+    return 2;
+  }
+  try {
+    const r = await adminCall(values.config as string | undefined, 'POST', '/api/log/reopen');
+    if (r.status !== 200) return failure(r);
+    process.stdout.write(r.body.reopened ? 'access log reopened\n' : 'the access log is not a file; nothing to reopen\n');
+    return 0;
+  } catch (err) {
+    process.stderr.write(`${(err as Error).message}\n`);
+    return 1;
+  }
 }
 
 async function activate(args: string[]): Promise<number> {

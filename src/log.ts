@@ -6,6 +6,7 @@
  * case an error object carries them.
  */
 import pino, { type Logger, type DestinationStream } from 'pino';
+import { nssLine } from './nss.js';
 
 /** AccessEntry is one access-log line. */
 export interface AccessEntry {
@@ -42,6 +43,9 @@ export type Action = 'allowed' | 'blocked' | 'exempt' | 'auth-redirect' | 'own-h
 export interface AccessLog {
   write(entry: AccessEntry): void;
 }
+
+/** AccessLogFormat is how a line looks: Tollgate's JSON, or a ZIA NSS web-log feed line (src/nss.ts). */
+export type AccessLogFormat = 'json' | 'nss';
 
 const REDACT = [
   'req.headers.cookie',
@@ -91,6 +95,8 @@ function isBuffered(d: DestinationStream): d is Buffered {
 export interface AccessLogSink extends AccessLog {
   /** flush, at shutdown, resolves once every line written so far is with the kernel (or after FLUSH_TIMEOUT_MS). */
   flush(): Promise<void>;
+  /** reopen starts a new file at the same path (log rotation); false for stdout and streams. */
+  reopen(): boolean;
 }
 
 /**
@@ -101,7 +107,7 @@ export interface AccessLogSink extends AccessLog {
  * pino.destination registers that exit hook itself for every asynchronous destination, so a
  * process that exits without a clean shutdown keeps its lines too.
  */
-export function createAccessLog(target: string | DestinationStream): AccessLogSink {
+export function createAccessLog(target: string | DestinationStream, format: AccessLogFormat = 'json'): AccessLogSink {
   const opts = { sync: false, minLength: ACCESS_BUFFER.minLength, maxWrite: ACCESS_BUFFER.maxWrite, periodicFlush: ACCESS_BUFFER.periodicFlushMs };
   const dest =
     typeof target !== 'string'
@@ -110,9 +116,20 @@ export function createAccessLog(target: string | DestinationStream): AccessLogSi
         ? pino.destination({ fd: 1, ...opts })
         : pino.destination({ dest: target, mkdir: true, ...opts });
   const buffered = isBuffered(dest) ? dest : null;
+  const line = format === 'nss' ? nssLine : (e: AccessEntry) => JSON.stringify(e);
   return {
     write(entry) {
-      dest.write(JSON.stringify(entry) + '\n');
+      dest.write(line(entry) + '\n');
+    },
+    /**
+     * reopen starts writing to a new file at the same path (after logrotate renamed the old one);
+     * sonic-boom finishes the write in progress into the old file first and queues what comes
+     * meanwhile for the new one, so no line is lost or written twice. False for stdout and streams.
+     */
+    reopen() {
+      if (typeof target !== 'string' || target === 'stdout') return false;
+      (dest as DestinationStream & { reopen(): void }).reopen();
+      return true;
     },
     flush() {
       if (buffered === null) return Promise.resolve();

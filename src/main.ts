@@ -3,13 +3,16 @@
  * the data plane and the control plane together, and owns activation and shutdown.
  */
 import http from 'node:http';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { AddressInfo, Socket } from 'node:net';
 import type { DestinationStream, Logger } from 'pino';
-import { loadConfig, ConfigError, validateConfig } from './config/load.js';
+import { ConfigError, loadConfig, validateConfig, readConfigText, DEFAULT_CONFIG } from './config/load.js';
 import type { Config, ConfigInput } from './config/schema.js';
-import { createControlApp, type ActivationResult } from './control/app.js';
+import { createControlApp } from './control/app.js';
 import { answerClientError } from './http/errors.js';
+import { Activator, type ActivationRequest, type ActivationResult } from './activation.js';
+import { Heartbeat } from './admin/nodes.js';
+import { writeFile, rename } from 'node:fs/promises';
 import { createAccessLog, createLogger } from './log.js';
 import { Metrics, timedStore } from './metrics.js';
 import { SelfGuard } from './proxy/dial.js';
@@ -22,6 +25,7 @@ import { prepareIdps, type PreparedIdps } from './auth/idps.js';
 import { preparePac, type PreparedPac } from './pac/files.js';
 import { Directory } from './directory/directory.js';
 import { ScimTokens } from './scim/tokens.js';
+import { AdminTokens } from './admin/tokens.js';
 import { DEFAULT_SCIM_RATE_LIMIT, ScimRateLimiter } from './scim/ratelimit.js';
 import { createScimHandler } from './scim/server.js';
 import { Identifier } from './auth/identify.js';
@@ -49,8 +53,12 @@ export interface Tollgate {
   readonly runtime: RuntimeRef;
   readonly store: TieredStore;
   readonly log: Logger;
-  activate(): Promise<ActivationResult>;
+  activate(req?: ActivationRequest): Promise<ActivationResult>;
+  /** reopenLogs reopens a file access log (SIGUSR1, after logrotate); false when it goes to stdout or a stream. */
+  reopenLogs(): boolean;
   shutdown(): Promise<void>;
+  /** follow builds config version n, which another worker of this node activated, from the store. */
+  follow(version: number): Promise<void>;
 }
 
 /** startTollgate brings up both listeners; it rejects (and cleans up) when config or store fail. */
@@ -62,46 +70,65 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
   // A worker uses the lab IdP its primary runs, so every worker signs in against the same keys.
   const lab: LabIdp | null =
     opts.worker?.labIdp !== undefined ? { ...opts.worker.labIdp, close: async () => {} } : first.labIdp?.enabled ? await startEmbeddedLabIdp(first, log) : null;
-  /** readConfig reads the file and, with the lab IdP on and no IdP configured, makes it the default IdP. */
-  const readConfig = async (): Promise<Config> => {
-    const c = await readFile();
+  /** withLab: with the lab IdP on and no IdP configured, the lab IdP is the default IdP. */
+  const withLab = (c: Config): Config => {
     if (lab === null || c.idps.length > 0) return c;
     const idp = { id: 'lab', name: 'Lab IdP (NOT FOR PRODUCTION)', ssoUrl: lab.ssoUrl, certificate: lab.certPath, entityId: lab.entityId, default: true, provisioning: 'jit' as const };
     return validateConfig({ ...c, idps: [idp] }, '(lab IdP)');
   };
-  let config: Config;
   try {
-    config = await readConfig();
+    withLab(first);
   } catch (err) {
     await lab?.close();
     throw err;
   }
-  const accessLog = createAccessLog(opts.accessLog ?? config.logging.accessLog);
-  let version = opts.worker?.startVersion ?? 1;
   const source = opts.config !== undefined ? '(inline config)' : (opts.configPath ?? '(default config)');
   const baseDir = opts.configPath !== undefined ? dirname(opts.configPath) : process.cwd();
 
-  const backend = await openStore(config.store, { onError: (err: Error) => log.warn({ err: err.message }, 'store connection problem') });
+  const backend = await openStore(first.store, { onError: (err: Error) => log.warn({ err: err.message }, 'store connection problem') });
   let cache: TieredStore | null = null;
   const metrics = new Metrics(() => cache?.stats() ?? { hits: 0, misses: 0 });
   if (opts.worker !== undefined) metrics.serveToPrimary();
   const store = new TieredStore(timedStore(backend, metrics.storeLatency));
   cache = store;
   await store.start?.();
+  /** runtimeRef, once built, lets an activation keep the running leaf minter when nothing it depends on changed. */
+  let runtimeRef: RuntimeRef | null = null;
+  // Activation: the file (or inline config) is the node's own text; on Redis the store's active version wins.
+  const activator = new Activator({
+    store: backend,
+    shared: first.store.type === 'redis',
+    log,
+    metrics,
+    source,
+    readOwn: () =>
+      opts.config !== undefined ? Promise.resolve(JSON.stringify(opts.config, null, 2)) : opts.configPath !== undefined ? readConfigText(opts.configPath) : Promise.resolve(JSON.stringify(DEFAULT_CONFIG, null, 2)),
+    prepare: async (c) => {
+      const full = withLab(c);
+      const { idps, pac } = await prepareFiles(full, { baseDir, store, source });
+      // With inspection on and no CA, this refuses the start (or the activation), saying how to make one.
+      const insp = await prepareInspection(full, { baseDir, source, previous: runtimeRef?.current.inspection ?? null });
+      return { config: full, idps: idps.byId, pac: pac.files, inspection: insp.inspection, warnings: [...idps.warnings, ...pac.warnings, ...insp.warnings] };
+    },
+    ...(opts.configPath !== undefined ? { writeOwn: (text: string) => replaceFile(opts.configPath!, text) } : {}),
+  });
   let runtime: RuntimeRef;
+  let config: Config;
   try {
-    const { idps, pac } = await prepareFiles(config, { baseDir, store, source });
-    for (const w of [...idps.warnings, ...pac.warnings]) log.warn({ warning: w }, 'config warning');
-    // With inspection on and no CA, this refuses the start, saying how to make one.
-    const insp = await prepareInspection(config, { baseDir, source });
-    for (const w of insp.warnings) log.warn({ warning: w }, 'config warning');
-    runtime = new RuntimeRef(buildRuntime(config, version, idps.byId, pac.files, insp.inspection));
+    const boot = await activator.boot();
+    for (const w of boot.prepared.warnings) log.warn({ warning: w }, 'config warning');
+    config = boot.prepared.config;
+    runtime = new RuntimeRef(buildRuntime(config, boot.version, boot.prepared.idps, boot.prepared.pac, boot.prepared.inspection));
+    runtimeRef = runtime;
+    activator.attach(runtime);
+    await activator.listen();
   } catch (err) {
     await store.close();
     await lab?.close();
     throw err;
   }
-  metrics.configVersion.set(version);
+  const accessLog = createAccessLog(opts.accessLog ?? config.logging.accessLog, config.logging.format);
+  metrics.configVersion.set(runtime.current.version);
 
   // The directory and SCIM tokens use the backend directly, not the LRU tier: ScimTokens keeps only
   // verified matches in memory, for at most a second, so a rotated token stops working on every node
@@ -127,6 +154,7 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
     },
   });
   const tokens = new ScimTokens(backend);
+  const adminTokens = new AdminTokens(backend);
   const limiter = new ScimRateLimiter(backend, {
     limit: (tenant) => runtime.current.idps.get(tenant.slice(tenant.indexOf('/') + 1))?.config.scimRateLimit ?? DEFAULT_SCIM_RATE_LIMIT,
   });
@@ -142,49 +170,29 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
   let draining = false;
   const self = new SelfGuard();
 
-  let activating: Promise<ActivationResult> | null = null;
-  const activate = (): Promise<ActivationResult> => {
-    // Two activations at once would race for the version number; the second waits for the first.
-    const run = async (): Promise<ActivationResult> => {
-      try {
-        const next = await readConfig();
-        const { idps, pac } = await prepareFiles(next, { baseDir, store, source });
-        const warnings: string[] = [...idps.warnings, ...pac.warnings];
-        const cur = runtime.current.config;
-        if (JSON.stringify(next.listeners) !== JSON.stringify(cur.listeners)) warnings.push('listeners changed: restart to apply');
-        if (JSON.stringify(next.store) !== JSON.stringify(cur.store)) warnings.push('store changed: restart to apply');
-        if (JSON.stringify(next.limits) !== JSON.stringify(cur.limits)) warnings.push('limits: header size and header timeout apply after a restart');
-        const insp = await prepareInspection(next, { baseDir, source, previous: runtime.current.inspection });
-        warnings.push(...insp.warnings);
-        const rt = buildRuntime(next, ++version, idps.byId, pac.files, insp.inspection);
-        runtime.swap(rt);
-        metrics.activations.inc({ outcome: 'ok' });
-        metrics.configVersion.set(rt.version);
-        log.info({ version: rt.version, warnings }, 'config activated');
-        return { ok: true, version: rt.version, warnings };
-      } catch (err) {
-        const errors = err instanceof ConfigError ? [...err.errors] : [(err as Error).message];
-        metrics.activations.inc({ outcome: 'failed' });
-        log.error({ errors, source: err instanceof ConfigError ? err.source : undefined }, 'activation failed; the previous config keeps running');
-        return { ok: false, errors };
-      }
-    };
-    const p = (activating ?? Promise.resolve()).then(run, run);
-    activating = p;
-    return p;
+  const activate = (req: ActivationRequest = { who: 'signal', source: 'file' }): Promise<ActivationResult> => activator.activate(req);
+  const reopenLogs = (): boolean => {
+    const done = accessLog.reopen();
+    log.info({ reopened: done }, done ? 'access log reopened' : 'access log is not a file; nothing to reopen');
+    return done;
   };
+  const configProblem = (): string | null =>
+    activator.failed === null ? null : `config v${activator.failed.version} cannot be built here; running v${runtime.current.version}: ${activator.failed.errors.join('; ')}`;
 
   const identifier = new Identifier(sessions, (err) => log.warn({ err: err.message }, 'surrogate refresh failed'));
   const gateway = new Gateway({ runtime, store, sessions, identifier, directory, log, onLogin: (outcome) => metrics.logins.inc({ outcome }) });
   const worker = opts.worker;
   // An activation asked of one worker (admin API) reaches its siblings through the primary.
-  const activateHere = worker === undefined ? activate : async () => {
-    const r = await activate();
-    if (r.ok) worker.activated(r.version);
-    return r;
-  };
+  const activateHere =
+    worker === undefined
+      ? activate
+      : async (req?: ActivationRequest) => {
+          const r = await activate(req);
+          if (r.ok) worker.activated(r.version);
+          return r;
+        };
   const control = createControlApp({
-    runtime, metrics, store, log, activate: activateHere, draining: () => draining, scim, directory, tokens, gateway, sessions,
+    runtime, metrics, store, log, activate: activateHere, activator, configProblem, reopenLogs, certsDir: join(baseDir, 'certs'), draining: () => draining, scim, directory, tokens, adminTokens, gateway, sessions,
     proxyAddress: () => proxy.server.address() as AddressInfo | null,
     // The status page links to the inspection CA (at /ca.crt) whenever one is loaded.
     ca: () => {
@@ -214,6 +222,9 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
   const controlAddress = controlServer.address() as AddressInfo;
   self.add(proxyAddress.address, proxyAddress.port);
   self.add(controlAddress.address, controlAddress.port);
+  const heartbeat = new Heartbeat({ store: backend, runtime, metrics, activator, log, proxy: `${proxyAddress.address}:${proxyAddress.port}`, control: `${controlAddress.address}:${controlAddress.port}` });
+  heartbeat.start();
+  activator.beat = () => heartbeat.beat();
   log.info(
     { proxy: `${proxyAddress.address}:${proxyAddress.port}`, control: `${controlAddress.address}:${controlAddress.port}`, store: store.kind, node: runtime.current.nodeName },
     'tollgate listening',
@@ -227,6 +238,8 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
     store,
     log,
     activate,
+    reopenLogs,
+    follow: (version: number) => activator.follow(version),
     shutdown() {
       closing ??= (async () => {
         draining = true;
@@ -235,6 +248,8 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
         controlServer.closeIdleConnections();
         await Promise.all([proxy.shutdown(grace), new Promise<void>((r) => controlServer.close(() => r()))]);
         controlServer.closeAllConnections();
+        await heartbeat.stop();
+        await activator.close();
         await store.close();
         await lab?.close();
         await accessLog.flush();
@@ -247,6 +262,13 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
 
 /** LabIdp is the part of a running lab IdP that Tollgate needs. */
 type LabIdp = Pick<StandaloneLabIdp, 'ssoUrl' | 'certPath' | 'entityId' | 'close'>;
+
+/** replaceFile writes a file through a temporary one and a rename, so a reader never sees half of it. */
+async function replaceFile(path: string, text: string): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, text, { mode: 0o600 });
+  await rename(tmp, path);
+}
 
 /** startEmbeddedLabIdp runs the lab IdP inside this process for the config's cloud (NOT FOR PRODUCTION). */
 export async function startEmbeddedLabIdp(config: Config, log: Logger): Promise<StandaloneLabIdp> {

@@ -12,9 +12,9 @@
  *
  * Messages between primary and workers are objects with a `tollgate` kind:
  *   bus        worker → primary → other workers   an embedded-store publish
- *   activate   primary → worker                   re-read the config and activate (SIGHUP, or a peer activated)
- *   activated  worker → primary                   this worker activated through its API; the others follow
- *   version    worker → primary                   the config version this worker now runs (a replacement starts there)
+ *   activate   primary → one worker               activate the config file (SIGHUP on the primary)
+ *   activated  worker → primary                   this worker activated version n; the others follow it
+ *   follow     primary → other workers            build version n from the store (config versions live there)
  *   metrics    worker → primary → worker          every worker's metrics, aggregated (prom-client)
  *   ready      worker → primary → worker          whether every worker is up and serving
  *   up         worker → primary                   listeners are open
@@ -49,8 +49,6 @@ export interface LabIdpRef {
 export interface WorkerLink {
   readonly id: number;
   readonly labIdp: LabIdpRef | undefined;
-  /** startVersion is the config version the node is at, so a replacement worker numbers on from it. */
-  readonly startVersion: number;
   /** metrics returns every worker's metrics, aggregated (counters summed), as Prometheus text. */
   metrics(): Promise<string>;
   /** notReady answers null when every worker is serving, or why not. */
@@ -87,11 +85,9 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
   const slots = new Map<number, { worker: Worker; startedAt: number; up: boolean }>();
   const crashes = new Map<number, number>();
   let stopping = false;
-  /** version is the highest config version any worker reported. */
-  let version = 1;
 
   const fork = (id: number): void => {
-    const worker = cluster.fork({ [WORKER_ENV]: JSON.stringify({ id, labIdp: opts.labIdp, startVersion: version }) });
+    const worker = cluster.fork({ [WORKER_ENV]: JSON.stringify({ id, labIdp: opts.labIdp }) });
     slots.set(id, { worker, startedAt: Date.now(), up: false });
     worker.on('message', (m: unknown) => onMessage(id, worker, m));
     worker.on('exit', (code, signal) => {
@@ -122,18 +118,19 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
         const slot = slots.get(id);
         if (slot) slot.up = true;
         log.info({ worker: id, pid: worker.process.pid }, 'worker serving');
+        // The first worker starts alone, so it alone records the starting config version; the rest find it.
+        if (id === 1 && !started) {
+          started = true;
+          for (let n = 2; n <= count; n++) fork(n);
+        }
         return;
       }
       case 'bus':
         for (const w of others(id)) send(w, m);
         return;
-      case 'version':
-        version = Math.max(version, Number(m.version) || 1);
-        return;
       case 'activated':
-        version = Math.max(version, Number(m.version) || 1);
-        log.info({ worker: id }, 'a worker activated a new config; the others follow');
-        for (const w of others(id)) send(w, { tollgate: 'activate' });
+        log.info({ worker: id, version: m.version }, 'a worker activated a new config; the others follow');
+        for (const w of others(id)) send(w, { tollgate: 'follow', version: m.version });
         return;
       case 'metrics':
         aggregator.clusterMetrics().then(
@@ -149,11 +146,14 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
     }
   }
 
-  for (let id = 1; id <= count; id++) fork(id);
+  let started = false;
+  fork(1);
   log.info({ workers: count, pid: process.pid }, 'primary supervising workers');
   process.on('SIGHUP', () => {
-    log.info({ signal: 'SIGHUP' }, 'activating on every worker');
-    for (const s of slots.values()) send(s.worker, { tollgate: 'activate' });
+    // One worker activates the file; the version it claims then reaches the others ('activated').
+    const first = [...slots.entries()].filter(([, s]) => s.up).sort(([a], [b]) => a - b)[0];
+    log.info({ signal: 'SIGHUP', worker: first?.[0] }, 'activating the config file');
+    if (first !== undefined) send(first[1].worker, { tollgate: 'activate' });
   });
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {
@@ -176,6 +176,8 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
 /** WorkerHooks are what the worker side calls back into its running Tollgate. */
 export interface WorkerHooks {
   activate(): Promise<{ ok: boolean; version?: number }>;
+  /** follow builds config version n, which a sibling activated, from the store. */
+  follow(version: number): Promise<void>;
   shutdown(): Promise<void>;
 }
 
@@ -192,7 +194,7 @@ export type WorkerSide = WorkerLink & { attach(hooks: WorkerHooks, log: Logger):
  * IPC. Call `attach` once the worker's Tollgate is running.
  */
 export function workerLink(): WorkerSide {
-  const env = JSON.parse(process.env[WORKER_ENV] ?? '{}') as { id?: number; labIdp?: LabIdpRef; startVersion?: number };
+  const env = JSON.parse(process.env[WORKER_ENV] ?? '{}') as { id?: number; labIdp?: LabIdpRef };
   const id = env.id ?? 0;
   const waiting = new Map<number, { resolve: (v: string | null) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
   let ref = 0;
@@ -227,8 +229,11 @@ export function workerLink(): WorkerSide {
         return;
       case 'activate':
         void hooks?.activate().then((r) => {
-          if (r.ok && r.version !== undefined) process.send?.({ tollgate: 'version', version: r.version });
+          if (r.ok && r.version !== undefined) process.send?.({ tollgate: 'activated', version: r.version });
         });
+        return;
+      case 'follow':
+        void hooks?.follow(Number(m.version));
         return;
       case 'shutdown':
         void hooks?.shutdown().finally(() => process.exit(0));
@@ -238,7 +243,6 @@ export function workerLink(): WorkerSide {
   return {
     id,
     labIdp: env.labIdp,
-    startVersion: env.startVersion ?? 1,
     metrics: async () => (await ask('metrics')) ?? '',
     notReady: () => ask('ready'),
     activated: (version) => void process.send?.({ tollgate: 'activated', version }),

@@ -34,6 +34,15 @@ export class IdpCertificateError extends Error {
   }
 }
 
+/**
+ * parseIdpCertificates parses and checks every certificate in a PEM file: an IdP rolling its signing
+ * key (Okta's rollover) publishes the old and the new one, and a response signed by either is valid.
+ */
+export function parseIdpCertificates(pem: string, now: Date = new Date(), label = 'IdP certificate'): IdpCertificate[] {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [pem];
+  return blocks.map((b, i) => parseIdpCertificate(b, now, blocks.length > 1 ? `${label} ${i + 1} of ${blocks.length}` : label));
+}
+
 /** parseIdpCertificate parses and checks one PEM certificate at time `now`. `label` names it in messages. */
 export function parseIdpCertificate(pem: string, now: Date = new Date(), label = 'IdP certificate'): IdpCertificate {
   let blocks: forge.pem.ObjectPEM[];

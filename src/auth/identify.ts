@@ -159,9 +159,13 @@ export function isFrameLoad(method: string, headers: IncomingHttpHeaders): boole
 /** TOUCH_EVERY_MS: a surrogate in use has its idle timer restarted at most this often per node. */
 const TOUCH_EVERY_MS = 60_000;
 
+/** SEEN_EVERY_MS: a session in use has its last-seen time written at most this often per node. */
+const SEEN_EVERY_MS = 60_000;
+
 /** Identifier attributes requests to sessions. */
 export class Identifier {
   private readonly touched = new LRUCache<string, number>({ max: 100_000 });
+  private readonly seen = new LRUCache<string, number>({ max: 100_000 });
 
   constructor(
     readonly sessions: Sessions,
@@ -181,7 +185,7 @@ export class Identifier {
       else if (id !== null) {
         const rec = this.sessions.peek(id);
         if (rec === undefined) unsure = true;
-        else if (rec !== null) return { session: rec, by: 'cookie' };
+        else if (rec !== null) return this.identified(rec, 'cookie');
       }
     }
     const policy = surrogatePolicy(s, browser);
@@ -193,7 +197,7 @@ export class Identifier {
         if (rec === undefined) return undefined;
         if (rec !== null) {
           this.touch(s, m, policy);
-          return { session: rec, by: 'surrogate' };
+          return this.identified(rec, 'surrogate');
         }
       }
     }
@@ -205,7 +209,7 @@ export class Identifier {
     for (const cookie of cookies) {
       const id = await this.sessions.cookieSession(cookie, s.host);
       const rec = id === null ? null : await this.sessions.get(id);
-      if (rec !== null) return { session: rec, by: 'cookie' };
+      if (rec !== null) return this.identified(rec, 'cookie');
     }
     const policy = surrogatePolicy(s, browser);
     if (policy !== null) {
@@ -214,7 +218,7 @@ export class Identifier {
         const rec = await this.sessions.get(m.sessionId);
         if (rec !== null) {
           this.touch(s, m, policy);
-          return { session: rec, by: 'surrogate' };
+          return this.identified(rec, 'surrogate');
         }
       }
     }
@@ -224,6 +228,16 @@ export class Identifier {
   /** fresh: a browser page load past the refresh time goes back through the gateway to prove its cookie. */
   private fresh(m: SurrogateMapping, policy: SurrogateConfig, browser: boolean, navigation: boolean): boolean {
     return !(browser && navigation && this.now() - m.validatedAt > policy.refreshMs);
+  }
+
+  /** identified returns the identity and, at most once a minute per session, records it as last seen. */
+  private identified(session: SessionRecord, by: IdentifiedBy): Identity {
+    const t = this.now();
+    if (t - (this.seen.get(session.id) ?? 0) >= SEEN_EVERY_MS) {
+      this.seen.set(session.id, t);
+      this.sessions.markSeen(session, by, t).catch((err: Error) => this.onError(err));
+    }
+    return { session, by };
   }
 
   /** touch restarts the surrogate's idle timer in the background, at most once a minute per IP. */

@@ -10,13 +10,15 @@ import { isAbsolute, resolve } from 'node:path';
 import { ConfigError } from '../config/load.js';
 import type { Config, IdpConfig } from '../config/schema.js';
 import type { Store } from '../sessions/store.js';
-import { parseIdpCertificate, type IdpCertificate } from './certificate.js';
+import { parseIdpCertificates, type IdpCertificate } from './certificate.js';
 import { SamlSp, withIdpDefaults } from './saml.js';
 
 /** IdpRuntime is one IdP as the runtime holds it. */
 export interface IdpRuntime {
   readonly config: IdpConfig;
+  /** certificate is the first signing certificate; certificates all of them (two during a rollover). */
   readonly certificate: IdpCertificate;
+  readonly certificates: readonly IdpCertificate[];
   readonly sp: SamlSp;
 }
 
@@ -51,19 +53,20 @@ export async function prepareIdps(config: Config, opts: { baseDir: string; store
     const spKeyPem = idp.spKey !== undefined ? await read(idp.spKey, `${where}.spKey`) : undefined;
     const spCertPem = idp.spCert !== undefined ? await read(idp.spCert, `${where}.spCert`) : undefined;
     if (certPem === null || spKeyPem === null || spCertPem === null) continue;
-    let certificate: IdpCertificate;
+    let certificates: IdpCertificate[];
     try {
-      certificate = parseIdpCertificate(certPem, opts.now, `IdP "${idp.id}" certificate`);
+      certificates = parseIdpCertificates(certPem, opts.now, `IdP "${idp.id}" certificate`);
     } catch (err) {
       errors.push(`${where}.certificate: ${(err as Error).message}`);
       continue;
     }
-    if (certificate.warning) warnings.push(`${where}.certificate: ${certificate.warning}`);
+    const certificate = certificates[0]!;
+    for (const c of certificates) if (c.warning) warnings.push(`${where}.certificate: ${c.warning}`);
     const settings = withIdpDefaults({
       id: idp.id,
       name: idp.name,
       ssoUrl: idp.ssoUrl,
-      idpCertPem: certificate.pem,
+      idpCertPem: certificates.map((c) => c.pem).join(''),
       idpEntityId: idp.entityId,
       loginNameAttribute: idp.loginNameAttribute,
       displayNameAttribute: idp.attributes.displayName,
@@ -78,7 +81,7 @@ export async function prepareIdps(config: Config, opts: { baseDir: string; store
       clockSkewMs: idp.clockSkewMs,
     });
     try {
-      byId.set(idp.id, Object.freeze({ config: idp, certificate, sp: new SamlSp({ idp: settings, cloud: config.cloud.toLowerCase(), orgId: config.orgId, store: opts.store, requestTtlMs: config.authentication.loginTimeoutMs }) }));
+      byId.set(idp.id, Object.freeze({ config: idp, certificate, certificates, sp: new SamlSp({ idp: settings, cloud: config.cloud.toLowerCase(), orgId: config.orgId, store: opts.store, requestTtlMs: config.authentication.loginTimeoutMs }) }));
     } catch (err) {
       errors.push(`${where}: ${(err as Error).message}`);
     }

@@ -127,7 +127,7 @@ export class SamlSp {
       callbackUrl: this.acsUrl,
       entryPoint: idp.ssoUrl,
       issuer: this.entityId,
-      idpCert: idp.idpCertPem,
+      idpCert: idp.idpCertPem.includes('-----BEGIN ') ? idp.idpCertPem.split(/(?<=-----END CERTIFICATE-----)/).map((p) => p.trim()).filter((p) => p !== '') : idp.idpCertPem,
       identifierFormat: NAMEID_EMAIL,
       // node-saml defaults to signing requests with sha1, which is too weak.
       signatureAlgorithm: 'sha256',
@@ -223,7 +223,7 @@ export class SamlSp {
 export function responsePolicy(idp: IdpSettings, entityId: string, acsUrl: string): ResponsePolicy {
   const expect: Expect = { idpEntityId: idp.idpEntityId, spEntityId: entityId, acsUrl, skewMs: idp.clockSkewMs };
   return Object.freeze({
-    key: idpPublicKey(idp),
+    keys: idpPublicKeys(idp),
     expect,
     wantResponseSigned: idp.wantResponseSigned,
     wantAssertionsSigned: idp.wantAssertionsSigned,
@@ -235,16 +235,16 @@ export function responsePolicy(idp: IdpSettings, entityId: string, acsUrl: strin
 }
 
 /**
- * idpPublicKey reads the configured certificate once, at activation: PEM, or bare base64 as node-saml
- * also takes it.
+ * idpPublicKeys reads the configured certificates once, at activation: PEM (one block or several, as
+ * during a rollover), or one bare base64 certificate as node-saml also takes it.
  */
-function idpPublicKey(idp: IdpSettings): KeyObject {
+function idpPublicKeys(idp: IdpSettings): KeyObject[] {
   const text = idp.idpCertPem.trim();
-  const pem = text.includes('-----BEGIN ')
-    ? text
-    : `-----BEGIN CERTIFICATE-----\n${(text.replace(/\s+/g, '').match(/.{1,64}/g) ?? []).join('\n')}\n-----END CERTIFICATE-----\n`;
+  const pems = text.includes('-----BEGIN ')
+    ? (text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [text])
+    : [`-----BEGIN CERTIFICATE-----\n${(text.replace(/\s+/g, '').match(/.{1,64}/g) ?? []).join('\n')}\n-----END CERTIFICATE-----\n`];
   try {
-    return createPublicKey(pem);
+    return pems.map((pem) => createPublicKey(pem));
   } catch (err) {
     throw new Error(`IdP ${idp.id}: the IdP certificate could not be read`, { cause: err });
   }

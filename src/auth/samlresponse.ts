@@ -31,8 +31,8 @@ export interface SamlIdentity {
 
 /** ResponsePolicy is what one IdP's responses must satisfy, fixed when its SP is built. */
 export interface ResponsePolicy {
-  /** key is the public key of the configured IdP certificate, the only key a signature may verify with. */
-  readonly key: KeyObject;
+  /** keys are the public keys of the configured IdP certificates (two during a rollover), the only keys a signature may verify with. */
+  readonly keys: readonly KeyObject[];
   readonly expect: Expect;
   readonly wantResponseSigned: boolean;
   readonly wantAssertionsSigned: boolean;
@@ -75,7 +75,7 @@ export function readResponse(samlResponseB64: string, policy: ResponsePolicy): R
  * bytes only (the defence against signature wrapping), or throws SamlError.
  */
 export function verifyResponse(read: ReadResponse, policy: ResponsePolicy, now: number): VerifiedResponse {
-  const a = readAssertion(verifiedAssertion(read.doc.documentElement, read.env, policy.key));
+  const a = readAssertion(verifiedAssertion(read.doc.documentElement, read.env, policy.keys));
   checkVerified(read.env, a, policy.expect, now);
   const first = (name: string): string => a.attributes.get(name)?.[0] ?? '';
   const loginName = policy.loginNameAttribute === 'NameID' ? a.nameId : first(policy.loginNameAttribute);
@@ -109,7 +109,7 @@ export function checkResponse(samlResponseB64: string, policy: ResponsePolicy, n
  * checkSignedWhereWanted has made sure the wanted ones are present) and returns the one Assertion
  * parsed again from signed bytes: its own signature's when it is signed, else the Response's.
  */
-function verifiedAssertion(root: Element, env: ResponseEnvelope, key: KeyObject): Element {
+function verifiedAssertion(root: Element, env: ResponseEnvelope, key: readonly KeyObject[]): Element {
   const assertion = env.assertions[0];
   if (assertion === undefined || env.assertions.length !== 1) throw new SamlError('SAML_MALFORMED', 'the Response does not carry one Assertion');
   const responseXml = env.signed ? verifyEnvelopedSignature(root, key) : null;

@@ -55,7 +55,9 @@ interface Namespace {
  * It throws SamlError SAML_SIGNATURE for anything else, including an ID that more than one
  * element of the document carries.
  */
-export function verifyEnvelopedSignature(el: Element, key: KeyObject): string {
+export function verifyEnvelopedSignature(el: Element, key: KeyObject | readonly KeyObject[]): string {
+  // Several keys during an IdP's certificate rollover: the signature must verify with one of them.
+  const keys: readonly KeyObject[] = Array.isArray(key) ? key : [key as KeyObject];
   const sigs = children(el, NS_DSIG, 'Signature');
   if (sigs.length !== 1) throw fail(`${el.localName} carries ${sigs.length} Signature elements, not one`);
   const signature = sigs[0]!;
@@ -81,9 +83,10 @@ export function verifyEnvelopedSignature(el: Element, key: KeyObject): string {
   const signedInfoC14n = canonicalize(c14nMethod.getAttribute('Algorithm') ?? '', signedInfo, prefixList(c14nMethod), null);
   const hash = SIGNATURE_HASHES[sigMethod.getAttribute('Algorithm') ?? ''];
   if (hash === undefined) throw fail(`SignatureMethod ${JSON.stringify(sigMethod.getAttribute('Algorithm'))} is not RSA with SHA-256 or better`);
-  if (key.asymmetricKeyType !== 'rsa') throw fail(`the IdP certificate holds a ${key.asymmetricKeyType} key, not RSA`);
+  const notRsa = keys.find((k) => k.asymmetricKeyType !== 'rsa');
+  if (notRsa !== undefined || keys.length === 0) throw fail(`the IdP certificate holds a ${notRsa?.asymmetricKeyType ?? 'missing'} key, not RSA`);
   const value = base64(signatureValue.textContent ?? '', 'SignatureValue');
-  if (!rsaVerifies(hash, signedInfoC14n, key, value)) {
+  if (!keys.some((k) => rsaVerifies(hash, signedInfoC14n, k, value))) {
     throw fail(`the SignatureValue of ${el.localName} ${id} does not verify with the IdP certificate`);
   }
 

@@ -58,6 +58,11 @@ export function validateConfig(data: unknown, source = 'config'): Config {
 
 /** parseConfigText parses YAML (a superset of JSON) and validates it. */
 export function parseConfigText(text: string, source: string): Config {
+  return validateConfig(parseConfigData(text, source), source);
+}
+
+/** parseConfigData parses YAML (a superset of JSON) into plain data, not yet validated; syntax errors throw ConfigError. */
+export function parseConfigData(text: string, source: string): unknown {
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     throw new ConfigError(
@@ -65,12 +70,17 @@ export function parseConfigText(text: string, source: string): Config {
       doc.errors.map((e) => `line ${e.linePos?.[0]?.line ?? '?'}, column ${e.linePos?.[0]?.col ?? '?'}: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`),
     );
   }
-  return validateConfig(doc.toJS({ maxAliasCount: 100 }), source);
+  return doc.toJS({ maxAliasCount: 100 }) as unknown;
 }
 
 /** loadConfig reads and validates a file; with no path it returns the embedded default. */
 export async function loadConfig(path: string | undefined): Promise<Config> {
   if (path === undefined) return validateConfig(DEFAULT_CONFIG, '(default config)');
+  return parseConfigText(await readConfigText(path), path);
+}
+
+/** readConfigText reads a config file's text, bounded; a failure is a ConfigError naming the file. */
+export async function readConfigText(path: string): Promise<string> {
   let text: string;
   try {
     const buf = await readFile(path);
@@ -80,7 +90,7 @@ export async function loadConfig(path: string | undefined): Promise<Config> {
     if (err instanceof ConfigError) throw err;
     throw new ConfigError(path, [`cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`]);
   }
-  return parseConfigText(text, path);
+  return text;
 }
 
 function deepFreeze<T>(o: T): T {

@@ -302,8 +302,12 @@ export const configSchema = z
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
         /** Where access-log lines go: `stdout` or a file path. */
         accessLog: z.string().min(1).default('stdout'),
+        /** json: Tollgate's fields as JSON; nss: a ZIA NSS web-log feed line (tab-delimited). */
+        format: z.enum(['json', 'nss']).default('json'),
       })
-      .default({ level: 'info', accessLog: 'stdout' }),
+      .default({ level: 'info', accessLog: 'stdout', format: 'json' }),
+    /** The admin API's client side: where the CLI keeps its token (default: beside the data directory). */
+    admin: z.strictObject({ tokenFile: z.string().min(1).optional() }).default({}),
   })
   .superRefine((c, ctx) => {
     const names = new Map<string, number>();

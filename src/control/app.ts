@@ -1,7 +1,7 @@
 /**
  * app: the control-plane app, reached two ways with one set of handlers:
  *
- *   Ops / IdP -> control listener (loopback)  -> /healthz /readyz /metrics /admin/* and own hosts by Host
+ *   Ops / IdP -> control listener (loopback)  -> /healthz /readyz /metrics, /admin/* (src/admin/), own hosts by Host
  *   Browser   -> Proxy (GET http://ip.<cloud>/) -> own-host handler -> same app
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -25,9 +25,15 @@ import type { Sessions } from '../sessions/session.js';
 import { readBody } from '../scim/body.js';
 import { isPacPath } from '../pac/names.js';
 import { servePac } from '../pac/serve.js';
+import { adminRoutes } from '../admin/routes.js';
+import type { ActivationRequest, ActivationResult, Activator } from '../activation.js';
+import { AdminGuard } from '../admin/guard.js';
+import { apiRoutes } from '../admin/api.js';
+import { configRoutes } from '../admin/config.js';
+import { dashboardRoutes } from '../admin/dashboard.js';
+import type { AdminTokens } from '../admin/tokens.js';
 
-/** ActivationResult is what an activation reports to the caller. */
-export type ActivationResult = { ok: true; version: number; warnings: string[] } | { ok: false; errors: readonly string[] };
+export type { ActivationResult } from '../activation.js';
 
 /** ControlDeps is what the control-plane app is given. */
 export interface ControlDeps {
@@ -35,12 +41,18 @@ export interface ControlDeps {
   readonly metrics: Metrics;
   readonly store: Store;
   readonly log: Logger;
-  readonly activate: () => Promise<ActivationResult>;
+  readonly activate: (req: ActivationRequest) => Promise<ActivationResult>;
+  readonly activator: Activator;
+  /** configProblem says why this node runs an older config than the active one (readyz turns 503); null when it does not. */
+  readonly configProblem: () => string | null;
+  readonly certsDir: string;
+  readonly reopenLogs: () => boolean;
   /** Whether shutdown has begun (readyz turns 503 so balancers drain us). */
   readonly draining: () => boolean;
   readonly scim: ScimHandler;
   readonly directory: Directory;
   readonly tokens: ScimTokens;
+  readonly adminTokens: AdminTokens;
   readonly gateway: Gateway;
   readonly sessions: Sessions;
   /** cluster is set when this is one worker of several on a node: metrics and readiness cover them all. */
@@ -93,6 +105,8 @@ export function createControlApp(deps: ControlDeps): ControlApp {
     .on('GET', '/healthz', (req, res) => sendBody(req, res, 200, 'text/plain; charset=utf-8', 'ok\n', { 'cache-control': 'no-store' }))
     .on('GET', '/readyz', async (req, res, ctx) => {
       if (deps.draining()) throw new HttpError(503, 'draining', 'Shutting down.');
+      const behind = deps.configProblem();
+      if (behind !== null) throw new HttpError(503, 'config_not_applied', behind);
       try {
         await deps.store.ping();
       } catch (err) {
@@ -109,83 +123,11 @@ export function createControlApp(deps: ControlDeps): ControlApp {
       // With several workers, the primary sums every worker's counters (prom-client's aggregator).
       const text = deps.cluster !== undefined ? await deps.cluster.metrics() : await deps.metrics.registry.metrics();
       sendBody(req, res, 200, deps.metrics.registry.contentType, text, { 'cache-control': 'no-store' });
-    })
-    .on('POST', '/admin/activate', async (req, res, ctx) => {
-      adminOnly(ctx, req);
-      req.resume();
-      const r = await deps.activate();
-      sendBody(req, res, r.ok ? 200 : 422, 'application/json', JSON.stringify(r) + '\n', { 'cache-control': 'no-store' });
-    })
-    .on('POST', '/admin/scim/token', async (req, res, ctx) => {
-      adminOnly(ctx, req);
-      req.resume();
-      const idp = scimIdp(ctx, req);
-      const token = await deps.tokens.generate(`${ctx.rt.config.orgId}/${idp}`);
-      deps.log.info({ idp }, 'SCIM token generated; the previous one no longer works');
-      const body = { idp, tenant: `${ctx.rt.config.orgId}/${idp}`, baseUrl: `http://scim.${ctx.rt.cloud}/${ctx.rt.config.orgId}/${idp}/scim`, token };
-      sendBody(req, res, 200, 'application/json', JSON.stringify(body) + '\n', { 'cache-control': 'no-store' });
-    })
-    .on('GET', '/admin/users', async (req, res, ctx) => {
-      adminOnly(ctx, req);
-      const idp = scimIdp(ctx, req, false);
-      const page = pageOf(req);
-      const r = await deps.directory.listUsers(`${ctx.rt.config.orgId}/${idp}`, page);
-      sendBody(req, res, 200, 'application/json', JSON.stringify({ idp, ...r }) + '\n', { 'cache-control': 'no-store' });
-    })
-    .on('POST', '/admin/reauth', async (req, res, ctx) => {
-      adminOnly(ctx, req);
-      req.resume();
-      const user = new URL(req.url ?? '/', 'http://x').searchParams.get('user');
-      let revoked = 0;
-      if (user === null || user === '') revoked = await deps.sessions.revokeAll();
-      else {
-        for (const id of ctx.rt.idps.keys()) {
-          const u = await deps.directory.lookupLogin(`${ctx.rt.config.orgId}/${id}`, user);
-          if (u !== null) revoked += await deps.sessions.revokeUser(u.id);
-        }
-      }
-      deps.log.info({ user: user ?? '(everyone)', sessions: revoked }, 're-authentication forced');
-      sendBody(req, res, 200, 'application/json', JSON.stringify({ user: user || null, revoked }) + '\n', { 'cache-control': 'no-store' });
-    })
-    .on('GET', '/admin/groups', async (req, res, ctx) => {
-      adminOnly(ctx, req);
-      const idp = scimIdp(ctx, req, false);
-      const r = await deps.directory.listGroups(`${ctx.rt.config.orgId}/${idp}`, pageOf(req));
-      sendBody(req, res, 200, 'application/json', JSON.stringify({ idp, ...r }) + '\n', { 'cache-control': 'no-store' });
     });
 
-  /**
-   * adminOnly: the admin API answers loopback peers only until admin authentication exists, and only
-   * when addressed by a loopback name with no cross-site Origin, so a web page in a browser on this
-   * machine cannot drive it (CSRF) or read it through a rebound DNS name.
-   */
-  function adminOnly(ctx: RequestCtx, req: IncomingMessage): void {
-    if (!LOOPBACK.test(ctx.peerIp)) throw new HttpError(403, 'admin_loopback_only', 'The admin API answers loopback clients only.');
-    const host = (req.headers.host ?? '').toLowerCase().replace(/:\d+$/, '');
-    if (!(host === '' || host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host))) {
-      throw new HttpError(403, 'admin_host', 'The admin API answers requests addressed to a loopback address only.');
-    }
-    const site = req.headers['sec-fetch-site'];
-    if (req.headers.origin !== undefined || (site !== undefined && site !== 'none' && site !== 'same-origin')) {
-      throw new HttpError(403, 'admin_cross_site', 'The admin API does not answer requests from web pages.');
-    }
-  }
-
-  /** scimIdp reads `?idp=` and checks it names a configured IdP (with SCIM on, when asked). */
-  function scimIdp(ctx: RequestCtx, req: IncomingMessage, mustBeScim = true): string {
-    const idp = new URL(req.url ?? '/', 'http://x').searchParams.get('idp') ?? '';
-    const found = ctx.rt.idps.get(idp);
-    if (!found) throw new HttpError(404, 'unknown_idp', `No IdP "${idp}" is configured (${[...ctx.rt.idps.keys()].join(', ') || 'none'}).`);
-    if (mustBeScim && found.config.provisioning !== 'scim') throw new HttpError(409, 'scim_not_enabled', `IdP "${idp}" uses ${found.config.provisioning} provisioning; set provisioning: scim first.`);
-    return idp;
-  }
-
-  function pageOf(req: IncomingMessage): { offset: number; limit: number } {
-    const q = new URL(req.url ?? '/', 'http://x').searchParams;
-    const offset = Math.max(0, Math.min(Number(q.get('offset') ?? 0) || 0, 1e9));
-    const limit = Math.max(1, Math.min(Number(q.get('limit') ?? 100) || 100, 1000));
-    return { offset, limit };
-  }
+  const adminDeps = { guard: new AdminGuard(deps.adminTokens), log: deps.log, activate: deps.activate, activator: deps.activator, certsDir: deps.certsDir, reopenLogs: deps.reopenLogs, store: deps.store, directory: deps.directory, tokens: deps.tokens, sessions: deps.sessions };
+  const admin = configRoutes(apiRoutes(adminRoutes(adminDeps), adminDeps), adminDeps);
+  const dashboard = dashboardRoutes({ ...adminDeps, adminTokens: deps.adminTokens });
 
   /** spMetadata serves `/saml/metadata/<idpId>`: the SP metadata to paste into the IdP. */
   function spMetadata(req: IncomingMessage, res: ServerResponse, ctx: RequestCtx): boolean {
@@ -299,6 +241,8 @@ export function createControlApp(deps: ControlDeps): ControlApp {
       if (byHost(req, res, ctx, host)) return;
       if (isPacPath((req.url ?? '/').split('?')[0]!)) return pac(req, res, ctx);
       if (ops.handle(req, res, ctx, deps.log)) return;
+      if (admin.router.handle(req, res, ctx, deps.log)) return;
+      if (dashboard.handle(req, res, ctx, deps.log)) return;
       if (scimRoute(req, res) || spMetadata(req, res, ctx)) return;
       // The ACS answers here too, for IdPs that post to the control listener.
       if (deps.gateway.loginRoutes.handle(req, res, ctx, deps.log)) return;

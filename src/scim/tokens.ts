@@ -12,6 +12,8 @@
  * checked against the Store before it is refused, so a token generated on another node works at once.
  * Generating or revoking through any ScimTokens on the same Store in this process replaces the memory
  * at once, so the old token stops working on this node immediately and on other nodes within a second.
+ *
+ * The same mechanism, under its own key namespace, stores the admin API's tokens (src/admin/tokens.ts).
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Store } from '../sessions/store.js';
@@ -55,17 +57,22 @@ interface Known {
 }
 
 /**
- * known is shared by every ScimTokens over one Store object, so a rotation through the admin API's
+ * known is shared by every BearerTokens over one Store object, so a rotation through the admin API's
  * instance is seen at once by the SCIM handler's, however the composition root wires them.
  */
 const knownByStore = new WeakMap<Store, Map<string, Known>>();
 
-/** ScimTokens generates, verifies and revokes per-tenant SCIM bearer tokens. */
-export class ScimTokens {
+/**
+ * BearerTokens generates, verifies and revokes one bearer token per tenant under a key namespace
+ * (`scim:token:` for SCIM, `admin:token:` for the admin API). The memory is keyed by the full store
+ * key, so two namespaces on one Store never see each other's tokens.
+ */
+export class BearerTokens {
   private readonly known: Map<string, Known>;
 
   constructor(
     private readonly store: Store,
+    private readonly namespace: string,
     private readonly now: () => number = Date.now,
   ) {
     let known = knownByStore.get(store);
@@ -74,7 +81,7 @@ export class ScimTokens {
   }
 
   private key(tenant: string): string {
-    return `scim:token:${tenant}`;
+    return `${this.namespace}${tenant}`;
   }
 
   /** generate makes a new random token for a tenant and replaces the old one at once; returns it (shown once). */
@@ -82,7 +89,7 @@ export class ScimTokens {
     const token = randomBytes(TOKEN_BYTES).toString('base64url');
     const stored: StoredToken = { sha256: digest(token).toString('hex'), createdAt: new Date(this.now()).toISOString() };
     await this.store.set(this.key(tenant), JSON.stringify(stored));
-    this.known.set(tenant, { sha256: parseDigest(stored.sha256), at: this.now() });
+    this.known.set(this.key(tenant), { sha256: parseDigest(stored.sha256), at: this.now() });
     return token;
   }
 
@@ -90,15 +97,16 @@ export class ScimTokens {
   async verify(tenant: string, presented: string): Promise<boolean> {
     if (presented === '' || presented.length > MAX_TOKEN_LENGTH) return false;
     const d = digest(presented);
-    const k = this.known.get(tenant);
+    const key = this.key(tenant);
+    const k = this.known.get(key);
     const age = k === undefined ? -1 : this.now() - k.at;
     // age < 0: the clock went back, so the memory's age is unknown; read again.
     if (k !== undefined && k.sha256 !== null && age >= 0 && age < VERIFIED_TTL_MS && timingSafeEqual(d, k.sha256)) return true;
     const at = this.now();
-    const raw = await this.store.get(this.key(tenant));
+    const raw = await this.store.get(key);
     const stored = raw === null ? null : parseDigest((JSON.parse(raw) as StoredToken).sha256);
     // A generate or revoke that finished while this read was on its way is newer: keep its entry.
-    if (this.known.get(tenant) === k) this.known.set(tenant, { sha256: stored, at });
+    if (this.known.get(key) === k) this.known.set(key, { sha256: stored, at });
     // Both sides are 32-byte digests, so timingSafeEqual never throws on a length mismatch and the
     // comparison time says nothing about the token.
     const same = timingSafeEqual(d, stored ?? NO_TOKEN);
@@ -114,6 +122,13 @@ export class ScimTokens {
   /** revoke removes a tenant's token; SCIM for that tenant answers 401 until a new one is generated. */
   async revoke(tenant: string): Promise<void> {
     await this.store.del(this.key(tenant));
-    this.known.set(tenant, { sha256: null, at: this.now() });
+    this.known.set(this.key(tenant), { sha256: null, at: this.now() });
+  }
+}
+
+/** ScimTokens are the per-tenant SCIM bearer tokens (tenant `<orgId>/<idpId>`). */
+export class ScimTokens extends BearerTokens {
+  constructor(store: Store, now: () => number = Date.now) {
+    super(store, 'scim:token:', now);
   }
 }

@@ -8,6 +8,7 @@
  *   dck:<cookie>              domain cookie → "<session id> <host>": valid on that host only
  *   surr:<location>|<ip>      IP surrogate → "<session id> <validated at ms>", the idle timeout as TTL
  *   ott:<token>               one-time token → {session, clientIp, url}, consumed once
+ *   seen:<id>                 "<ms> <cookie|surrogate>": when and how a node last identified the session (at most once a minute)
  *
  * Reads on the hot path go through TieredStore.peek, so a known session is answered from memory;
  * every delete publishes an invalidation, so a revocation reaches every node's LRU at once.
@@ -87,6 +88,7 @@ const K = {
   remaps: (loc: string, ip: string) => `surrmap:${loc}|${ip}`,
   suspended: (loc: string, ip: string) => `surrsusp:${loc}|${ip}`,
   token: (t: string) => `ott:${t}`,
+  seen: (id: string) => `seen:${id}`,
 };
 
 /** Sessions manages session records and indexes; the store is usually a TieredStore. */
@@ -245,12 +247,45 @@ export class Sessions {
     if (cookies.length > 0) await this.store.del(...cookies.map(K.cookie));
     await this.store.del(K.cookies(id));
     await this.store.srem(K.all, id);
+    // A separate call: the two keys may live in different Redis Cluster slots.
+    await this.store.del(K.seen(id));
     if (rec !== null) {
       await this.store.srem(K.user(rec.userId), id);
       const surr = K.surr(rec.location, rec.clientIp);
       if (mapping(await this.store.get(surr))?.sessionId === id) await this.store.del(surr);
     }
     return rec !== null;
+  }
+
+  /** markSeen records when and how a session was last identified (the admin's "last seen"), for its lifetime. */
+  async markSeen(rec: SessionRecord, by: string, at: number): Promise<void> {
+    const left = rec.expiresAt - at;
+    if (left > 0) await this.store.set(K.seen(rec.id), `${at} ${by}`, left);
+  }
+
+  /** lastSeen reads what markSeen wrote; null when no node has identified the session yet. */
+  async lastSeen(id: string): Promise<{ at: number; by: string } | null> {
+    const raw = await this.store.get(K.seen(id));
+    if (raw === null) return null;
+    const sp = raw.indexOf(' ');
+    return { at: Number(raw.slice(0, sp)) || 0, by: raw.slice(sp + 1) };
+  }
+
+  /** cookieCount is how many host cookies a session has planted. */
+  cookieCount(id: string): Promise<number> {
+    return this.store.scard(K.cookies(id));
+  }
+
+  /** scan yields every live session, in id order, a batch at a time (the admin's session list). */
+  async *scan(batch = 500): AsyncGenerator<SessionRecord> {
+    for (let offset = 0; ; offset += batch) {
+      const ids = await this.store.smembers(K.all, { offset, limit: batch });
+      for (const id of ids) {
+        const rec = await this.get(id);
+        if (rec !== null) yield rec;
+      }
+      if (ids.length < batch) return;
+    }
   }
 
   /** revokeUser ends every session of a user on every node; returns how many. */

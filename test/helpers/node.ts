@@ -3,9 +3,17 @@
  * It listens on port 0; the ports come from its "tollgate listening" log line.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConfigInput } from '../../src/config/schema.js';
+import { validateConfig } from '../../src/config/load.js';
+import { AdminTokens } from '../../src/admin/tokens.js';
+import { openStore } from '../../src/sessions/open.js';
+import { adminTokenName } from './tollgate.js';
+import { startRedis, type RedisServer } from './redis.js';
+import { startOrigin, type Origin } from './origin.js';
+import { startLabIdpFixture, type LabIdpFixture } from './flow.js';
 
 const CLI = join(import.meta.dirname, '../../src/cli.ts');
 
@@ -14,6 +22,11 @@ export interface NodeProcess {
   readonly proxyPort: number;
   readonly controlPort: number;
   readonly lines: Record<string, unknown>[];
+  /** pid is the node's process id (to send it signals). */
+  readonly pid: number;
+  /** An admin API token named after the node, made in its store once it is up, and the headers that present it. */
+  readonly adminToken: string;
+  readonly admin: { readonly authorization: string };
   waitFor(pred: (l: Record<string, unknown>) => boolean, what: string, ms?: number): Promise<Record<string, unknown>>;
   stop(): Promise<void>;
 }
@@ -66,7 +79,11 @@ export async function startNode(dir: string, name: string, config: ConfigInput):
     });
   try {
     const up = await waitFor((l) => l.msg === 'tollgate listening', 'listening');
+    const adminToken = await issueAdminToken(config, adminTokenName(name));
     return {
+      pid: p.pid!,
+      adminToken,
+      admin: { authorization: `Bearer ${adminToken}` },
       proxyPort: Number(String(up.proxy).split(':').pop()),
       controlPort: Number(String(up.control).split(':').pop()),
       lines,
@@ -77,4 +94,53 @@ export async function startNode(dir: string, name: string, config: ConfigInput):
     await stop();
     throw err;
   }
+}
+
+/** issueAdminToken makes an admin token in the config's store, as `tollgate admin token` does. */
+export async function issueAdminToken(config: ConfigInput, name: string): Promise<string> {
+  const store = await openStore(validateConfig(config).store);
+  try {
+    return await new AdminTokens(store).generate(name);
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * RedisLab is what a multi-node test shares: a temp dir, a Redis, an origin and the lab IdP, with a
+ * config for nodes on them (the caller adds locations and the rest).
+ */
+export interface RedisLab {
+  readonly dir: string;
+  readonly redis: RedisServer;
+  readonly origin: Origin;
+  readonly lab: LabIdpFixture;
+  config(extra: Partial<ConfigInput>): ConfigInput;
+  /** close stops the nodes given, then the shared parts, and removes the dir. */
+  close(nodes: readonly NodeProcess[]): Promise<void>;
+}
+
+/** startRedisLab starts the shared parts of a multi-node test. */
+export async function startRedisLab(name: string): Promise<RedisLab> {
+  const dir = mkdtempSync(join(tmpdir(), `tollgate-${name}-`));
+  const [redis, origin, lab] = await Promise.all([startRedis(), startOrigin(), startLabIdpFixture({ id: 'lab' })]);
+  return {
+    dir,
+    redis,
+    origin,
+    lab,
+    config: (extra) => ({
+      store: { type: 'redis', url: redis.url },
+      logging: { level: 'info', accessLog: join(dir, 'access.log') },
+      limits: { shutdownGraceMs: 1000 },
+      idps: [lab.config({ domains: ['example.com'] })],
+      ...extra,
+    }),
+    async close(nodes) {
+      await Promise.all(nodes.map((n) => n.stop()));
+      await Promise.all([lab.close(), origin.close()]);
+      await redis.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -11,6 +11,7 @@ import { Writable } from 'node:stream';
 import { startTollgate, type StartOptions, type Tollgate } from '../../src/main.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import type { AccessEntry } from '../../src/log.js';
+import { AdminTokens } from '../../src/admin/tokens.js';
 
 /** LogSink collects JSON lines written by pino. */
 export class LogSink extends Writable {
@@ -39,6 +40,9 @@ export interface TestTollgate {
   readonly access: LogSink;
   readonly app: LogSink;
   readonly dataDir: string;
+  /** An admin API token named after the node (nodes on one store each have their own), and the headers that present it. */
+  readonly adminToken: string;
+  readonly admin: { readonly authorization: string };
   /** Access entries, waiting briefly for the line of a transaction that just ended. */
   entries(): AccessEntry[];
   waitForEntry(pred: (e: AccessEntry) => boolean, ms?: number): Promise<AccessEntry>;
@@ -71,8 +75,11 @@ export async function startTestTollgate(config?: ConfigInput | ((dataDir: string
   const cfg = typeof config === 'function' ? config(dataDir) : (config ?? testConfig(dataDir));
   const tg = await startTollgate({ config: cfg, accessLog: access, appLog: app, ...extra });
   const entries = () => access.lines as unknown as AccessEntry[];
+  const adminToken = await new AdminTokens(tg.store).generate(adminTokenName(tg.runtime.current.nodeName));
   return {
     tg,
+    adminToken,
+    admin: { authorization: `Bearer ${adminToken}` },
     proxyPort: tg.proxyAddress.port,
     controlPort: tg.controlAddress.port,
     access,
@@ -93,6 +100,11 @@ export async function startTestTollgate(config?: ConfigInput | ((dataDir: string
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** adminTokenName turns a node name into an admin token name, so nodes sharing a store do not replace each other's. */
+export function adminTokenName(nodeName: string): string {
+  return nodeName.toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^-+/, '').slice(0, 32) || 'test';
 }
 
 /** Reply is a buffered response. */

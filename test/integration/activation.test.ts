@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { startOrigin } from '../helpers/origin.js';
 import { LogSink, viaProxy } from '../helpers/tollgate.js';
 import { startTollgate } from '../../src/main.js';
+import { AdminTokens } from '../../src/admin/tokens.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tollgate-act-'));
 const file = join(dir, 'tollgate.yaml');
@@ -28,10 +29,11 @@ t.teardown(async () => {
   await origin.close();
   rmSync(dir, { recursive: true, force: true });
 });
+const adminToken = await new AdminTokens(tg.store).generate('test');
 
 function activateViaApi(): Promise<{ status: number; body: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port: tg.controlAddress.port, method: 'POST', path: '/admin/activate' }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port: tg.controlAddress.port, method: 'POST', path: '/admin/activate', headers: { authorization: `Bearer ${adminToken}` } }, (res) => {
       let b = '';
       res.on('data', (c: Buffer) => (b += c.toString()));
       res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(b) as Record<string, unknown> }));

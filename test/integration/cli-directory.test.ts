@@ -7,7 +7,8 @@
  */
 import t from 'tap';
 import { runCli as run } from '../helpers/cli.js';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { makeSigningPair } from '../../src/labidp/idp.js';
@@ -47,8 +48,9 @@ t.teardown(async () => {
 });
 
 // The node's own config listens on port 0; the CLI finds the control listener through this file.
+// It names the node's store too: `tollgate admin token` writes there, and the token file lies beside it.
 const ctl = join(dir, 'ctl.yaml');
-writeFileSync(ctl, `listeners: { control: 127.0.0.1:${node.controlPort} }\n`);
+writeFileSync(ctl, `listeners: { control: 127.0.0.1:${node.controlPort} }\nstore: { type: embedded, path: ${JSON.stringify(join(dir, 'data'))} }\n`);
 
 
 /** listing parses `tollgate users|groups` output: a count line, then one JSON row per line, keyed by name. */
@@ -68,8 +70,56 @@ const sorted = (v: unknown): string[] => [...(v as string[])].sort();
 let token = '';
 const scimBase = `http://127.0.0.1:${node.controlPort}/1/okta/scim/v2`;
 
+t.test('admin token writes a mode-0600 file beside the data directory, which the other commands present', async (t) => {
+  const file = join(dir, 'data.admin-token');
+  const before = await run(['users', '--idp', 'okta', '--config', ctl]);
+  t.equal(before.code, 1, 'no token file yet');
+  t.equal(before.stderr, `no admin token at ${file}: create one with "tollgate admin token" (same --config)\n`);
+
+  const made = await run(['admin', 'token', '--config', ctl]);
+  t.equal(made.code, 0, made.stderr);
+  t.equal(made.stdout, '', 'the token is not printed');
+  t.equal(statSync(file).mode & 0o777, 0o600, 'mode 0600');
+  const first = readFileSync(file, 'utf8').trim();
+  t.match(first, /^tga\.admin\.[A-Za-z0-9_-]{43}$/, 'a token named "admin"');
+  t.equal((await controlCall(node.controlPort, 'GET', '/admin/users?idp=okta', { authorization: `Bearer ${first}` })).status, 200, "the file's token opens the admin API");
+  t.equal((await run(['users', '--idp', 'okta', '--config', ctl])).code, 0, 'and the CLI presents it');
+
+  // As ssh does with a key, a token file other users can read is refused, not used.
+  chmodSync(file, 0o644);
+  const wide = await run(['users', '--idp', 'okta', '--config', ctl]);
+  t.equal(wide.code, 1);
+  t.equal(wide.stderr, `the admin token at ${file} is open to other users (mode 0644): run "chmod 600 ${file}"\n`);
+
+  // Rotation: a new token for the name replaces the old one on the node (within a second: another process made it).
+  const again = await run(['admin', 'token', '--config', ctl]);
+  t.equal(again.code, 0, again.stderr);
+  t.equal(statSync(file).mode & 0o777, 0o600, 'rewritten 0600 over the wider file');
+  const second = readFileSync(file, 'utf8').trim();
+  t.not(second, first);
+  let status = 0;
+  for (const end = Date.now() + 2000; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) {
+    status = (await controlCall(node.controlPort, 'GET', '/admin/users?idp=okta', { authorization: `Bearer ${first}` })).status;
+    if (status === 401) break;
+  }
+  t.equal(status, 401, 'the replaced token is refused');
+  t.equal((await controlCall(node.controlPort, 'GET', '/admin/users?idp=okta', { authorization: `Bearer ${second}` })).status, 200);
+
+  // --print is for another holder: stdout only, under its own name; the file and the "admin" token stay.
+  const ops = await run(['admin', 'token', '--name', 'ops', '--print', '--config', ctl]);
+  t.equal(ops.code, 0, ops.stderr);
+  t.match(ops.stdout, /^tga\.ops\.[A-Za-z0-9_-]{43}\n$/);
+  t.equal(readFileSync(file, 'utf8').trim(), second, 'the file is untouched');
+  t.equal((await controlCall(node.controlPort, 'GET', '/admin/users?idp=okta', { authorization: `Bearer ${ops.stdout.trim()}` })).status, 200);
+  t.equal((await controlCall(node.controlPort, 'GET', '/admin/users?idp=okta', { authorization: `Bearer ${second}` })).status, 200, 'names keep their own tokens');
+  const badName = await run(['admin', 'token', '--name', 'Not OK', '--config', ctl]);
+  t.equal(badName.code, 1);
+  t.match(badName.stderr, 'must be 1-32 lower-case letters');
+  t.notMatch(JSON.stringify(node.lines), second.slice(10), 'no admin token is ever logged');
+});
+
 t.test('users and groups list SCIM and JIT provisioning with source, state, department and groups', async (t) => {
-  const gen = await controlCall(node.controlPort, 'POST', '/admin/scim/token?idp=okta');
+  const gen = await controlCall(node.controlPort, 'POST', '/admin/scim/token?idp=okta', node.admin);
   t.equal(gen.status, 200, gen.body);
   token = (JSON.parse(gen.body) as { token: string }).token;
   const scim = new ScimClient(scimBase, token);
@@ -183,7 +233,7 @@ t.test('the CLI names a missing, unknown or non-SCIM IdP and exits non-zero', as
 });
 
 t.test('GET /admin/groups lists and pages one IdP directory', async (t) => {
-  const all = await controlCall(node.controlPort, 'GET', '/admin/groups?idp=okta');
+  const all = await controlCall(node.controlPort, 'GET', '/admin/groups?idp=okta', node.admin);
   t.equal(all.status, 200, all.body);
   const body = JSON.parse(all.body) as { idp: string; total: number; groups: { displayName: string; source: string; members: number; id: string }[] };
   t.equal(body.idp, 'okta');
@@ -192,19 +242,19 @@ t.test('GET /admin/groups lists and pages one IdP directory', async (t) => {
     ['Auditors', 'scim', 2],
     ['Finance Team', 'scim', 1],
   ]);
-  const first = JSON.parse((await controlCall(node.controlPort, 'GET', '/admin/groups?idp=okta&limit=1')).body) as typeof body;
-  const second = JSON.parse((await controlCall(node.controlPort, 'GET', '/admin/groups?idp=okta&limit=1&offset=1')).body) as typeof body;
+  const first = JSON.parse((await controlCall(node.controlPort, 'GET', '/admin/groups?idp=okta&limit=1', node.admin)).body) as typeof body;
+  const second = JSON.parse((await controlCall(node.controlPort, 'GET', '/admin/groups?idp=okta&limit=1&offset=1', node.admin)).body) as typeof body;
   t.equal(first.total, 2);
   t.equal(first.groups.length, 1);
   t.equal(second.groups.length, 1);
   t.same([first.groups[0]!.id, second.groups[0]!.id].sort(), body.groups.map((g) => g.id).sort(), 'two pages of one cover both groups');
 
-  const unknown = await controlCall(node.controlPort, 'GET', '/admin/groups?idp=nope', { accept: 'application/json' });
+  const unknown = await controlCall(node.controlPort, 'GET', '/admin/groups?idp=nope', { ...node.admin, accept: 'application/json' });
   t.equal(unknown.status, 404);
   t.match(JSON.parse(unknown.body), { error: { code: 'unknown_idp' } });
 });
 
-t.test('the admin API answers only loopback-addressed requests that no web page sent', async (t) => {
+t.test('the admin API answers only loopback-addressed requests that no web page sent, even with a good token', async (t) => {
   const port = node.controlPort;
   const allowed: [string, Record<string, string>][] = [
     ['no Host rewrite', {}],
@@ -214,7 +264,7 @@ t.test('the admin API answers only loopback-addressed requests that no web page 
     ['Sec-Fetch-Site none (typed in the address bar)', { 'sec-fetch-site': 'none' }],
   ];
   for (const [name, headers] of allowed) {
-    t.equal((await controlCall(port, 'GET', '/admin/groups?idp=okta', headers)).status, 200, name);
+    t.equal((await controlCall(port, 'GET', '/admin/groups?idp=okta', { ...node.admin, ...headers })).status, 200, name);
   }
 
   const refused: [string, Record<string, string>, string][] = [
@@ -235,7 +285,7 @@ t.test('the admin API answers only loopback-addressed requests that no web page 
   ];
   for (const [method, path] of endpoints) {
     for (const [name, headers, code] of refused) {
-      const r = await controlCall(port, method, path, { accept: 'application/json', ...headers });
+      const r = await controlCall(port, method, path, { accept: 'application/json', ...node.admin, ...headers });
       t.equal(r.status, 403, `${method} ${path}: ${name}`);
       t.match(JSON.parse(r.body), { error: { code } }, `${method} ${path}: ${name} -> ${code}`);
     }

@@ -77,7 +77,9 @@ locations: [{ name: lab, ips: [127.0.0.1/32] }${extra}]
 
   // `activate` finds the control listener through the config file; port 0 there, so point it at the real one.
   const actFile = join(dir, 'act.yaml');
-  writeFileSync(actFile, `listeners: { control: 127.0.0.1:${controlPort} }\n`);
+  writeFileSync(actFile, `listeners: { control: 127.0.0.1:${controlPort} }\nstore: { type: embedded, path: ${JSON.stringify(join(dir, 'data'))} }\n`);
+  const token = await run(['admin', 'token', '--config', actFile]);
+  t.equal(token.code, 0, token.stderr);
   const act = await run(['activate', '--config', actFile]);
   t.equal(act.code, 0, act.stderr);
   t.match(act.stdout, 'activated config version 3');

@@ -56,7 +56,7 @@ t.teardown(async () => {
   await redis.stop();
 });
 
-const issued = JSON.parse((await controlCall(a.controlPort, 'POST', '/admin/scim/token?idp=lab')).body) as { tenant: string; token: string };
+const issued = JSON.parse((await controlCall(a.controlPort, 'POST', '/admin/scim/token?idp=lab', a.admin)).body) as { tenant: string; token: string };
 const scim = new ScimClient(`http://127.0.0.1:${a.controlPort}/${issued.tenant}/scim/v2`, issued.token);
 
 /** created POSTs a resource and returns its id, failing loudly on anything but 201. */

@@ -87,7 +87,7 @@ t.test('SP metadata, SCIM through the proxy and on the control listener, deprovi
   t.match(meta.body, 'http://login.tollgate.test/sfc_sso');
   t.match((await call(tg.controlPort, 'GET', '/saml/metadata/okta')).body, 'entityID="https://login.tollgate.test/sfc_sso"', 'metadata on the control listener too');
 
-  const gen = await call(tg.controlPort, 'POST', '/admin/scim/token?idp=okta');
+  const gen = await call(tg.controlPort, 'POST', '/admin/scim/token?idp=okta', { token: tg.adminToken });
   t.equal(gen.status, 200);
   const { token, baseUrl, tenant } = JSON.parse(gen.body) as { token: string; baseUrl: string; tenant: string };
   t.equal(baseUrl, 'http://scim.tollgate.test/37146169/okta/scim');
@@ -118,7 +118,7 @@ t.test('SP metadata, SCIM through the proxy and on the control listener, deprovi
   const listed = await call(tg.controlPort, 'GET', `/37146169/okta/scim/v2/Users?filter=${encodeURIComponent('userName eq "ALICE@example.test"')}`, { token });
   t.equal(JSON.parse(listed.body).totalResults, 1);
 
-  const users = JSON.parse((await call(tg.controlPort, 'GET', '/admin/users?idp=okta')).body) as { total: number; users: { userName: string; source: string; active: boolean }[] };
+  const users = JSON.parse((await call(tg.controlPort, 'GET', '/admin/users?idp=okta', { token: tg.adminToken })).body) as { total: number; users: { userName: string; source: string; active: boolean }[] };
   t.equal(users.total, 1);
   t.match(users.users[0], { userName: 'alice@example.test', source: 'scim', active: true });
 
@@ -132,7 +132,7 @@ t.test('SP metadata, SCIM through the proxy and on the control listener, deprovi
   t.equal(patched.status, 200, patched.body);
   t.equal(await sessions.get(sess.id), null, 'the session is gone');
 
-  const rotated = await call(tg.controlPort, 'POST', '/admin/scim/token?idp=okta');
+  const rotated = await call(tg.controlPort, 'POST', '/admin/scim/token?idp=okta', { token: tg.adminToken });
   t.equal(rotated.status, 200);
   t.equal((await call(tg.controlPort, 'GET', '/37146169/okta/scim/v2/Users', { token })).status, 401, 'the old token stops working at once');
 

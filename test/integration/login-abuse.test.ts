@@ -99,8 +99,8 @@ t.test('sign-in abuse is refused without harm', async (t) => {
   t.ok(repeats > 0 && repeats <= 101, `repeated trips with one link are counted: 429 after ${repeats}`);
 
   // The admin API does not answer web pages (CSRF) or foreign host names (DNS rebinding).
-  t.equal((await controlCall(tg.controlPort, 'POST', '/admin/reauth', { origin: 'http://evil.test' })).status, 403, 'cross-site POST refused');
-  t.equal((await controlCall(tg.controlPort, 'POST', '/admin/reauth', { 'sec-fetch-site': 'cross-site' })).status, 403);
-  t.equal((await controlCall(tg.controlPort, 'GET', '/admin/users?idp=lab', { host: 'rebind.evil.test' })).status, 403, 'rebound host name refused');
-  t.equal((await controlCall(tg.controlPort, 'GET', '/admin/users?idp=lab')).status, 200, 'the CLI-style call still works');
+  t.equal((await controlCall(tg.controlPort, 'POST', '/admin/reauth', { ...tg.admin, origin: 'http://evil.test' })).status, 403, 'cross-site POST refused');
+  t.equal((await controlCall(tg.controlPort, 'POST', '/admin/reauth', { ...tg.admin, 'sec-fetch-site': 'cross-site' })).status, 403);
+  t.equal((await controlCall(tg.controlPort, 'GET', '/admin/users?idp=lab', { ...tg.admin, host: 'rebind.evil.test' })).status, 403, 'rebound host name refused');
+  t.equal((await controlCall(tg.controlPort, 'GET', '/admin/users?idp=lab', tg.admin)).status, 200, 'the CLI-style call still works');
 });

@@ -139,7 +139,7 @@ t.test('sign-in through the gateway, cookies per host, surrogate, exemptions, lo
   t.match(offsite.body, /SAML_IN_RESPONSE_TO/);
 
   // 8. JIT provisioning put the user, department and groups in the directory.
-  const users = JSON.parse((await controlCall(tg.controlPort, 'GET', '/admin/users?idp=lab')).body) as { users: { userName: string; source: string; department: string; groups: string[] }[] };
+  const users = JSON.parse((await controlCall(tg.controlPort, 'GET', '/admin/users?idp=lab', tg.admin)).body) as { users: { userName: string; source: string; department: string; groups: string[] }[] };
   const au = users.users.find((u) => u.userName === 'alice@example.com');
   t.equal(au?.source, 'jit');
   t.equal(au?.department, 'Engineering');
@@ -166,7 +166,7 @@ t.test('sign-in through the gateway, cookies per host, surrogate, exemptions, lo
   t.match(cl.reply.body, /alice@example\.com/);
 
   // 11. Force re-authentication for one user reaches their sessions.
-  const re = await controlCall(tg.controlPort, 'POST', '/admin/reauth?user=ALICE@example.com');
+  const re = await controlCall(tg.controlPort, 'POST', '/admin/reauth?user=ALICE@example.com', tg.admin);
   t.equal(re.status, 200);
   t.ok((JSON.parse(re.body) as { revoked: number }).revoked >= 1, 'sessions revoked');
   const afterRe = await alice.follow(`${a}/hello`);

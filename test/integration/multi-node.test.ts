@@ -88,7 +88,7 @@ t.test('two nodes on one Redis', async (t) => {
   t.ok(refused.idpPage.url.startsWith(partner.idp.ssoUrl), 'partner.test went to the partner IdP');
 
   const api = `http://127.0.0.1:${a.controlPort}`;
-  const tokenReply = (await (await fetch(`${api}/admin/scim/token?idp=partner`, { method: 'POST' })).json()) as { token: string };
+  const tokenReply = (await (await fetch(`${api}/admin/scim/token?idp=partner`, { method: 'POST', headers: a.admin })).json()) as { token: string };
   const scim = (method: string, path: string, body?: unknown) =>
     fetch(`${api}/1/partner/scim${path}`, {
       method,
@@ -132,7 +132,7 @@ t.test('two nodes on one Redis', async (t) => {
   const dave = new FlowClient(a.proxyPort, '127.0.0.12');
   const daveIn = await dave.signIn(site, 'bob@example.com', 'bob-pw');
   t.equal(daveIn.reply.status, 200, 'signed in on A');
-  const re = await controlCall(b.controlPort, 'POST', '/admin/reauth');
+  const re = await controlCall(b.controlPort, 'POST', '/admin/reauth', b.admin);
   t.equal(re.status, 200, 'reauth asked of B');
   const asked = Date.now();
   await until(async () => (await dave.request(site)).status === 307, 1000, 'A sends the user to sign in again');

@@ -101,7 +101,7 @@ for (const kind of ['embedded', 'redis'] as const) {
     process.kill(primaryPid, 'SIGHUP');
     await until(async () => (await versions()).join() === '2,2', 3000, 'both workers on version 2 after SIGHUP');
     t.pass('SIGHUP reached both workers');
-    t.equal((await controlCall(node.controlPort, 'POST', '/admin/activate')).status, 200, 'activated through one worker');
+    t.equal((await controlCall(node.controlPort, 'POST', '/admin/activate', node.admin)).status, 200, 'activated through one worker');
     await until(async () => (await versions()).join() === '3,3', 3000, 'both workers on version 3');
     t.pass('an activation through one worker reached the other');
 

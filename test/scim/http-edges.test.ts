@@ -327,7 +327,7 @@ t.test('a real Tollgate applies each IdP’s scimRateLimit to its SCIM tenant', 
   );
   t.teardown(() => tg.close());
   const client = async (id: string): Promise<ScimClient> => {
-    const gen = await controlCall(tg.controlPort, 'POST', `/admin/scim/token?idp=${id}`);
+    const gen = await controlCall(tg.controlPort, 'POST', `/admin/scim/token?idp=${id}`, tg.admin);
     t.equal(gen.status, 200, `a token for ${id}`);
     return new ScimClient(`http://127.0.0.1:${tg.controlPort}/${orgId}/${id}/scim/v2`, (JSON.parse(gen.body) as { token: string }).token);
   };

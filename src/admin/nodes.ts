@@ -1,0 +1,132 @@
+/**
+ * nodes: every node's heartbeat in the store, for /api/nodes and the activation answer.
+ *
+ *   every HEARTBEAT_MS: node:<name> = {name, addresses, version, config version, started, counts} (TTL 3 beats)
+ *                       nodes (set) += name;  the activation report is renewed; a missed activation is followed
+ *
+ * A node that stops beating drops out of the list once its entry expires (the set is cleaned on read).
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { Activator } from '../activation.js';
+import type { Metrics } from '../metrics.js';
+import type { RuntimeRef } from '../runtime.js';
+import type { Store } from '../sessions/store.js';
+
+/** HEARTBEAT_MS is how often a node writes its heartbeat. */
+export const HEARTBEAT_MS = 2_000;
+
+/** NodeView is one node as /api/nodes lists it. */
+export interface NodeView {
+  readonly name: string;
+  readonly proxy: string;
+  readonly control: string;
+  /** version is Tollgate's own version (package.json). */
+  readonly version: string;
+  readonly configVersion: number;
+  /** configFailed is the newer config version the node could not build, with why; null when up to date. */
+  readonly configFailed: { readonly version: number; readonly errors: readonly string[] } | null;
+  readonly startedAt: string;
+  readonly seenAt: string;
+  readonly requests: number;
+  readonly errors: number;
+}
+
+const PACKAGE_VERSION = (() => {
+  try {
+    return (JSON.parse(readFileSync(join(import.meta.dirname, '../../package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    try {
+      // Compiled: dist/src/admin/ is one level deeper than src/admin/.
+      return (JSON.parse(readFileSync(join(import.meta.dirname, '../../../package.json'), 'utf8')) as { version: string }).version;
+    } catch {
+      return 'unknown';
+    }
+  }
+})();
+
+const key = (name: string) => `node:${name}`;
+
+/** NODES_KEY is the set of the names of nodes that heartbeat. */
+export const NODES_KEY = 'nodes';
+
+/** counts sums this node's transactions, and those answered 5xx, from the /metrics counters. */
+async function counts(metrics: Metrics): Promise<{ requests: number; errors: number }> {
+  const m = await metrics.requests.get();
+  let requests = 0;
+  let errors = 0;
+  for (const v of m.values) {
+    requests += v.value;
+    if (String(v.labels.status ?? '').startsWith('5')) errors += v.value;
+  }
+  return { requests, errors };
+}
+
+/** Heartbeat writes this node's heartbeat until stopped. */
+export class Heartbeat {
+  private timer: NodeJS.Timeout | null = null;
+  private readonly startedAt = new Date().toISOString();
+
+  constructor(
+    private readonly deps: { store: Store; runtime: RuntimeRef; metrics: Metrics; activator: Activator; log: Logger; proxy: string; control: string },
+  ) {}
+
+  /** beat writes one heartbeat, renews the activation report, and follows an activation this node missed. */
+  async beat(): Promise<void> {
+    const { store, runtime, activator } = this.deps;
+    const rt = runtime.current;
+    const view: NodeView = {
+      name: rt.nodeName,
+      proxy: this.deps.proxy,
+      control: this.deps.control,
+      version: PACKAGE_VERSION,
+      configVersion: rt.version,
+      configFailed: activator.failed,
+      startedAt: this.startedAt,
+      seenAt: new Date().toISOString(),
+      ...(await counts(this.deps.metrics)),
+    };
+    await store.set(key(rt.nodeName), JSON.stringify(view), HEARTBEAT_MS * 3);
+    await store.sadd(NODES_KEY, rt.nodeName);
+    await activator.report();
+    // Not awaited: follow runs after any activation in progress, which may itself be waiting for this beat.
+    const active = await activator.versions.activeVersion();
+    if (active > rt.version) void activator.follow(active);
+  }
+
+  start(): void {
+    const tick = () => {
+      this.beat().then(
+        () => {
+          if (this.timer !== null) this.timer = setTimeout(tick, HEARTBEAT_MS).unref();
+        },
+        (err: Error) => {
+          this.deps.log.warn({ err: err.message }, 'heartbeat failed');
+          if (this.timer !== null) this.timer = setTimeout(tick, HEARTBEAT_MS).unref();
+        },
+      );
+    };
+    this.timer = setTimeout(tick, 0).unref();
+  }
+
+  /** stop ends the beats and removes this node from the list at once. */
+  async stop(): Promise<void> {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    const name = this.deps.runtime.current.nodeName;
+    await Promise.allSettled([this.deps.store.del(key(name)), this.deps.store.srem(NODES_KEY, name)]);
+  }
+}
+
+/** listNodes reads every live node's heartbeat; names whose heartbeat expired are dropped from the set. */
+export async function listNodes(store: Store): Promise<NodeView[]> {
+  const names = await store.smembers(NODES_KEY);
+  const views = await Promise.all(names.map(async (n) => ({ n, raw: await store.get(key(n)) })));
+  const out: NodeView[] = [];
+  for (const { n, raw } of views) {
+    if (raw === null) await store.srem(NODES_KEY, n);
+    else out.push(JSON.parse(raw) as NodeView);
+  }
+  return out;
+}

@@ -163,7 +163,7 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
   const configProblem = (): string | null =>
     activator.failed === null ? null : `config v${activator.failed.version} cannot be built here; running v${runtime.current.version}: ${activator.failed.errors.join('; ')}`;
 
-  const identifier = new Identifier(sessions, (err) => log.warn({ err: err.message }, 'surrogate refresh failed'));
+  const identifier = new Identifier(sessions, (err) => log.warn({ err: err.message }, 'session bookkeeping failed (surrogate idle timer or last seen)'));
   const gateway = new Gateway({ runtime, store, sessions, identifier, directory, log, onLogin: (outcome) => metrics.logins.inc({ outcome }) });
   const control = createControlApp({ runtime, metrics, store, log, activate, activator, configProblem, reopenLogs, certsDir: join(baseDir, 'certs'), draining: () => draining, scim, directory, tokens, adminTokens, gateway, sessions });
   const proxy = createProxyServer({ runtime, auth: gateway, ownHost: control.ownHost, accessLog, metrics, log, self }, config);

@@ -179,7 +179,7 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
   const configProblem = (): string | null =>
     activator.failed === null ? null : `config v${activator.failed.version} cannot be built here; running v${runtime.current.version}: ${activator.failed.errors.join('; ')}`;
 
-  const identifier = new Identifier(sessions, (err) => log.warn({ err: err.message }, 'surrogate refresh failed'));
+  const identifier = new Identifier(sessions, (err) => log.warn({ err: err.message }, 'session bookkeeping failed (surrogate idle timer or last seen)'));
   const gateway = new Gateway({ runtime, store, sessions, identifier, directory, log, onLogin: (outcome) => metrics.logins.inc({ outcome }) });
   const worker = opts.worker;
   // An activation asked of one worker (admin API) reaches its siblings through the primary.

@@ -5,6 +5,7 @@
  *   GET  /api/sessions                    who is signed in, where, how identified, last seen
  *   POST /api/sessions/revoke             one session, a user's, or a location's, on every node
  *   POST /api/reauth                      force re-authentication: one user, or everyone
+ *   GET  /api/locations  /api/exemptions  the active locations (with their IdPs) and exemptions (with the IdPs' SSO hosts)
  *   GET  /api/idps                        each IdP: SP metadata URL, SCIM base URL and token age, certificate expiry
  *   GET  /api/idps/metadata?idp=ID        the SP metadata XML to paste into the IdP
  *   POST /api/idps/scim-token             rotate an IdP's SCIM token (shown once)
@@ -18,7 +19,7 @@ import { HttpError } from '../http/errors.js';
 import { sendBody } from '../http/router.js';
 import { parseJson, readBody } from '../scim/body.js';
 import { ScimError } from '../scim/errors.js';
-import { explain } from './explain.js';
+import { explain, ssoHostOf } from './explain.js';
 import { idpViews } from './idps.js';
 import { type AdminDeps, type AdminRoutes, checkIdp, idpParam, pageOf, queryParams, rotateScimToken, sendJson } from './routes.js';
 import { listSessions, parseRevokeTarget, parseSessionFilter, revoke } from './sessions.js';
@@ -75,6 +76,14 @@ export function apiRoutes(routes: AdminRoutes, deps: AdminDeps): AdminRoutes {
       deps.log.info({ user: user ?? '(everyone)', sessions: revoked }, 're-authentication forced');
       sendJson(req, res, 200, { user: user ?? null, revoked });
       return { target: { user: user ?? '*' }, detail: { revoked } };
+    })
+    .read('GET', '/api/locations', async (req, res, ctx) => {
+      const idpsOf = (name: string) => ctx.rt.config.idps.filter((p) => p.locations.some((l) => l.toLowerCase() === name.toLowerCase())).map((p) => p.id);
+      sendJson(req, res, 200, { version: ctx.rt.version, unknownSources: ctx.rt.config.unknownSources, locations: ctx.rt.config.locations.map((l) => ({ ...l, idps: idpsOf(l.name) })) });
+    })
+    .read('GET', '/api/exemptions', async (req, res, ctx) => {
+      const sso = ctx.rt.config.idps.map((p) => ({ idp: p.id, host: ssoHostOf(p.ssoUrl) }));
+      sendJson(req, res, 200, { version: ctx.rt.version, ...ctx.rt.config.authentication.exemptions, idpSsoHosts: sso });
     })
     .read('GET', '/api/idps', async (req, res, ctx) => {
       sendJson(req, res, 200, { idps: await idpViews(ctx.rt, deps.tokens) });

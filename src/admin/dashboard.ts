@@ -25,6 +25,7 @@ import { Audit } from './audit.js';
 import { unifiedDiff } from './config.js';
 import type { AdminCtx, AdminDeps } from './routes.js';
 import { listSessions, revoke } from './sessions.js';
+import { add, ZERO_COUNTS } from './nodes.js';
 import type { AdminTokens } from './tokens.js';
 import { listUsers, parseUserFilter } from './users.js';
 
@@ -33,6 +34,7 @@ export const DASH_COOKIE = 'tollgate_admin';
 /** DASH_SESSION_MS is how long a dashboard sign-in lasts. */
 const DASH_SESSION_MS = 8 * 3600_000;
 const LOOPBACK = /^(127\.|::1$)/;
+
 
 interface DashSession {
   readonly name: string;
@@ -180,14 +182,19 @@ export function dashboardRoutes(deps: DashboardDeps): Router<AdminCtx> {
           .map((n) => `<tr><td>${escapeHtml(n.name)}</td><td>v${n.configVersion}${n.configFailed ? ` <span class="err">cannot build v${n.configFailed.version}: ${escapeHtml(n.configFailed.errors.join('; '))}</span>` : ''}</td><td>${n.requests}</td><td>${n.errors}</td><td>${escapeHtml(n.startedAt)}</td><td>${escapeHtml(n.seenAt)}</td></tr>`)
           .join('');
         const requests = nodes.reduce((a, n) => a + n.requests, 0);
+        const rps = nodes.reduce((a, n) => a + (n.rps ?? 0), 0);
+        const hour = nodes.reduce((a, n) => (n.lastHour ? add(a, n.lastHour) : a), ZERO_COUNTS);
+        const signIns = Object.entries(hour.signIns).sort((x, y) => y[1] - x[1]).map(([k, n]) => `<tr><td>${escapeHtml(k)}</td><td>${n}</td></tr>`).join('') || '<tr><td colspan="2">none</td></tr>';
         html(
           req,
           res,
           200,
           page(
             'Overview',
-            `<p>Config v${ctx.rt.version} on this node (${escapeHtml(ctx.rt.nodeName)}). Store: ${storeLine}. Requests on all nodes: ${requests}. Active sessions: ${[...byLoc.values()].reduce((a, n) => a + n, 0)}.</p>` +
+            `<p>Config v${ctx.rt.version} on this node (${escapeHtml(ctx.rt.nodeName)}). Store: ${storeLine}. Requests on all nodes: ${requests} (${rps.toFixed(1)}/s). Active sessions: ${[...byLoc.values()].reduce((a, n) => a + n, 0)}.</p>` +
               `<h2>Nodes</h2><table><tr><th>Node</th><th>Config</th><th>Requests</th><th>5xx</th><th>Started</th><th>Last heartbeat</th></tr>${rows}</table>` +
+              `<h2>Last hour, all nodes</h2><p>${hour.requests} requests, ${hour.blocked} blocked, ${hour.errors} answered 5xx, ${hour.scim} SCIM operations.</p>` +
+              `<table><tr><th>Sign-ins by outcome</th><th>Count</th></tr>${signIns}</table>` +
               `<h2>Sessions per location</h2><table><tr><th>Location</th><th>Sessions</th></tr>${counts(byLoc)}</table>` +
               `<h2>Sessions per IdP</h2><table><tr><th>IdP</th><th>Sessions</th></tr>${counts(byIdp)}</table>`,
             { signedIn: s, refresh: 10 },

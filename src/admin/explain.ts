@@ -152,16 +152,19 @@ function matchingCidr(tx: Transaction): string | null {
   return best?.cidr ?? null;
 }
 
+/** ssoHostOf is an SSO URL's host, lower-case; '' when it cannot be parsed. */
+export function ssoHostOf(url: string): string {
+  try {
+    return new URL(url).hostname.toLowerCase();
+  } catch {
+    return ''; // config validation admits only http(s) URLs; one the URL parser still refuses exempts nothing
+  }
+}
+
 /** matchingExemption names the pattern that exempts the request, if one does. */
 function matchingExemption(tx: Transaction): string | null {
   const ex = tx.rt.config.authentication.exemptions;
-  const sso = tx.rt.config.idps.map((p) => {
-    try {
-      return new URL(p.ssoUrl).hostname.toLowerCase();
-    } catch {
-      return '';
-    }
-  });
+  const sso = tx.rt.config.idps.map((p) => ssoHostOf(p.ssoUrl));
   for (const h of [...ex.hosts, ...sso.filter((s) => s !== '')]) if (new HostMatcher([h]).matches(tx.host)) return sso.includes(h) && !ex.hosts.includes(h) ? `${h} (an IdP's SSO host)` : h;
   if (tx.protocol === 'HTTP') for (const p of ex.urls) if (compileExemptions([], [p], []).urls.matches(tx.host, tx.url)) return p;
   return null;

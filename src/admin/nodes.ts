@@ -31,6 +31,41 @@ export interface NodeView {
   readonly seenAt: string;
   readonly requests: number;
   readonly errors: number;
+  /** rps is requests per second over the last heartbeat interval. */
+  readonly rps: number;
+  /** lastHour counts what happened on this node in the last hour (since start, when younger). */
+  readonly lastHour: Counts;
+}
+
+/** Counts are a node's counters from /metrics: transactions, 5xx, blocked, sign-ins by outcome, SCIM operations. */
+export interface Counts {
+  readonly requests: number;
+  readonly errors: number;
+  readonly blocked: number;
+  readonly signIns: Readonly<Record<string, number>>;
+  readonly scim: number;
+}
+
+const HOUR_MS = 3600_000;
+
+/** add sums two nodes' counts (the dashboard's totals over nodes). */
+export function add(a: Counts, b: Counts): Counts {
+  const signIns: Record<string, number> = { ...a.signIns };
+  for (const [k, v] of Object.entries(b.signIns)) signIns[k] = (signIns[k] ?? 0) + v;
+  return { requests: a.requests + b.requests, errors: a.errors + b.errors, blocked: a.blocked + b.blocked, signIns, scim: a.scim + b.scim };
+}
+
+/** ZERO_COUNTS is nothing counted yet. */
+export const ZERO_COUNTS: Counts = { requests: 0, errors: 0, blocked: 0, signIns: {}, scim: 0 };
+
+/** since is what `now` adds to `then`. */
+export function since(now: Counts, then: Counts): Counts {
+  const signIns: Record<string, number> = {};
+  for (const [k, v] of Object.entries(now.signIns)) {
+    const d = v - (then.signIns[k] ?? 0);
+    if (d > 0) signIns[k] = d;
+  }
+  return { requests: now.requests - then.requests, errors: now.errors - then.errors, blocked: now.blocked - then.blocked, signIns, scim: now.scim - then.scim };
 }
 
 const PACKAGE_VERSION = (() => {
@@ -51,22 +86,28 @@ const key = (name: string) => `node:${name}`;
 /** NODES_KEY is the set of the names of nodes that heartbeat. */
 export const NODES_KEY = 'nodes';
 
-/** counts sums this node's transactions, and those answered 5xx, from the /metrics counters. */
-async function counts(metrics: Metrics): Promise<{ requests: number; errors: number }> {
-  const m = await metrics.requests.get();
+/** counts reads this node's counters from the /metrics registry. */
+async function counts(metrics: Metrics): Promise<Counts> {
+  const [req, logins, scim] = await Promise.all([metrics.requests.get(), metrics.logins.get(), metrics.scimOperations.get()]);
   let requests = 0;
   let errors = 0;
-  for (const v of m.values) {
+  let blocked = 0;
+  for (const v of req.values) {
     requests += v.value;
     if (String(v.labels.status ?? '').startsWith('5')) errors += v.value;
+    if (v.labels.action === 'blocked') blocked += v.value;
   }
-  return { requests, errors };
+  const signIns: Record<string, number> = {};
+  for (const v of logins.values) signIns[String(v.labels.outcome)] = (signIns[String(v.labels.outcome)] ?? 0) + v.value;
+  return { requests, errors, blocked, signIns, scim: scim.values.reduce((a, v) => a + v.value, 0) };
 }
 
 /** Heartbeat writes this node's heartbeat until stopped. */
 export class Heartbeat {
   private timer: NodeJS.Timeout | null = null;
   private readonly startedAt = new Date().toISOString();
+  /** samples are this node's counters at each beat of the last hour, oldest first. */
+  private readonly samples: { at: number; counts: Counts }[] = [];
 
   constructor(
     private readonly deps: { store: Store; runtime: RuntimeRef; metrics: Metrics; activator: Activator; log: Logger; proxy: string; control: string },
@@ -76,6 +117,13 @@ export class Heartbeat {
   async beat(): Promise<void> {
     const { store, runtime, activator } = this.deps;
     const rt = runtime.current;
+    const now = Date.now();
+    const c = await counts(this.deps.metrics);
+    const prev = this.samples[this.samples.length - 1];
+    // The newest sample an hour old or more is the baseline; a younger node counts from its start.
+    while (this.samples.length > 1 && this.samples[1]!.at <= now - HOUR_MS) this.samples.shift();
+    const base = this.samples[0] !== undefined && this.samples[0].at <= now - HOUR_MS ? this.samples[0].counts : ZERO_COUNTS;
+    this.samples.push({ at: now, counts: c });
     const view: NodeView = {
       name: rt.nodeName,
       proxy: this.deps.proxy,
@@ -84,8 +132,11 @@ export class Heartbeat {
       configVersion: rt.version,
       configFailed: activator.failed,
       startedAt: this.startedAt,
-      seenAt: new Date().toISOString(),
-      ...(await counts(this.deps.metrics)),
+      seenAt: new Date(now).toISOString(),
+      requests: c.requests,
+      errors: c.errors,
+      rps: prev === undefined || now <= prev.at ? 0 : Math.round(((c.requests - prev.counts.requests) * 1000 * 10) / (now - prev.at)) / 10,
+      lastHour: since(c, base),
     };
     await store.set(key(rt.nodeName), JSON.stringify(view), HEARTBEAT_MS * 3);
     await store.sadd(NODES_KEY, rt.nodeName);

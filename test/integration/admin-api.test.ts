@@ -133,6 +133,14 @@ t.test('the IdP page: SP metadata, SCIM base URL and token rotation, certificate
   t.match(await api('POST', '/api/idps/scim-token', {}), { status: 404, body: { error: { code: 'unknown_idp' } } });
 });
 
+t.test('locations and exemptions as the active config has them', async (t) => {
+  const l = await api('GET', '/api/locations');
+  t.equal(l.status, 200);
+  t.match(l.body, { version: 1, unknownSources: 'deny', locations: [{ name: 'lab', ips: ['127.0.0.0/26', '127.0.0.128/25', '::1'], enforceAuthentication: false, sublocations: [{ name: 'guest' }], idps: [] }] });
+  const e = await api('GET', '/api/exemptions');
+  t.same(e.body, { version: 1, hosts: [], urls: [], idpSsoHosts: [{ idp: 'okta', host: 'okta.example.test' }, { idp: 'entra', host: 'entra.example.test' }] }, "every IdP's SSO host is exempt");
+});
+
 t.test('force re-authentication wants a user or everyone, never an empty body', async (t) => {
   t.match(await api('POST', '/api/reauth', {}), { status: 400, body: { error: { code: 'bad_request' } } });
   t.match(await api('POST', '/api/reauth', { user: 'ann@example.test', everyone: true }), { status: 400 });

@@ -39,6 +39,8 @@ const ENDPOINTS: [method: string, path: string, ok: number, action: string | nul
   ['POST', '/api/sessions/revoke', 200, 'sessions.revoke', { session: 'none' }],
   ['POST', '/api/reauth', 200, 'sessions.reauth', { everyone: true }],
   ['GET', '/api/idps', 200, null],
+  ['GET', '/api/locations', 200, null],
+  ['GET', '/api/exemptions', 200, null],
   ['GET', '/api/idps/metadata?idp=okta', 200, null],
   ['POST', '/api/idps/scim-token', 200, 'scim.token.rotate', { idp: 'okta' }],
   ['GET', '/api/config', 200, null],

@@ -68,6 +68,9 @@ t.test('sign in, overview, revoke a session, stage and activate', async (t) => {
   t.ok(Number(/Requests on all nodes: (\d+)/.exec(overview)![1]) >= 6, 'the traffic is counted');
   t.match(overview, /Active sessions: 1/);
   t.match(overview, /reachable, [\d.]+ ms/, 'store health and latency');
+  const blocked = Number(/(\d+) blocked/.exec(overview)?.[1]);
+  t.ok(blocked >= 5, `the last hour's blocked requests (${blocked}), from the same counters as /metrics`);
+  t.match(overview, /Sign-ins by outcome\tCount\nok\t1/, "the last hour's sign-ins by outcome");
   await shot(p, 'overview');
 
   await p.goto(`${base}/users?q=alice`);

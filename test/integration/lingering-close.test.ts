@@ -30,7 +30,7 @@ const tg = await startTestTollgate((d) =>
 t.teardown(() => tg.close());
 
 const token = await new Promise<string>((resolve, reject) => {
-  const req = http.request({ host: '127.0.0.1', port: tg.controlPort, method: 'POST', path: '/admin/scim/token?idp=okta', agent: false }, (res) => {
+  const req = http.request({ host: '127.0.0.1', port: tg.controlPort, method: 'POST', path: '/admin/scim/token?idp=okta', headers: { authorization: `Bearer ${tg.adminToken}` }, agent: false }, (res) => {
     let b = '';
     res.on('data', (c: Buffer) => (b += c.toString()));
     res.on('end', () => resolve((JSON.parse(b) as { token: string }).token));

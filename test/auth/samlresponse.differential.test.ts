@@ -14,7 +14,7 @@ const SEED = 0x5a31;
 const LAB_BASES = 30;
 const SIGNER_BASES = 60;
 const FORGERY_BASES = 6;
-const MUTATED = 700;
+const MUTATED = 450;
 
 t.test('our validator refuses whatever node-saml refuses, and reads the same identity where both accept', async (t) => {
   const rig = await startSamlRig();

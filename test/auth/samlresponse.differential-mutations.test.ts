@@ -10,7 +10,7 @@ import { startSamlRig } from '../helpers/samlrig.js';
 const SEED = 0x7c02;
 const LAB_BASES = 15;
 const SIGNER_BASES = 30;
-const MUTATED = 1000;
+const MUTATED = 1250;
 
 t.test('mutated responses: we refuse whatever node-saml refuses, and read the same identity where both accept', async (t) => {
   const rig = await startSamlRig();

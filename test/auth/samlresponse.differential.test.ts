@@ -7,14 +7,15 @@
  */
 import t from 'tap';
 import { compareWithNodeSaml, mutationItems, STRICTER, type CorpusItem } from '../helpers/samldiff.js';
-import { FORGERIES, Rng } from '../helpers/samlfuzz.js';
+import { FORGERIES } from '../helpers/samlforgeries.js';
+import { Rng } from '../helpers/samlfuzz.js';
 import { startSamlRig } from '../helpers/samlrig.js';
 
 const SEED = 0x5a31;
 const LAB_BASES = 30;
 const SIGNER_BASES = 60;
 const FORGERY_BASES = 6;
-const MUTATED = 700;
+const MUTATED = 450;
 
 t.test('our validator refuses whatever node-saml refuses, and reads the same identity where both accept', async (t) => {
   const rig = await startSamlRig();

@@ -4,7 +4,7 @@
  *
  *   corpus item (XML + the base it was made from)
  *        |                                  |
- *   checkResponse (ours)          node-saml, configured strictly (nodeSamlFor)
+ *   checkResponse (ours)          node-saml, configured strictly (in compareWithNodeSaml)
  *        \________ compare ________/
  *   node-saml refuses -> we refuse; both accept -> same NameID, attributes, session index, Issuer,
  *   assertion ID; we refuse, node-saml accepts -> the refusal is one of STRICTER, with its reason.
@@ -26,7 +26,7 @@ export const STRICTER: readonly { code: string; reason: RegExp; why: string }[] 
   { code: 'SAML_ISSUER', reason: /Issuer/, why: 'node-saml checks no Issuer of a login response (idpIssuer is for logout messages only); SAML Core §2.2.5 / §3.2.2' },
   { code: 'SAML_STATUS', reason: /Status is/, why: 'node-saml ignores the Status when an Assertion is present; SAML Core §3.2.2.2 says only Success carries a login' },
   { code: 'SAML_SIGNATURE', reason: /is not RSA with SHA-256|is not SHA-256 or better/, why: 'node-saml (xml-crypto) still verifies RSA-SHA1 and SHA-1 digests; SHA-1 is broken for signatures (RFC 6194)' },
-  { code: 'SAML_SIGNATURE', reason: /is not exclusive c14n without comments/, why: 'we accept exclusive c14n only: WithComments keeps comments in signed bytes (NameID truncation), and inclusive c14n on the Response alone is read the same by both but refused for one rule everywhere' },
+  { code: 'SAML_SIGNATURE', reason: /is not exclusive c14n without comments/, why: 'exclusive c14n only: node-saml accepts c14n WithComments (comments in signed bytes start NameID truncation) and inclusive c14n on a Response alone (it cannot verify it on an Assertion inside a signed Response, so we refuse it everywhere)' },
   { code: 'SAML_SIGNATURE', reason: /is not SignedInfo, SignatureValue\[, KeyInfo\]/, why: 'xml-crypto ignores extra elements in a ds:Signature (ds:Object, a whole Assertion); XSW attacks hide the original there' },
   { code: 'SAML_SIGNATURE', reason: /SignatureValue is not base64|DigestValue is not base64/, why: 'xml-crypto reads the first text node of SignatureValue and DigestValue only; we read all their text, which must be base64' },
   { code: 'SAML_SIGNATURE', reason: /the Signature holds a|KeyInfo holds/, why: 'no comment, processing instruction or CDATA in a ds:Signature, and only key names in KeyInfo: xml-crypto reads such values up to the first comment and ignores KeyInfo' },

@@ -15,6 +15,7 @@ import net, { type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import { hostName, peekClientHello, type ClientHelloPeek } from '../../src/proxy/clienthello.js';
 import { selfSigned } from './tls.js';
+import { Rng } from './rng.js';
 
 // ---------------------------------------------------------------- capture
 
@@ -312,23 +313,7 @@ export function sniExtension(name: Buffer, nameType = 0): Buffer {
 
 // ---------------------------------------------------------------- mutation
 
-/** Rng is a small seeded PRNG (mulberry32), so a failing case can be replayed from its seed. */
-export class Rng {
-  constructor(private s: number) {}
-  next(): number {
-    this.s = (this.s + 0x6d2b79f5) | 0;
-    let t = this.s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  pick<T>(xs: readonly T[]): T {
-    return xs[this.int(xs.length)]!;
-  }
-}
+export { Rng };
 
 /** SNI_VARIANTS are server names on both sides of the host-name rules, as raw bytes. */
 const SNI_VARIANTS: Buffer[] = [

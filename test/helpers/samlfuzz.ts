@@ -20,35 +20,9 @@ const NS_DSIG = 'http://www.w3.org/2000/09/xmldsig#';
 const NS_ASSERTION = 'urn:oasis:names:tc:SAML:2.0:assertion';
 const NS_PROTOCOL = 'urn:oasis:names:tc:SAML:2.0:protocol';
 
-/** Rng is a seeded PRNG (mulberry32): small, fast and the same on every machine. */
-export class Rng {
-  private state: number;
-  constructor(seed: number) {
-    this.state = seed >>> 0;
-  }
+import { Rng } from './rng.js';
 
-  /** next is uniform in [0, 1). */
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let z = this.state;
-    z = Math.imul(z ^ (z >>> 15), z | 1);
-    z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
-    return ((z ^ (z >>> 14)) >>> 0) / 4294967296;
-  }
-
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-
-  pick<T>(items: readonly T[]): T {
-    if (items.length === 0) throw new Error('pick from nothing');
-    return items[this.int(items.length)]!;
-  }
-
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-}
+export { Rng };
 
 /** Signed is what a Base's signatures cover: the identity an accepting validator may report, exactly. */
 export interface Signed {

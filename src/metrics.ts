@@ -13,6 +13,13 @@ export class Metrics {
     labelNames: ['action', 'status', 'protocol'] as const,
     registers: [this.registry],
   });
+  /** Blocked transactions by stable reason code (bounded: the codes are the error catalogue's). */
+  readonly blocked = new Counter({
+    name: 'tollgate_blocked_total',
+    help: 'Blocked transactions by reason code.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   readonly activeConnections = new Gauge({ name: 'tollgate_active_connections', help: 'Open client connections on the proxy listener.', registers: [this.registry] });
   readonly activeTunnels = new Gauge({ name: 'tollgate_active_tunnels', help: 'Open CONNECT tunnels and WebSockets.', registers: [this.registry] });
   readonly upstreamErrors = new Counter({

@@ -6,6 +6,7 @@
  *   POST /api/sessions/revoke             one session, a user's, or a location's, on every node
  *   POST /api/reauth                      force re-authentication: one user, or everyone
  *   GET  /api/locations  /api/exemptions  the active locations (with their IdPs) and exemptions (with the IdPs' SSO hosts)
+ *   GET  /api/pac?location=&clientIp=     the PAC file a location's browsers get (the default without location)
  *   GET  /api/idps                        each IdP: SP metadata URL, SCIM base URL and token age, certificate expiry
  *   GET  /api/idps/metadata?idp=ID        the SP metadata XML to paste into the IdP
  *   POST /api/idps/scim-token             rotate an IdP's SCIM token (shown once)
@@ -15,6 +16,7 @@
  * Every route passes the AdminGuard; every POST is audited (src/admin/routes.ts).
  */
 import type { IncomingMessage } from 'node:http';
+import { canonicalIp } from '../config/ip.js';
 import { HttpError } from '../http/errors.js';
 import { sendBody } from '../http/router.js';
 import { parseJson, readBody } from '../scim/body.js';
@@ -84,6 +86,19 @@ export function apiRoutes(routes: AdminRoutes, deps: AdminDeps): AdminRoutes {
     .read('GET', '/api/exemptions', async (req, res, ctx) => {
       const sso = ctx.rt.config.idps.map((p) => ({ idp: p.id, host: ssoHostOf(p.ssoUrl) }));
       sendJson(req, res, 200, { version: ctx.rt.version, ...ctx.rt.config.authentication.exemptions, idpSsoHosts: sso });
+    })
+    .read('GET', '/api/pac', async (req, res, ctx) => {
+      // The PAC preview: exactly the text the PAC routes serve, as built and checked at activation.
+      const q = queryParams(req);
+      const location = q.get('location');
+      if (location !== null && !ctx.rt.config.locations.some((l) => l.name.toLowerCase() === location.toLowerCase())) {
+        throw new HttpError(404, 'unknown_location', `No location is named "${location.slice(0, 64)}".`);
+      }
+      const clientIp = q.get('clientIp') ?? '0.0.0.0';
+      if (canonicalIp(clientIp) === null) throw new HttpError(400, 'bad_client_ip', 'clientIp must be an IP address.');
+      const v = ctx.rt.pac.forLocation(location);
+      if (v === null) throw new HttpError(409, 'pac_unavailable', ctx.rt.pac.unavailable ?? 'No PAC file is built.');
+      sendJson(req, res, 200, { version: ctx.rt.version, location: location ?? null, pac: v.label, source: v.source, gateways: v.gateways, text: ctx.rt.pac.text(v, clientIp) });
     })
     .read('GET', '/api/idps', async (req, res, ctx) => {
       sendJson(req, res, 200, { idps: await idpViews(ctx.rt, deps.tokens) });

@@ -184,7 +184,10 @@ export function dashboardRoutes(deps: DashboardDeps): Router<AdminCtx> {
         const requests = nodes.reduce((a, n) => a + n.requests, 0);
         const rps = nodes.reduce((a, n) => a + (n.rps ?? 0), 0);
         const hour = nodes.reduce((a, n) => (n.lastHour ? add(a, n.lastHour) : a), ZERO_COUNTS);
-        const signIns = Object.entries(hour.signIns).sort((x, y) => y[1] - x[1]).map(([k, n]) => `<tr><td>${escapeHtml(k)}</td><td>${n}</td></tr>`).join('') || '<tr><td colspan="2">none</td></tr>';
+        const ranked = (tally: Readonly<Record<string, number>>, top = 10) =>
+          Object.entries(tally).sort((x, y) => y[1] - x[1]).slice(0, top).map(([k, n]) => `<tr><td>${escapeHtml(k)}</td><td>${n}</td></tr>`).join('') || '<tr><td colspan="2">none</td></tr>';
+        const signIns = ranked(hour.signIns, Infinity);
+        const blockedBy = ranked(hour.blockedBy);
         html(
           req,
           res,
@@ -195,6 +198,7 @@ export function dashboardRoutes(deps: DashboardDeps): Router<AdminCtx> {
               `<h2>Nodes</h2><table><tr><th>Node</th><th>Config</th><th>Requests</th><th>5xx</th><th>Started</th><th>Last heartbeat</th></tr>${rows}</table>` +
               `<h2>Last hour, all nodes</h2><p>${hour.requests} requests, ${hour.blocked} blocked, ${hour.errors} answered 5xx, ${hour.scim} SCIM operations.</p>` +
               `<table><tr><th>Sign-ins by outcome</th><th>Count</th></tr>${signIns}</table>` +
+              `<table><tr><th>Top reasons for blocking</th><th>Count</th></tr>${blockedBy}</table>` +
               `<h2>Sessions per location</h2><table><tr><th>Location</th><th>Sessions</th></tr>${counts(byLoc)}</table>` +
               `<h2>Sessions per IdP</h2><table><tr><th>IdP</th><th>Sessions</th></tr>${counts(byIdp)}</table>`,
             { signedIn: s, refresh: 10 },

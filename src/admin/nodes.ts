@@ -37,35 +37,63 @@ export interface NodeView {
   readonly lastHour: Counts;
 }
 
-/** Counts are a node's counters from /metrics: transactions, 5xx, blocked, sign-ins by outcome, SCIM operations. */
+/** Counts are a node's counters from /metrics: transactions, 5xx, blocked (and by reason), sign-ins by outcome, SCIM operations. */
 export interface Counts {
   readonly requests: number;
   readonly errors: number;
   readonly blocked: number;
+  /** blockedBy counts blocked transactions by their stable reason code (the dashboard's top reasons). */
+  readonly blockedBy: Readonly<Record<string, number>>;
   readonly signIns: Readonly<Record<string, number>>;
   readonly scim: number;
+}
+
+type Tally = Readonly<Record<string, number>>;
+
+/** plus adds two tallies key by key. */
+function plus(a: Tally, b: Tally): Record<string, number> {
+  const out: Record<string, number> = { ...a };
+  for (const [k, v] of Object.entries(b)) out[k] = (out[k] ?? 0) + v;
+  return out;
+}
+
+/** minus is what `now` adds to `then`, key by key; keys that did not move are left out. */
+function minus(now: Tally, then: Tally): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(now)) {
+    const d = v - (then[k] ?? 0);
+    if (d > 0) out[k] = d;
+  }
+  return out;
 }
 
 const HOUR_MS = 3600_000;
 
 /** add sums two nodes' counts (the dashboard's totals over nodes). */
 export function add(a: Counts, b: Counts): Counts {
-  const signIns: Record<string, number> = { ...a.signIns };
-  for (const [k, v] of Object.entries(b.signIns)) signIns[k] = (signIns[k] ?? 0) + v;
-  return { requests: a.requests + b.requests, errors: a.errors + b.errors, blocked: a.blocked + b.blocked, signIns, scim: a.scim + b.scim };
+  return {
+    requests: a.requests + b.requests,
+    errors: a.errors + b.errors,
+    blocked: a.blocked + b.blocked,
+    blockedBy: plus(a.blockedBy ?? {}, b.blockedBy ?? {}),
+    signIns: plus(a.signIns, b.signIns),
+    scim: a.scim + b.scim,
+  };
 }
 
 /** ZERO_COUNTS is nothing counted yet. */
-export const ZERO_COUNTS: Counts = { requests: 0, errors: 0, blocked: 0, signIns: {}, scim: 0 };
+export const ZERO_COUNTS: Counts = { requests: 0, errors: 0, blocked: 0, blockedBy: {}, signIns: {}, scim: 0 };
 
 /** since is what `now` adds to `then`. */
 export function since(now: Counts, then: Counts): Counts {
-  const signIns: Record<string, number> = {};
-  for (const [k, v] of Object.entries(now.signIns)) {
-    const d = v - (then.signIns[k] ?? 0);
-    if (d > 0) signIns[k] = d;
-  }
-  return { requests: now.requests - then.requests, errors: now.errors - then.errors, blocked: now.blocked - then.blocked, signIns, scim: now.scim - then.scim };
+  return {
+    requests: now.requests - then.requests,
+    errors: now.errors - then.errors,
+    blocked: now.blocked - then.blocked,
+    blockedBy: minus(now.blockedBy, then.blockedBy),
+    signIns: minus(now.signIns, then.signIns),
+    scim: now.scim - then.scim,
+  };
 }
 
 const PACKAGE_VERSION = (() => {
@@ -88,7 +116,7 @@ export const NODES_KEY = 'nodes';
 
 /** counts reads this node's counters from the /metrics registry. */
 async function counts(metrics: Metrics): Promise<Counts> {
-  const [req, logins, scim] = await Promise.all([metrics.requests.get(), metrics.logins.get(), metrics.scimOperations.get()]);
+  const [req, logins, scim, refused] = await Promise.all([metrics.requests.get(), metrics.logins.get(), metrics.scimOperations.get(), metrics.blocked.get()]);
   let requests = 0;
   let errors = 0;
   let blocked = 0;
@@ -99,7 +127,9 @@ async function counts(metrics: Metrics): Promise<Counts> {
   }
   const signIns: Record<string, number> = {};
   for (const v of logins.values) signIns[String(v.labels.outcome)] = (signIns[String(v.labels.outcome)] ?? 0) + v.value;
-  return { requests, errors, blocked, signIns, scim: scim.values.reduce((a, v) => a + v.value, 0) };
+  const blockedBy: Record<string, number> = {};
+  for (const v of refused.values) blockedBy[String(v.labels.reason)] = (blockedBy[String(v.labels.reason)] ?? 0) + v.value;
+  return { requests, errors, blocked, blockedBy, signIns, scim: scim.values.reduce((a, v) => a + v.value, 0) };
 }
 
 /** Heartbeat writes this node's heartbeat until stopped. */

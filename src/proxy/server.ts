@@ -111,6 +111,7 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
     if (e === null) return;
     deps.log.info({ clientIp: normalizeIp(socket.remoteAddress ?? ''), code: err.code ?? '' }, 'malformed request');
     deps.metrics.requests.inc({ action: 'blocked', status: String(e.status), protocol: 'HTTP' });
+    deps.metrics.blocked.inc({ reason: e.code });
   });
 
   const arrivalOf = (socket: DoorSocket): Arrival => socket[ARRIVAL] ?? explicitArrival(socket);

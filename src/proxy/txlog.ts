@@ -137,6 +137,7 @@ export class TxLog {
     b.written = socket.bytesWritten;
     if (status === 0 && tx.reason === '') tx.reason = 'client_aborted';
     this.#count(tx.action, status, tx.protocol);
+    if (tx.action === 'blocked') this.metrics.blocked.inc({ reason: tx.reason === '' ? 'unspecified' : tx.reason });
     const entry: AccessEntry = {
       time: new Date().toISOString(),
       node: tx.rt.nodeName,

@@ -16,7 +16,12 @@ import { startTestTollgate, testConfig, viaProxy } from '../helpers/tollgate.js'
 const certDir = mkdtempSync(join(tmpdir(), 'tollgate-admin-api-'));
 for (const id of ['okta', 'entra']) writeFileSync(join(certDir, `${id}.pem`), makeSigningPair(id).certPem);
 const idp = (id: string, extra: Record<string, unknown>) => ({ id, name: id.toUpperCase(), ssoUrl: `https://${id}.example.test/sso`, certificate: join(certDir, `${id}.pem`), entityId: `urn:${id}`, ...extra });
-const tg = await startTestTollgate((d) => testConfig(d, { idps: [idp('okta', { default: true, provisioning: 'scim' }), idp('entra', { domains: ['entra.test'] })] }));
+const tg = await startTestTollgate((d) =>
+  testConfig(d, {
+    idps: [idp('okta', { default: true, provisioning: 'scim' }), idp('entra', { domains: ['entra.test'] })],
+    pac: { gateways: ['proxy-1.lab.test:9400', 'proxy-2.lab.test:9400'], locations: [{ name: 'lab', gateways: ['proxy-lab.lab.test:3128'] }] },
+  }),
+);
 t.teardown(async () => {
   await tg.close();
   rmSync(certDir, { recursive: true, force: true });
@@ -154,4 +159,33 @@ t.test('the admin API is not served through the proxy', async (t) => {
     t.equal(r.status, 404, url);
     t.notMatch(r.body, 'ann@example.test', `${url}: nothing listed`);
   }
+});
+
+t.test('blocked transactions are counted by reason, in /metrics and in the node list the dashboard reads', async (t) => {
+  for (let i = 0; i < 3; i++) t.equal((await viaProxy(tg.proxyPort, 'http://www.example.test/', { localAddress: '127.0.0.66' })).status, 403, 'a source in no location');
+  t.equal((await viaProxy(tg.proxyPort, `http://127.0.0.1:${tg.proxyPort}/`)).status, 403, 'a loop');
+  const metrics = await (await fetch(`http://127.0.0.1:${tg.controlPort}/metrics`)).text();
+  t.match(metrics, /^tollgate_blocked_total\{reason="unknown_source"\} 3$/m);
+  t.match(metrics, /^tollgate_blocked_total\{reason="loop_detected"\} 1$/m);
+  const nodes = (await api('GET', '/api/nodes')).body.nodes as { lastHour: { blocked: number; blockedBy: Record<string, number> } }[];
+  t.equal(nodes.length, 1);
+  t.match(nodes[0]!.lastHour.blockedBy, { unknown_source: 3, loop_detected: 1 }, 'the last hour by reason');
+  t.ok(nodes[0]!.lastHour.blocked >= 4);
+});
+
+t.test('the PAC preview is the text the PAC routes serve', async (t) => {
+  const lab = await api('GET', '/api/pac?location=lab');
+  t.equal(lab.status, 200, lab.text);
+  t.match(lab.body, { location: 'lab', pac: 'location "lab"', source: 'generated', gateways: ['proxy-lab.lab.test:3128'] });
+  const served = await (await fetch(`http://127.0.0.1:${tg.controlPort}/proxy.pac`)).text();
+  t.equal(lab.body.text, served, 'the same text /proxy.pac serves a client at that location');
+  t.match(String(lab.body.text), 'PROXY proxy-lab.lab.test:3128');
+  const dflt = await api('GET', '/api/pac');
+  t.match(dflt.body, { location: null, pac: 'default', gateways: ['proxy-1.lab.test:9400', 'proxy-2.lab.test:9400'] });
+  t.equal(dflt.body.text, await (await fetch(`http://127.0.0.1:${tg.controlPort}/elsewhere.pac`)).text(), 'without a location: the default PAC');
+  t.match(String(dflt.body.text), 'PROXY proxy-1.lab.test:9400; PROXY proxy-2.lab.test:9400');
+  t.equal((await api('GET', '/api/pac?location=nowhere')).status, 404);
+  t.equal((await api('GET', '/api/pac?clientIp=not-an-ip')).status, 400);
+  const anonymous = await fetch(`http://127.0.0.1:${tg.controlPort}/api/pac`);
+  t.equal(anonymous.status, 401, 'behind the admin token like every /api route');
 });

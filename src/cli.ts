@@ -240,6 +240,8 @@ async function explainCommand(args: string[]): Promise<number> {
     if (b.exemption) out.push(`  exempt by ${b.exemption.pattern}`);
     if (b.identity) out.push(`  identified as ${b.identity.login} by ${b.identity.by} (session ${b.identity.session.slice(0, 8)}...)`);
     for (const s of b.steps) out.push(`  ${s.step}: ${s.outcome === 'pass' ? 'pass' : `${s.decision!.kind}${s.decision!.kind === 'deny' ? ` ${s.decision!.status} ${s.decision!.code}` : ''}`}`);
+    if (b.pac) out.push(`  PAC (${b.pac.file}): ${b.pac.answer} (${b.pac.rule})`);
+    if (b.inspection) out.push(`  inspection: ${b.inspection.inspect ? 'on' : 'off'} (${b.inspection.reason})`);
     out.push(`=> ${b.outcome.status ?? ''}${b.outcome.status ? ' ' : ''}${b.outcome.action}${b.outcome.reason ? ` (${b.outcome.reason})` : ''}: ${b.outcome.text}`);
     process.stdout.write(out.join('\n') + '\n');
     return 0;

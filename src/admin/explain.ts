@@ -12,6 +12,8 @@
  * The store is read through ReadOnlyStore, so explaining never uses up a token, restarts a surrogate's
  * idle timer or marks a session seen.
  */
+import { PacEvaluator } from '../pac/evaluate.js';
+import { explainAnswer } from '../pac/explain.js';
 import type { IncomingHttpHeaders } from 'node:http';
 import { compileExemptions, HostMatcher } from '../auth/exempt.js';
 import { COOKIE_NAME, Identifier } from '../auth/identify.js';
@@ -100,6 +102,10 @@ export interface Explanation {
   readonly exemption: { readonly pattern: string } | null;
   readonly identity: { readonly session: string; readonly login: string; readonly by: string } | null;
   readonly steps: readonly ExplainStep[];
+  /** pac is how the client's PAC file routes this URL (DIRECT means the proxy never sees it); null when no PAC is built. */
+  readonly pac: { readonly file: string; readonly answer: string; readonly rule: string } | null;
+  /** inspection is what the inspection rules decide for a tunnel (null for plain HTTP, or without inspection config). */
+  readonly inspection: { readonly inspect: boolean; readonly reason: string } | null;
   readonly decision: Decision;
   /** outcome is what the client would get: a status, and the access log's action and reason. */
   readonly outcome: { readonly status: number | null; readonly action: string; readonly reason: string; readonly text: string };
@@ -224,13 +230,32 @@ export async function explain(deps: { store: Store; directory: Directory }, rt: 
     break;
   }
   const m = tx.match;
+  const inspectDecision = tx.protocol === 'TUNNEL' && rt.inspection !== null ? rt.inspection.decide(tx.host, m) : null;
   return {
     request: { method: tx.method, url: tx.url, protocol: tx.protocol, host: tx.host, port: tx.port, clientIp: tx.clientIp, browser: input.browser },
     location: m === null ? null : { name: m.location.name, sublocation: m.sublocation?.name ?? null, cidr: matchingCidr(tx), enforceAuthentication: m.enforceAuthentication },
     exemption: tx.action === 'exempt' ? { pattern: matchingExemption(tx) ?? '(unknown)' } : null,
     identity: tx.identity === null ? null : { session: tx.identity.session.id, login: tx.identity.session.loginName, by: tx.identity.by },
     steps,
+    pac: await pacRouting(rt, tx, input.url),
+    inspection: inspectDecision === null ? null : { inspect: inspectDecision.inspect, reason: inspectDecision.reason },
     decision,
     outcome: OUTCOMES[decision.kind](decision, tx),
   };
+}
+
+/**
+ * pacRouting runs the PAC file this client would be served (its location's, or the default) on the
+ * URL, in the same sandbox activation checks it in, and names the rule that answered.
+ */
+async function pacRouting(rt: Runtime, tx: Transaction, url: string): Promise<Explanation['pac']> {
+  const v = rt.pac.forLocation(tx.match?.location.name ?? null);
+  if (v === null) return null;
+  const ev = await PacEvaluator.compile(rt.pac.text(v, tx.clientIp), { clientIp: tx.clientIp, hosts: rt.hosts });
+  try {
+    const a = await ev.run(url);
+    return { file: v.label, answer: String(a.result), rule: explainAnswer(a, v.rules) };
+  } finally {
+    ev.dispose();
+  }
 }

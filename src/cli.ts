@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig, ConfigError } from './config/load.js';
 import { listenerAddresses } from './runtime.js';
 import type { WorkerSide } from './workers.js';
+import type { Config } from './config/schema.js';
 import { adminCall, adminCommand, failure, idpCommand } from './admin/client.js';
 import type { Explanation } from './admin/explain.js';
 
@@ -131,14 +132,15 @@ async function start(args: string[]): Promise<number> {
   const configPath = values.config !== undefined ? String(values.config) : undefined;
   const workers = await import('./workers.js');
   if (workers.isWorker()) return startWorker(configPath, workers.workerLink());
-  let count = 1;
+  let config: Config;
   try {
-    count = workers.workerCount((await loadConfig(configPath)).workers);
+    config = await loadConfig(configPath);
   } catch (err) {
     process.stderr.write(err instanceof ConfigError ? `${err.message}\n` : `tollgate: cannot start: ${(err as Error).message}\n`);
     return 1;
   }
-  if (count > 1) return startPrimary(configPath, count);
+  const count = workers.workerCount(config.workers);
+  if (count > 1) return startPrimary(config, count);
   const { startTollgate } = await import('./main.js');
   let tg;
   try {
@@ -164,11 +166,10 @@ async function start(args: string[]): Promise<number> {
 }
 
 /** startPrimary supervises `count` worker processes (the lab IdP, when on, runs here, once for all). */
-async function startPrimary(configPath: string | undefined, count: number): Promise<number> {
+async function startPrimary(config: Config, count: number): Promise<number> {
   const { startEmbeddedLabIdp } = await import('./main.js');
   const { createLogger } = await import('./log.js');
   const { runPrimary } = await import('./workers.js');
-  const config = await loadConfig(configPath);
   const log = createLogger(config.logging.level);
   let lab;
   try {

@@ -109,14 +109,15 @@ export class HttpForwarder {
     // RFC 9112 §6.3: with Transfer-Encoding, Content-Length is ignored (and must not go up beside it).
     if (chunked) delete headers['content-length'];
     const host = target.host.includes(':') ? `[${target.host}]` : target.host;
-    const handler = new ResponseRelay(res, target.via, onError, this.#limits());
+    const limits = this.#limits();
+    const handler = new ResponseRelay(res, target.via, onError, limits);
     const opts: Dispatcher.DispatchOptions = {
       origin: `http://${host}:${target.port}`,
       method: req.method ?? 'GET',
       path: target.path,
       headers: headers as Record<string, string | string[]>,
       body: hasBody ? req : null,
-      bodyTimeout: this.#limits().upstreamIdleTimeoutMs,
+      bodyTimeout: limits.upstreamIdleTimeoutMs,
     };
     try {
       this.#agent.dispatch(opts, handler);
@@ -232,7 +233,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler, Exchange {
 
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
     const res = this.res;
-    if (Object.keys(trailers).length > 0 && res.chunkedEncoding) res.addTrailers(trailers as OutgoingHttpHeaders as Record<string, string>);
+    if (res.chunkedEncoding && hasAny(trailers)) res.addTrailers(trailers as OutgoingHttpHeaders as Record<string, string>);
     res.end();
   }
 
@@ -264,4 +265,10 @@ function earlyHints(headers: IncomingHttpHeaders): Record<string, string | strin
   const out: Record<string, string | string[]> = {};
   for (const [k, v] of Object.entries(headers)) if (v !== undefined) out[k] = v;
   return out;
+}
+
+/** hasAny tells whether an object has an own key, without building the key list (run per response). */
+function hasAny(o: object): boolean {
+  for (const k in o) if (Object.hasOwn(o, k)) return true;
+  return false;
 }

@@ -84,10 +84,7 @@ export class RequestPipeline {
     };
 
     const target = requestLineError(req) ?? parseTarget(req, tx, rt);
-    if (target instanceof HttpError) {
-      if (target.status !== 400 || target.code !== 'bad_url') res.setHeader('connection', 'close');
-      return refuse(target);
-    }
+    if (target instanceof HttpError) return refuse(target);
     const storeDown = (err: Error) => {
       deps.log.warn({ err: err.message, clientIp: tx.clientIp }, 'sign-in state unavailable');
       tx.action = 'error';

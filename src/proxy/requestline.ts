@@ -11,29 +11,36 @@
 import type { IncomingMessage } from 'node:http';
 import { HttpError } from '../http/errors.js';
 
+/** CLOSE goes on every refusal here: after a line or framing we do not trust, nothing more on the connection is read. */
+const CLOSE = Object.freeze({ connection: 'close' });
+
+function refuse(status: number, code: string, message: string): HttpError {
+  return new HttpError(status, code, message, CLOSE);
+}
+
 /** CTL_OR_SPACE matches what may never appear in a request target (RFC 9112 §3.2, RFC 3986). */
 const CTL_OR_SPACE = /[\x00-\x20\x7f]/;
 
 /**
  * requestLineError returns the refusal for a request whose line or framing Tollgate does not
- * forward, or null. Every refusal here must close the connection: the body's framing is unknown.
+ * forward, or null. Every refusal here closes the connection (CLOSE): the body's framing is unknown.
  */
 export function requestLineError(req: IncomingMessage): HttpError | null {
   const major = req.httpVersionMajor;
   const minor = req.httpVersionMinor;
   if (major !== 1 || minor > 1) {
     // HTTP/0.9 has no version at all; that is how a bare LF in the target shows up.
-    if (major < 1) return new HttpError(400, 'bad_request_line', 'The request line is not valid HTTP/1.x (a raw CR or LF in the URL?).');
-    return new HttpError(505, 'http_version_not_supported', `HTTP/${major}.${minor} is not supported here; use HTTP/1.1.`);
+    if (major < 1) return refuse(400, 'bad_request_line', 'The request line is not valid HTTP/1.x (a raw CR or LF in the URL?).');
+    return refuse(505, 'http_version_not_supported', `HTTP/${major}.${minor} is not supported here; use HTTP/1.1.`);
   }
-  if (CTL_OR_SPACE.test(req.url ?? '')) return new HttpError(400, 'bad_request_line', 'The request target contains a control character or a space.');
+  if (CTL_OR_SPACE.test(req.url ?? '')) return refuse(400, 'bad_request_line', 'The request target contains a control character or a space.');
   const te = req.headers['transfer-encoding'];
   if (te !== undefined) {
     // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 request is faulty framing.
-    if (minor === 0) return new HttpError(400, 'bad_framing', 'Transfer-Encoding is not allowed in an HTTP/1.0 request.');
+    if (minor === 0) return refuse(400, 'bad_framing', 'Transfer-Encoding is not allowed in an HTTP/1.0 request.');
     // Only exactly one `chunked` (a case-insensitive token, RFC 9110 §10.1.4) is forwarded; `identity,
     // chunked`, a repeated header (joined to `chunked, chunked`) or any other coding is not.
-    if (te.trim().toLowerCase() !== 'chunked') return new HttpError(501, 'unsupported_transfer_coding', 'Only Transfer-Encoding: chunked is supported.');
+    if (te.trim().toLowerCase() !== 'chunked') return refuse(501, 'unsupported_transfer_coding', 'Only Transfer-Encoding: chunked is supported.');
   }
   return null;
 }

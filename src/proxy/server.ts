@@ -58,13 +58,14 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
   const dial: DialOptions = { hosts: () => deps.runtime.current.hosts, self: deps.self, resolve: new DnsCache().resolve };
   const httpForwarder = new HttpForwarder(dial, () => deps.runtime.current.config.limits, limits.upstreamIdleTimeoutMs);
   const wsForwarder = new WebSocketForwarder(dial, limits.upstreamIdleTimeoutMs);
+  const txlog = new TxLog(deps.accessLog, deps.metrics);
   const pipeline = new RequestPipeline({
     auth: deps.auth,
     runtime: deps.runtime,
     ownHost: deps.ownHost,
     metrics: deps.metrics,
     log: deps.log,
-    txlog: new TxLog(deps.accessLog, deps.metrics),
+    txlog,
     dial,
     http: httpForwarder,
     ws: wsForwarder,
@@ -110,8 +111,7 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
     const e = answerClientError(err, socket);
     if (e === null) return;
     deps.log.info({ clientIp: normalizeIp(socket.remoteAddress ?? ''), code: err.code ?? '' }, 'malformed request');
-    deps.metrics.requests.inc({ action: 'blocked', status: String(e.status), protocol: 'HTTP' });
-    deps.metrics.blocked.inc({ reason: e.code });
+    txlog.countRefusal(e.status, e.code);
   });
 
   const arrivalOf = (socket: DoorSocket): Arrival => socket[ARRIVAL] ?? explicitArrival(socket);

@@ -71,6 +71,8 @@ type Counted = { inc(): void };
 export class TxLog {
   /** The requests counter's children by label set: looked up by one string, not hashed from an object each time. */
   readonly #counted = new Map<string, Counted>();
+  /** The blocked counter's children by reason code, likewise. */
+  readonly #blocked = new Map<string, Counted>();
 
   constructor(
     private readonly accessLog: AccessLog,
@@ -114,7 +116,7 @@ export class TxLog {
     tx.reason = code;
   }
 
-  #count(action: Transaction['action'], status: number, protocol: Transaction['protocol']): void {
+  #count(action: Transaction['action'], status: number, protocol: Transaction['protocol'], reason: string): void {
     const key = `${action} ${status} ${protocol}`;
     let c = this.#counted.get(key);
     if (c === undefined) {
@@ -123,6 +125,20 @@ export class TxLog {
       if (this.#counted.size < 4096) this.#counted.set(key, c);
     }
     c.inc();
+    if (action !== 'blocked') return;
+    const why = reason === '' ? 'unspecified' : reason;
+    let b = this.#blocked.get(why);
+    if (b === undefined) {
+      b = this.metrics.blocked.labels({ reason: why });
+      // Reasons are the error catalogue's stable codes.
+      if (this.#blocked.size < 4096) this.#blocked.set(why, b);
+    }
+    b.inc();
+  }
+
+  /** countRefusal counts a request the listener refused before it became a transaction (it cannot be parsed). */
+  countRefusal(status: number, code: string): void {
+    this.#count('blocked', status, 'HTTP', code);
   }
 
   /** record writes the transaction's access-log line and counts it, once; status 0 means no response was sent. */
@@ -136,8 +152,7 @@ export class TxLog {
     b.read = socket.bytesRead;
     b.written = socket.bytesWritten;
     if (status === 0 && tx.reason === '') tx.reason = 'client_aborted';
-    this.#count(tx.action, status, tx.protocol);
-    if (tx.action === 'blocked') this.metrics.blocked.inc({ reason: tx.reason === '' ? 'unspecified' : tx.reason });
+    this.#count(tx.action, status, tx.protocol, tx.reason);
     const entry: AccessEntry = {
       time: new Date().toISOString(),
       node: tx.rt.nodeName,

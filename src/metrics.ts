@@ -28,6 +28,19 @@ export class Metrics {
     labelNames: ['code'] as const,
     registers: [this.registry],
   });
+  /** Handshakes an inspected client broke off over our certificate: users who have not installed the CA. */
+  readonly inspectionClientRejected = new Counter({
+    name: 'tollgate_inspection_client_rejected_total',
+    help: 'Inspected TLS handshakes the client refused (our CA is not installed there).',
+    registers: [this.registry],
+  });
+  /** Inspected tunnels closed before any request could be decrypted, by stable reason. */
+  readonly inspectionClosed = new Counter({
+    name: 'tollgate_inspection_closed_total',
+    help: 'Inspected tunnels closed before a request, by reason.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   readonly storeLatency = new Histogram({
     name: 'tollgate_store_seconds',
     help: 'Store call latency by operation.',

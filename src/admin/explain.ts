@@ -200,6 +200,12 @@ const OUTCOMES: Record<Decision['kind'], (d: Decision, tx: Transaction) => Expla
   own: () => ({ status: null, action: 'own-host', reason: '', text: "answered by Tollgate itself (one of the cloud's hosts)" }),
   token: () => ({ status: 307, action: 'auth-redirect', reason: 'cookie_planted', text: 'the one-time token would be swapped for a cookie' }),
   lookup: () => ({ status: null, action: 'allowed', reason: '', text: 'the store must be asked' }),
+  inspect: (d) => ({
+    status: 200,
+    action: 'allowed',
+    reason: `inspected_${(d as Extract<Decision, { kind: 'inspect' }>).reason}`,
+    text: 'the tunnel would be decrypted with our CA, and each request in it decided on its own',
+  }),
 };
 
 /** explain runs the proxy's steps for one request, from memory and the store, changing nothing. */

@@ -249,6 +249,11 @@ const inspection = z.strictObject({
   leafKey: z.enum(['ecdsa-p256', 'rsa2048']).default('ecdsa-p256'),
   /** Browsers accept at most 398 days; leaves are backdated a day, so at most 396. */
   leafValidityDays: z.number().int().min(1).max(396).default(30),
+  /**
+   * What an inspected tunnel whose first bytes are not TLS becomes: closed with a log line, or
+   * passed on as a plain tunnel (a non-TLS protocol on an inspected port).
+   */
+  nonTls: z.enum(['close', 'tunnel']).default('close'),
   /** Hosts whose leaf stays in memory. */
   leafCacheSize: z.number().int().min(16).max(1_000_000).default(4096),
 });

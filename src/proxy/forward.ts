@@ -20,7 +20,8 @@
  * aborts the upstream request.
  */
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
+import { connect as tlsConnect, type SecureContext } from 'node:tls';
 import { createRequire } from 'node:module';
 import type { Agent as UndiciAgent, Dispatcher } from 'undici';
 import { dial } from './dial.js';
@@ -51,7 +52,12 @@ export interface ForwardTarget {
   readonly path: string;
   /** Our Via token, for the response's Via. */
   readonly via: string;
+  /** Whether the origin is spoken to over TLS (a request decrypted from an inspected tunnel). */
+  readonly tls: boolean;
 }
+
+/** UpstreamTrust gives the CAs an upstream TLS connection to a host is verified against. */
+export type UpstreamTrust = (host: string) => SecureContext;
 
 /**
  * ForwardFailure is reported once when the exchange fails. `headersSent` tells whether the client
@@ -80,10 +86,10 @@ export class HttpForwarder {
   readonly #agent: UndiciAgent;
   readonly #limits: () => ForwardLimits;
 
-  constructor(dialWith: DialWith, limits: () => ForwardLimits, poolIdleMs: number) {
+  constructor(dialWith: DialWith, limits: () => ForwardLimits, poolIdleMs: number, trust: UpstreamTrust) {
     this.#limits = limits;
     this.#agent = new Agent({
-      connect: (opts, cb) => connectVia(dialWith, opts, limits().upstreamTimeoutMs, cb),
+      connect: (opts, cb) => connectVia(dialWith, opts, limits().upstreamTimeoutMs, trust, cb),
       // The response-head deadline is ours (it covers the dial too); the body's idle limit is undici's.
       headersTimeout: 0,
       bodyTimeout: 0,
@@ -112,7 +118,7 @@ export class HttpForwarder {
     const limits = this.#limits();
     const handler = new ResponseRelay(res, target.via, onError, limits);
     const opts: Dispatcher.DispatchOptions = {
-      origin: `http://${host}:${target.port}`,
+      origin: `${target.tls ? 'https' : 'http'}://${host}:${target.port}`,
       method: req.method ?? 'GET',
       path: target.path,
       headers: headers as Record<string, string | string[]>,
@@ -134,31 +140,62 @@ export class HttpForwarder {
   }
 }
 
-/** connectVia is undici's connector: every upstream connection goes through dial (resolver + self guard). */
-function connectVia(dialWith: DialWith, opts: { hostname: string; port: string }, timeoutMs: number, cb: (...args: [null, Socket] | [Error, null]) => void): void {
+/**
+ * connectVia is undici's connector: every upstream connection goes through dial (resolver + self
+ * guard). An https origin gets TLS on top: SNI (unless the host is an IP literal), ALPN http/1.1,
+ * and full verification of the chain and the name against the host's trust; a certificate that
+ * fails fails the connection with OpenSSL's code, which the errno table turns into a block page.
+ */
+function connectVia(
+  dialWith: DialWith,
+  opts: { hostname: string; port: string; protocol: string },
+  timeoutMs: number,
+  trust: UpstreamTrust,
+  cb: (...args: [null, Socket] | [Error, null]) => void,
+): void {
   const host = opts.hostname.startsWith('[') ? opts.hostname.slice(1, -1) : opts.hostname;
-  const sock = dial(dialWith, host, Number(opts.port) || 80, { noDelay: true });
+  const secure = opts.protocol === 'https:';
+  const raw = dial(dialWith, host, Number(opts.port) || (secure ? 443 : 80), { noDelay: true });
+  let sock: Socket = raw;
   let settled = false;
   const settle = (err: Error | null) => {
     if (settled) return;
     settled = true;
     clearTimeout(timer);
-    sock.off('connect', onConnect);
     sock.off('error', settle);
+    raw.off('error', settle);
     if (err === null) cb(null, sock);
     else {
       sock.destroy();
+      raw.destroy();
       cb(err, null);
     }
   };
+  const timer = setTimeout(() => settle(timeoutError()), timeoutMs);
+  raw.once('error', settle);
   // dial judges the connected peer in its own 'connect' listener, which runs first; a socket it
   // destroyed there settles through 'error' with its LoopError instead.
-  const onConnect = () => {
-    if (!sock.destroyed) settle(null);
-  };
-  const timer = setTimeout(() => settle(timeoutError()), timeoutMs);
-  sock.once('connect', onConnect);
-  sock.once('error', settle);
+  raw.once('connect', () => {
+    if (raw.destroyed) return;
+    if (!secure) return settle(null);
+    let context: SecureContext;
+    try {
+      context = trust(host);
+    } catch (err) {
+      return settle(err as Error);
+    }
+    const t = tlsConnect({
+      socket: raw,
+      ...(isIP(host) === 0 ? { servername: host } : {}),
+      ALPNProtocols: ['http/1.1'],
+      secureContext: context,
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.2',
+    });
+    sock = t;
+    t.once('error', settle);
+    t.once('secureConnect', () => settle(null));
+  });
 }
 
 /**

@@ -10,7 +10,7 @@
  * A door only parses, applies its own connection limits, and says where the request came from.
  * Nothing here writes to a socket except through a response or a forwarder.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { parseHostPort } from '../config/ip.js';
 import { HttpError, rawErrorResponse, sendError } from '../http/errors.js';
@@ -26,7 +26,7 @@ import { attribute, decide, identified, type Decision, type Transaction } from '
 import { requestLineError } from './requestline.js';
 import { hasBody, parseTarget, type Target } from './target.js';
 import { openTunnel } from './tunnel.js';
-import type { Arrival, CountedSocket, TxLog, TxState } from './txlog.js';
+import type { Arrival, CountedSocket, RequestFacts, TxLog, TxState } from './txlog.js';
 import type { WebSocketForwarder } from './websocket.js';
 
 /** OwnHostHandler answers a request for one of the cloud's hosts (the control-plane app). */
@@ -47,6 +47,15 @@ export interface ProxyAuth {
   loginRedirect(tx: Transaction): Promise<Redirect>;
 }
 
+/**
+ * Interceptor terminates an inspected tunnel (terminator.ts) and runs the requests decrypted from it
+ * back through the pipeline. `reply`: the door spoke HTTP (a CONNECT), so it is answered 200 first.
+ * It records the tunnel's transaction when the connection is over.
+ */
+export interface Interceptor {
+  intercept(socket: CountedSocket, head: Buffer, st: TxState, reply: boolean): void;
+}
+
 /** PipelineDeps is what the pipeline entry is given: decisions' inputs, forwarders and the log. */
 export interface PipelineDeps {
   readonly auth: ProxyAuth;
@@ -58,6 +67,7 @@ export interface PipelineDeps {
   readonly dial: DialOptions;
   readonly http: HttpForwarder;
   readonly ws: WebSocketForwarder;
+  readonly intercept: Interceptor;
 }
 
 const STORE_DOWN = 'Sign-in state is unavailable right now; try again in a moment.';
@@ -83,7 +93,7 @@ export class RequestPipeline {
       sendError(req, res, e);
     };
 
-    const target = requestLineError(req) ?? parseTarget(req, tx, rt);
+    const target = requestLineError(req) ?? parseTarget(req, tx, rt, arrival);
     if (target instanceof HttpError) return refuse(target);
     const storeDown = (err: Error) => {
       deps.log.warn({ err: err.message, clientIp: tx.clientIp }, 'sign-in state unavailable');
@@ -120,14 +130,14 @@ export class RequestPipeline {
         case 'token': {
           const split = splitToken(target.path);
           if (split === null) return sendError(req, res, new HttpError(400, 'bad_url', 'The request URL is not valid.'));
-          deps.auth.swapToken(tx, split.token, `http://${target.authority}${split.clean}`).then((r) => {
+          deps.auth.swapToken(tx, split.token, `${target.scheme}://${target.authority}${split.clean}`).then((r) => {
             if (r instanceof HttpError) return refuse(r);
             redirect(r, 'cookie_planted');
           }, storeDown);
           return;
         }
         case 'lookup':
-          return this.#lookup(tx, d, d.navigation, req, act, storeDown);
+          return this.#lookup(tx, d, d.navigation, req.headers, act, storeDown);
         case 'login':
           deps.auth.loginRedirect(tx).then(
             (r) => redirect(r, 'login_required'),
@@ -141,42 +151,62 @@ export class RequestPipeline {
     act(decide(tx, req.headers, deps.auth.identifier));
   }
 
-  /** connect runs one CONNECT: decisions, then a spliced tunnel. */
+  /** connect runs one CONNECT: decisions, then a spliced tunnel or an inspected one. */
   connect(req: IncomingMessage, socket: CountedSocket, head: Buffer, arrival: Arrival): void {
-    const { deps } = this;
-    const { st, refuse } = this.#onSocket(req, socket, 'TUNNEL', arrival);
+    const { st, refuse } = this.#onSocket(req, socket, 'TUNNEL', arrival, true);
     const tx = st.tx;
     const badLine = requestLineError(req);
     if (badLine !== null) return refuse(badLine);
     const authority = parseHostPort(req.url ?? '');
     if (authority === null || authority.port === 0) return refuse(new HttpError(400, 'bad_connect_target', 'CONNECT needs host:port.'));
-    tx.host = authority.host;
-    tx.port = authority.port;
-    tx.url = `${authority.host.includes(':') ? `[${authority.host}]` : authority.host}:${authority.port}`;
+    this.#tunnelTo(st, socket, head, authority.host, authority.port, req.headers, refuse, true);
+  }
+
+  /**
+   * tunnel runs a connection whose destination a door learnt without a CONNECT (a transparent TLS
+   * listener: SNI or the original destination). Nothing is answered on it: a refusal closes it.
+   * `head` holds the bytes the door has read already (the ClientHello), sent on as they were.
+   */
+  tunnel(socket: CountedSocket, head: Buffer, arrival: Arrival, host: string, port: number): void {
+    const facts = { method: 'CONNECT', url: '', headers: {} };
+    const { st, refuse } = this.#onSocket(facts, socket, 'TUNNEL', arrival, false);
+    this.#tunnelTo(st, socket, head, host, port, facts.headers, refuse, false);
+  }
+
+  #tunnelTo(st: TxState, socket: CountedSocket, head: Buffer, host: string, port: number, headers: IncomingHttpHeaders, refuse: (e: HttpError) => void, reply: boolean): void {
+    const { deps } = this;
+    const tx = st.tx;
+    tx.host = host;
+    tx.port = port;
+    tx.url = `${host.includes(':') ? `[${host}]` : host}:${port}`;
     const act = (d: Decision): void => {
       if (d.kind === 'lookup') {
-        return this.#lookup(tx, d, false, req, act, (err) => {
+        return this.#lookup(tx, d, false, headers, act, (err) => {
           deps.log.warn({ err: err.message, clientIp: tx.clientIp }, 'sign-in state unavailable');
           refuse(new HttpError(503, 'store_unavailable', STORE_DOWN));
         });
       }
       if (d.kind === 'deny') return refuse(new HttpError(d.status, d.code, d.message));
+      if (d.kind === 'inspect') {
+        tx.reason = `inspected_${d.reason}`;
+        return deps.intercept.intercept(socket, head, st, reply);
+      }
       if (d.kind !== 'forward') return refuse(new HttpError(403, 'own_host_tls', 'Own hosts are not tunneled.'));
-      this.#tunnel(socket, head, st);
+      this.#tunnel(socket, head, st, reply);
     };
-    act(decide(tx, req.headers, deps.auth.identifier));
+    act(decide(tx, headers, deps.auth.identifier));
   }
 
   /** upgrade runs one WebSocket upgrade: decisions, then the WebSocket forwarder. */
   upgrade(req: IncomingMessage, socket: CountedSocket, head: Buffer, arrival: Arrival): void {
     const { deps } = this;
-    const { st, refuse } = this.#onSocket(req, socket, 'WS', arrival);
+    const { st, refuse } = this.#onSocket(req, socket, 'WS', arrival, true);
     const tx = st.tx;
     const rt = tx.rt;
-    const target = requestLineError(req) ?? parseTarget(req, tx, rt);
+    const target = requestLineError(req) ?? parseTarget(req, tx, rt, arrival);
     if (target instanceof HttpError) return refuse(target);
     const act = (d: Decision): void => {
-      if (d.kind === 'lookup') return this.#lookup(tx, d, false, req, act, () => refuse(new HttpError(503, 'store_unavailable', STORE_DOWN)));
+      if (d.kind === 'lookup') return this.#lookup(tx, d, false, req.headers, act, () => refuse(new HttpError(503, 'store_unavailable', STORE_DOWN)));
       if (d.kind === 'deny') return refuse(new HttpError(d.status, d.code, d.message));
       if (d.kind === 'own') return refuse(new HttpError(403, 'own_host_ws', 'Own hosts do not take WebSockets.'));
       if (d.kind !== 'forward') return refuse(new HttpError(403, 'auth_required', `Sign in first at http://${rt.gatewayHost}/.`));
@@ -186,21 +216,23 @@ export class RequestPipeline {
   }
 
   /** #onSocket begins a transaction that answers on a raw socket (CONNECT, upgrade), and its one way to refuse. */
-  #onSocket(req: IncomingMessage, socket: CountedSocket, protocol: Transaction['protocol'], arrival: Arrival): { st: TxState; refuse: (e: HttpError) => void } {
+  #onSocket(req: RequestFacts, socket: CountedSocket, protocol: Transaction['protocol'], arrival: Arrival, answer: boolean): { st: TxState; refuse: (e: HttpError) => void } {
     const { txlog } = this.deps;
     const st = txlog.begin(this.deps.runtime.current, req, protocol, arrival);
     socket.on('error', () => socket.destroy());
+    // A connection that never spoke HTTP to us (a transparent one) cannot be answered in HTTP: it is closed.
     const refuse = (e: HttpError) => {
       txlog.refused(st.tx, e.code);
-      socket.end(rawErrorResponse(e.status, e.code, e.message));
-      txlog.record(st, socket, e.status);
+      if (answer) socket.end(rawErrorResponse(e.status, e.code, e.message));
+      else socket.destroy();
+      txlog.record(st, socket, answer ? e.status : 0);
     };
     return { st, refuse };
   }
 
   /** #lookup asks the store who this is (memory did not know), then acts on the identify step's outcome. */
-  #lookup(tx: Transaction, d: Extract<Decision, { kind: 'lookup' }>, navigation: boolean, req: IncomingMessage, act: (d: Decision) => void, storeDown: (err: Error) => void): void {
-    this.deps.auth.identifier.resolve(tx, d.cookies, d.browser, navigation).then((who) => act(identified(tx, who, req.headers)), storeDown);
+  #lookup(tx: Transaction, d: Extract<Decision, { kind: 'lookup' }>, navigation: boolean, headers: IncomingHttpHeaders, act: (d: Decision) => void, storeDown: (err: Error) => void): void {
+    this.deps.auth.identifier.resolve(tx, d.cookies, d.browser, navigation).then((who) => act(identified(tx, who, headers)), storeDown);
   }
 
   /** #serveOwnHost hands a request to the control-plane app; whatever it throws becomes a 500, never a crash. */
@@ -218,7 +250,11 @@ export class RequestPipeline {
     const tx = st.tx;
     stripOwnCookie(req.headers);
     cleanRequestHeaders(req.headers, tx.rt.viaToken, target.authority, false);
-    const exchange = deps.http.forward(req, res, { host: tx.host, port: tx.port, path: target.path, via: tx.rt.viaToken }, (err, headersSent) => {
+    // A decrypted request goes to the host it names (its Host is the tunnel's SNI name, which the
+    // upstream certificate must carry); plain http to where the connection was going, when known.
+    const tls = target.scheme === 'https';
+    const upstream = { host: tls ? tx.host : (target.dial?.host ?? tx.host), port: target.dial?.port ?? tx.port, path: target.path, via: tx.rt.viaToken, tls };
+    const exchange = deps.http.forward(req, res, upstream, (err, headersSent) => {
       const fail = upstreamFailure(err);
       deps.txlog.failed(tx, fail);
       if (headersSent || res.destroyed || req.socket === null || req.socket.destroyed) return; // cut short, or the client left first
@@ -227,12 +263,17 @@ export class RequestPipeline {
     st.abort = () => exchange.abort();
   }
 
-  #tunnel(socket: CountedSocket, head: Buffer, st: TxState): void {
+  /** splice passes a tunnel the terminator has already answered on as plain bytes (non-TLS on an inspected port). */
+  splice(socket: CountedSocket, head: Buffer, st: TxState): void {
+    this.#tunnel(socket, head, st, false);
+  }
+
+  #tunnel(socket: CountedSocket, head: Buffer, st: TxState, reply: boolean): void {
     const { deps } = this;
     const tx = st.tx;
     const limits = tx.rt.config.limits;
     openTunnel(
-      { ...deps.dial, connectTimeoutMs: limits.upstreamTimeoutMs, idleTimeoutMs: limits.clientIdleTimeoutMs },
+      { ...deps.dial, connectTimeoutMs: limits.upstreamTimeoutMs, idleTimeoutMs: limits.clientIdleTimeoutMs, established: reply },
       socket,
       head,
       tx.host,
@@ -243,8 +284,9 @@ export class RequestPipeline {
         if (r.connectError) {
           const fail = upstreamFailure(r.connectError);
           deps.txlog.failed(tx, fail);
-          if (socket.writable) socket.end(rawErrorResponse(fail.status, fail.code, fail.reason));
-          deps.txlog.record(st, socket, fail.status);
+          if (!reply) socket.destroy();
+          else if (socket.writable) socket.end(rawErrorResponse(fail.status, fail.code, fail.reason));
+          deps.txlog.record(st, socket, reply ? fail.status : 0);
           return;
         }
         if (!r.opened) tx.reason = 'client_aborted';

@@ -2,7 +2,10 @@
  * pipeline: the ordered decisions for one transaction. Each step is a small named function that
  * returns a Decision or null; the first decision wins. No step writes to a socket.
  *
- *   locate -> loop -> connect port -> token -> own host -> exempt -> identify (-> enforce) -> forward
+ *   locate -> loop -> connect port -> token -> own host -> exempt -> inspect -> identify (-> enforce) -> forward
+ *
+ * A tunnel that is inspected is not identified itself: each request decrypted from it comes back
+ * through these steps (door `decrypted`), and is identified, redirected to sign in or refused there.
  *
  * Identification answers from memory when it can; when only the store knows, the identify step
  * says `lookup` and the caller resumes with `afterLookup` once the store has answered.
@@ -48,7 +51,9 @@ export type Decision =
   /** Memory does not know this client: ask the store, then call afterLookup. */
   | { readonly kind: 'lookup'; readonly cookies: readonly string[]; readonly browser: boolean; readonly navigation: boolean }
   /** An unidentified browser page load: send it to the gateway. */
-  | { readonly kind: 'login' };
+  | { readonly kind: 'login' }
+  /** A tunnel to terminate with our CA and run request by request (why: the rule that decided). */
+  | { readonly kind: 'inspect'; readonly reason: string };
 
 type Step = (tx: Transaction, headers: IncomingHttpHeaders, auth: Identifier) => Decision | null;
 
@@ -105,11 +110,29 @@ const connectPort: Step = (tx) => {
   return deny(403, 'port_not_allowed', `Tunnels to port ${tx.port} are not allowed.`);
 };
 
-/** ownHost: requests for the cloud's hosts are answered by the control-plane app. */
+const INSPECT_OWN: Decision = Object.freeze({ kind: 'inspect', reason: 'own_host' });
+
+/** canInspect tells whether this activation can terminate TLS (it has a CA and a leaf minter). */
+function canInspect(rt: Runtime): boolean {
+  return rt.inspection?.minter != null;
+}
+
+/**
+ * ownHost: requests for the cloud's hosts are answered by the control-plane app. A tunnel to one
+ * is terminated with our own leaf when there is a CA, so the whole sign-in can run over https.
+ */
 const ownHost: Step = (tx) => {
   if (!isOwnHost(tx.rt, tx.host)) return null;
-  if (tx.protocol !== 'HTTP') return deny(403, 'own_host_tls', `${tx.host} is served over plain HTTP through the proxy.`);
-  return OWN;
+  if (tx.protocol === 'HTTP') return OWN;
+  if (tx.protocol === 'TUNNEL' && canInspect(tx.rt)) return INSPECT_OWN;
+  return deny(403, 'own_host_tls', `${tx.host} is served over plain HTTP through the proxy.`);
+};
+
+/** inspect: a tunnel the inspection rules select (location, host overrides, do-not-inspect) is terminated. */
+const inspect: Step = (tx) => {
+  if (tx.protocol !== 'TUNNEL' || !canInspect(tx.rt)) return null;
+  const d = tx.rt.inspection!.decide(tx.host, tx.match);
+  return d.inspect ? { kind: 'inspect', reason: d.reason } : null;
 };
 
 /** requiresSignIn tells whether a client placed in `match` (null: no location) must sign in. */
@@ -149,7 +172,7 @@ const identify: Step = (tx, headers, auth) => {
 };
 
 /** STEPS is the order of decisions; the first decisive step wins. */
-export const STEPS: readonly Step[] = [locate, loop, connectPort, token, ownHost, exempt, identify];
+export const STEPS: readonly Step[] = [locate, loop, connectPort, token, ownHost, exempt, inspect, identify];
 
 /** attribute puts the user on the transaction, for the access log and whatever serves it. */
 export function attribute(tx: Transaction, who: Identity): void {

@@ -4,6 +4,7 @@
  *   Client -> listener (per-IP cap, HTTP parse, malformed requests) -> pipeline (handler.ts)
  *     GET http://host/..                 -> HTTP forwarder (forward.ts, pooled keep-alive)
  *     CONNECT host:443                   -> tunnel (tunnel.ts, spliced TCP)
+ *     CONNECT host:443, inspected        -> TLS terminator (terminator.ts) -> pipeline again, door `decrypted`
  *     GET http://h/ Upgrade: websocket   -> WebSocket forwarder (websocket.ts)
  *     GET http://ip.<cloud>/             -> control-plane app (injected)
  *   every upstream connection: dial.ts (static hosts, DNS cache with TTLs, self guard)
@@ -25,6 +26,7 @@ import type { DialOptions, SelfGuard } from './dial.js';
 import { DnsCache } from './dnscache.js';
 import { HttpForwarder } from './forward.js';
 import { RequestPipeline, type OwnHostHandler, type ProxyAuth } from './handler.js';
+import { TlsTerminator } from './terminator.js';
 import { explicitArrival, TxLog, type Arrival, type CountedSocket } from './txlog.js';
 import { WebSocketForwarder } from './websocket.js';
 
@@ -56,7 +58,13 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
   const limits = config.limits;
   // Names are resolved with their TTLs honoured (dnscache.ts); dial still judges every address.
   const dial: DialOptions = { hosts: () => deps.runtime.current.hosts, self: deps.self, resolve: new DnsCache().resolve };
-  const httpForwarder = new HttpForwarder(dial, () => deps.runtime.current.config.limits, limits.upstreamIdleTimeoutMs);
+  // Upstream TLS (decrypted requests) is verified against the running activation's trust for the host.
+  const trust = (host: string) => {
+    const inspection = deps.runtime.current.inspection;
+    if (inspection === null) throw new Error('TLS inspection is not set up in this activation');
+    return inspection.upstream(host).context;
+  };
+  const httpForwarder = new HttpForwarder(dial, () => deps.runtime.current.config.limits, limits.upstreamIdleTimeoutMs, trust);
   const wsForwarder = new WebSocketForwarder(dial, limits.upstreamIdleTimeoutMs);
   const txlog = new TxLog(deps.accessLog, deps.metrics);
   const pipeline = new RequestPipeline({
@@ -69,7 +77,19 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
     dial,
     http: httpForwarder,
     ws: wsForwarder,
+    intercept: { intercept: (socket, head, st, reply) => terminator.intercept(socket, head, st, reply) },
   });
+  const terminator = new TlsTerminator(
+    {
+      log: deps.log,
+      metrics: deps.metrics,
+      txlog,
+      http: (req, res, arrival) => pipeline.http(req, res, arrival),
+      upgrade: (req, socket, head, arrival) => pipeline.upgrade(req, socket, head, arrival),
+      splice: (socket, head, st) => pipeline.splice(socket, head, st),
+    },
+    config,
+  );
 
   const server = http.createServer({
     maxHeaderSize: limits.maxHeaderBytes,
@@ -129,6 +149,7 @@ export function createProxyServer(deps: ProxyDeps, config: Config): ProxyServer 
   });
 
   const closeForwarders = () => {
+    terminator.close();
     void httpForwarder.close();
     wsForwarder.close();
   };

@@ -49,6 +49,8 @@ export interface TunnelResult {
 export interface TunnelOptions extends DialOptions {
   readonly connectTimeoutMs: number;
   readonly idleTimeoutMs: number;
+  /** Whether the client is told `200 Connection Established` (a CONNECT); a transparent door's client is not. Default true. */
+  readonly established?: boolean;
 }
 
 /**
@@ -119,7 +121,7 @@ export function openTunnel(
     client.setNoDelay(true); // a no-op for the listener's own sockets (they have it already)
     upstream.setTimeout(opts.idleTimeoutMs, () => upstream.destroy());
     client.setTimeout(opts.idleTimeoutMs, () => client.destroy());
-    client.write(ESTABLISHED);
+    if (opts.established !== false) client.write(ESTABLISHED);
     if (head.length > 0) upstream.write(head);
     // pipe() ends the destination when the source ends: that is the half-close.
     client.pipe(upstream);

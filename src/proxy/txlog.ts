@@ -34,6 +34,21 @@ export interface Arrival {
   /** How the client reached us: `explicit` (it was configured to use the proxy) or `transparent`. */
   readonly forwardingMethod: 'explicit' | 'transparent';
   readonly tls: TlsFacts | null;
+  /**
+   * Where the connection was going, when the door knows it before any request: the tunnel an
+   * inspected request was decrypted from (the CONNECT target, or SNI:443 / the original destination
+   * for a transparent one). Requests that arrive through it go there, named as the tunnel was.
+   */
+  readonly tunnel?: TunnelTarget;
+}
+
+/** TunnelTarget is the destination of an intercepted connection. */
+export interface TunnelTarget {
+  /** The name requests must carry in Host: the SNI, or the CONNECT host when the client sent none. */
+  readonly name: string;
+  /** Where upstream connections go. */
+  readonly host: string;
+  readonly port: number;
 }
 
 /** TlsFacts are what a TLS-terminating door knows about the connection a request came in on. */
@@ -67,6 +82,9 @@ const NO_GROUPS: readonly string[] = Object.freeze([]);
 /** Counted is one label set's child of the requests counter. */
 type Counted = { inc(): void };
 
+/** RequestFacts is what a transaction is begun from: a parsed request, or what a door knows of a connection. */
+export type RequestFacts = Pick<IncomingMessage, 'method' | 'url' | 'headers'>;
+
 /** TxLog begins transactions and records each exactly once. */
 export class TxLog {
   /** The requests counter's children by label set: looked up by one string, not hashed from an object each time. */
@@ -80,7 +98,7 @@ export class TxLog {
   ) {}
 
   /** begin opens a transaction for a request from an arrival, located by its client IP. */
-  begin(rt: Runtime, req: IncomingMessage, protocol: Transaction['protocol'], arrival: Arrival): TxState {
+  begin(rt: Runtime, req: RequestFacts, protocol: Transaction['protocol'], arrival: Arrival): TxState {
     const clientIp = clientAddress(rt, arrival.peerIp, req.headers['x-forwarded-for']);
     const tx: Transaction = {
       rt,

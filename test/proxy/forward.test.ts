@@ -82,12 +82,14 @@ async function rawOrigin(): Promise<RawOrigin> {
 
 /** front is a plain node:http server that hands every request to the forwarder, the way the proxy does. */
 async function front(originPort: number, limits: ForwardLimits) {
-  const fwd = new HttpForwarder({ hosts: () => new Map(), self: new SelfGuard() }, () => limits, 60_000);
+  const fwd = new HttpForwarder({ hosts: () => new Map(), self: new SelfGuard() }, () => limits, 60_000, () => {
+    throw new Error('no upstream TLS in this test');
+  });
   const failures: { code: string; headersSent: boolean }[] = [];
   const server = http.createServer((req, res) => {
     const port = req.url === '/refused' ? 1 : originPort;
     cleanRequestHeaders(req.headers, 'tollgate-test', `127.0.0.1:${port}`, false);
-    const ex = fwd.forward(req, res, { host: '127.0.0.1', port, path: req.url ?? '/', via: 'tollgate-test' }, (err, headersSent) => {
+    const ex = fwd.forward(req, res, { host: '127.0.0.1', port, path: req.url ?? '/', via: 'tollgate-test', tls: false }, (err, headersSent) => {
       const f = upstreamFailure(err);
       failures.push({ code: f.code, headersSent });
       if (!headersSent) res.writeHead(f.status, { 'content-type': 'text/plain' }).end(f.code);

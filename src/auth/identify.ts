@@ -75,11 +75,19 @@ function readCookies(header: string | undefined, prefix: string): readonly strin
   return out;
 }
 
-/** stripOwnSetCookie drops any Set-Cookie for our cookie's name from an origin's response headers. */
-export function stripOwnSetCookie(headers: { 'set-cookie'?: string[] | undefined }): void {
+/**
+ * stripOwnSetCookie drops any Set-Cookie for our cookie's name from an origin's response headers.
+ * One Set-Cookie may come as a string (undici gives a lone header that way), several as an array.
+ */
+export function stripOwnSetCookie(headers: { 'set-cookie'?: string | string[] | undefined }): void {
   const sc = headers['set-cookie'];
-  if (sc === undefined || !sc.some((c) => c.trimStart().startsWith(COOKIE_PREFIX))) return;
-  headers['set-cookie'] = sc.filter((c) => !c.trimStart().startsWith(COOKIE_PREFIX));
+  if (sc === undefined) return;
+  const ours = (c: string) => c.trimStart().startsWith(COOKIE_PREFIX);
+  if (typeof sc === 'string') {
+    if (ours(sc)) delete headers['set-cookie'];
+    return;
+  }
+  if (sc.some(ours)) headers['set-cookie'] = sc.filter((c) => !ours(c));
 }
 
 /** stripOwnCookie removes our cookie from a request's Cookie header in place, so it never goes upstream. */

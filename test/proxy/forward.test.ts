@@ -21,6 +21,8 @@ const ANSWERS: Record<string, string> = {
   '/hints': 'HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; as=style\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
   '/more': 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloEXTRA BYTES THAT ARE NOT A RESPONSE',
   '/less': 'HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello',
+  '/one-cookie': 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nSet-Cookie: only=1; Path=/\r\n\r\nok',
+  '/only-ours': `HTTP/1.1 200 OK\r\nContent-Length: 2\r\nSet-Cookie: ${COOKIE_NAME}=planted\r\n\r\nok`,
   '/hop': `HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive, x-hop\r\nX-Hop: secret\r\nKeep-Alive: timeout=5\r\nSet-Cookie: ${COOKIE_NAME}=planted; Path=/\r\nSet-Cookie: own=1\r\nX-Origin: yes\r\n\r\nok`,
 };
 /** Answers after which the origin closes its side (the close-delimited and the short ones). */
@@ -176,6 +178,8 @@ t.test('the forwarder frames each kind of response the way the origin framed it'
       check: (g) => t.same(g.informational, [103], 'the interim response reaches the client'),
     },
     { name: 'more bytes than declared: only the declared ones', path: '/more', status: 200, body: 'hello' },
+    { name: 'one Set-Cookie passes', path: '/one-cookie', status: 200, body: 'ok', check: (g) => t.same(g.headers['set-cookie'], ['only=1; Path=/']) },
+    { name: "a lone Set-Cookie of ours is dropped", path: '/only-ours', status: 200, body: 'ok', check: (g) => t.equal(g.headers['set-cookie'], undefined) },
     {
       name: 'hop-by-hop, our cookie and Via',
       path: '/hop',

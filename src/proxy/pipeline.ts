@@ -104,9 +104,13 @@ const loop: Step = (tx, headers) => {
   return null;
 };
 
-/** connectPort: tunnels only to configured ports (443 by default), as Squid's SSL_ports. */
+/**
+ * connectPort: tunnels only to configured ports (443 by default), as Squid's SSL_ports. Our own
+ * hosts on 443 are never dialled out (they are terminated here), so the list does not govern them.
+ */
 const connectPort: Step = (tx) => {
   if (tx.protocol !== 'TUNNEL' || tx.rt.connectPorts.has(tx.port)) return null;
+  if (tx.port === 443 && isOwnHost(tx.rt, tx.host)) return null;
   return deny(403, 'port_not_allowed', `Tunnels to port ${tx.port} are not allowed.`);
 };
 
@@ -191,7 +195,7 @@ export function identified(tx: Transaction, who: Identity | null, headers: Incom
     attribute(tx, who);
     return FORWARD;
   }
-  const gateway = `http://${tx.rt.gatewayHost}/`;
+  const gateway = `${tx.rt.gatewayOrigin}/`;
   if (tx.protocol === 'TUNNEL') {
     return deny(403, 'auth_required', `Sign in first: open any http:// site or ${gateway} in your browser (this tunnel cannot be sent to a login page).`);
   }

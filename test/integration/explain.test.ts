@@ -87,7 +87,7 @@ t.test('explain agrees with the proxy on a table of requests', async (t) => {
 t.test('the answer names the rule: CIDR, sublocation, exemption pattern, identity', async (t) => {
   const kiosk = await explain({ url: site, clientIp: '127.0.0.9' });
   t.same(kiosk.location, { name: 'lab', sublocation: 'kiosk', cidr: '127.0.0.8/30', enforceAuthentication: false });
-  t.same(kiosk.steps.map((s) => s.step), ['locate', 'loop', 'connectPort', 'token', 'ownHost', 'exempt', 'identify'], 'every step, in the proxy order');
+  t.same(kiosk.steps.map((s) => s.step), ['locate', 'loop', 'connectPort', 'token', 'ownHost', 'exempt', 'inspect', 'identify'], 'every step, in the proxy order');
   t.match((await explain({ url: site, clientIp: '127.0.0.3' })).location, { name: 'lab', sublocation: null, cidr: '127.0.0.0/28' });
   t.same((await explain({ url: 'http://open.exempt.test/', clientIp: '127.0.0.3' })).exemption, { pattern: '*.exempt.test' });
   const ssoHost = new URL(lab.idp.ssoUrl).hostname;

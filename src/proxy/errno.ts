@@ -35,8 +35,27 @@ const TABLE: Record<string, UpstreamFailure> = {
   UND_ERR_HEADERS_TIMEOUT: { status: 504, code: 'upstream_timeout', reason: 'The server did not answer in time.' },
   UND_ERR_BODY_TIMEOUT: { status: 504, code: 'upstream_timeout', reason: 'The server did not answer in time.' },
   UND_ERR_RES_CONTENT_LENGTH_MISMATCH: { status: 502, code: 'bad_upstream_response', reason: 'The server sent a response that is not valid HTTP.' },
+  // Upstream TLS (inspected requests): the certificate check failed, by OpenSSL's and Node's codes.
+  CERT_HAS_EXPIRED: CERT('upstream_cert_expired', "The server's certificate has expired."),
+  CERT_NOT_YET_VALID: CERT('upstream_cert_not_yet_valid', "The server's certificate is not valid yet."),
+  ERR_TLS_CERT_ALTNAME_INVALID: CERT('upstream_cert_wrong_name', "The server's certificate is for another name than this site."),
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: CERT('upstream_cert_unknown_issuer', "The server's certificate is not issued by a trusted authority."),
+  UNABLE_TO_GET_ISSUER_CERT: CERT('upstream_cert_unknown_issuer', "The server's certificate is not issued by a trusted authority."),
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: CERT('upstream_cert_unknown_issuer', "The server's certificate is not issued by a trusted authority."),
+  SELF_SIGNED_CERT_IN_CHAIN: CERT('upstream_cert_unknown_issuer', "The server's certificate chains to an authority that is not trusted."),
+  DEPTH_ZERO_SELF_SIGNED_CERT: CERT('upstream_cert_unknown_issuer', "The server's certificate is self-signed."),
+  CERT_UNTRUSTED: CERT('upstream_cert_unknown_issuer', "The server's certificate is not trusted."),
+  CERT_SIGNATURE_FAILURE: CERT('upstream_cert_invalid', "The server's certificate signature does not verify."),
+  CERT_REVOKED: CERT('upstream_cert_revoked', "The server's certificate has been revoked."),
+  ERR_SSL_WRONG_VERSION_NUMBER: { status: 502, code: 'upstream_not_tls', reason: 'The server did not answer in TLS.' },
 };
 
+/** CERT is a failed upstream certificate check: the request is blocked, never passed on unchecked. */
+function CERT(code: string, reason: string): UpstreamFailure {
+  return { status: 502, code, reason: `${reason} Tollgate did not pass the request on.` };
+}
+
+const TLS_FAILED: UpstreamFailure = { status: 502, code: 'upstream_tls_failed', reason: 'A secure connection to the server could not be made.' };
 const FALLBACK: UpstreamFailure = { status: 502, code: 'upstream_error', reason: 'The request to the server failed.' };
 
 /** isUpstreamFault tells whether a failure is the origin's (counted as an upstream error) or the client's. */
@@ -51,6 +70,7 @@ export function upstreamFailure(err: unknown): UpstreamFailure {
     const hit = TABLE[code];
     if (hit) return hit;
     if (code.startsWith('HPE_')) return TABLE.HPE_INVALID_CONSTANT!;
+    if (code.startsWith('ERR_SSL_')) return TLS_FAILED;
   }
   return FALLBACK;
 }

@@ -283,7 +283,7 @@ export async function startEmbeddedLabIdp(config: Config, log: Logger): Promise<
     usersFile: lc.users,
     keyDir: lc.keys,
     spEntityId: spEntityId(cloud, config.orgId, false),
-    acsUrl: defaultAcsUrl(cloud),
+    acsUrl: defaultAcsUrl(cloud, config.authentication.gatewayScheme),
     log: (line) => log.info({ component: 'lab-idp' }, line),
   });
   log.warn({ ssoUrl: lab.ssoUrl, users: lab.users.map((u) => u.loginName) }, 'lab IdP running: NOT FOR PRODUCTION');

@@ -37,6 +37,8 @@ export interface Runtime {
   readonly redirectAllowList: HostMatcher;
   /** The cloud's own host names, precomputed for redirects. */
   readonly gatewayHost: string;
+  /** The gateway's origin (`http://gateway.<cloud>`, or https with `authentication.gatewayScheme`). */
+  readonly gatewayOrigin: string;
   /** The PAC files, generated and validated at activation. */
   readonly pac: PacFiles;
   /** TLS inspection: rules, CA and leaf minter; null when the runtime was built without it. */
@@ -69,6 +71,7 @@ export function buildRuntime(
     exemptions: compileExemptions(config.authentication.exemptions.hosts, config.authentication.exemptions.urls, config.idps.map((p) => p.ssoUrl)),
     redirectAllowList: new HostMatcher(config.authentication.redirectAllowList),
     gatewayHost: `gateway.${config.cloud.toLowerCase()}`,
+    gatewayOrigin: `${config.authentication.gatewayScheme}://gateway.${config.cloud.toLowerCase()}`,
     pac,
     inspection,
   });

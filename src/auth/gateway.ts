@@ -141,9 +141,10 @@ export class Gateway implements ProxyAuth {
   }
 
   async loginRedirect(tx: Transaction): Promise<Redirect> {
-    const url = tx.url.length <= MAX_URL_CHARS ? tx.url : `http://${tx.url.slice(7).split('/')[0]}/`;
+    // A URL too long to keep is cut back to its site's front page (http, or https decrypted from an inspected tunnel).
+    const url = tx.url.length <= MAX_URL_CHARS ? tx.url : `${new URL(tx.url).origin}/`;
     const id = await this.savePending(tx.rt, { url, clientIp: tx.clientIp });
-    return { location: `http://${tx.rt.gatewayHost}/login?r=${id}` };
+    return { location: `${tx.rt.gatewayOrigin}/login?r=${id}` };
   }
 
   // ---- gateway.<cloud> ----
@@ -219,8 +220,10 @@ export class Gateway implements ProxyAuth {
    * probe lets the status page learn who a browser is without starting a sign-in: with a gateway
    * session it comes back with a token, without one it comes back marked as probed.
    */
-  private async probe(_req: IncomingMessage, res: ServerResponse, ctx: AuthCtx): Promise<void> {
-    const status = `http://ip.${ctx.rt.cloud}/?probed=1`;
+  private async probe(req: IncomingMessage, res: ServerResponse, ctx: AuthCtx): Promise<void> {
+    // Only the scheme is taken from the request: the way back is always our own status page.
+    const scheme = query(req).get('back') === 'https' ? 'https' : 'http';
+    const status = `${scheme}://ip.${ctx.rt.cloud}/?probed=1`;
     const who = ctx.tx?.identity;
     if (who?.by === 'cookie') return this.backTo(res, ctx, who.session, status);
     sendRedirect(res, 307, status);
@@ -269,7 +272,7 @@ export class Gateway implements ProxyAuth {
       const token = await this.deps.sessions.mintToken(session.id, ip, pending.url, 'gateway', pending.nonce);
       this.deps.log.info({ idp: idpId, login: user.loginName, clientIp: ip, location: session.location, via: ctx.tx ? 'proxy' : 'control' }, 'signed in');
       this.deps.onLogin?.('ok');
-      sendRedirect(res, 303, `http://${rt.gatewayHost}/complete?t=${token}`);
+      sendRedirect(res, 303, `${rt.gatewayOrigin}/complete?t=${token}`);
     } catch (err) {
       if (!(err instanceof SamlError)) throw err;
       this.deps.onLogin?.(err.code);
@@ -297,7 +300,7 @@ export class Gateway implements ProxyAuth {
     if (idp === null) throw new HttpError(400, 'domain_not_mapped', `No identity provider is mapped to "${domain}".`);
     // The gateway carries on from here, so the browser gets its login nonce on the gateway host.
     const id = await this.savePending(ctx.rt, { url, clientIp: clientIp(ctx), idp: idp.config.id });
-    sendRedirect(res, 302, `http://${ctx.rt.gatewayHost}/login?r=${id}`);
+    sendRedirect(res, 302, `${ctx.rt.gatewayOrigin}/login?r=${id}`);
   }
 
   // ---- shared steps ----
@@ -318,12 +321,20 @@ export class Gateway implements ProxyAuth {
 
   /**
    * backTo sends a signed-in browser to `url`: with a one-time token when the proxy can plant a cookie
-   * there (plain http), straight there otherwise (https is identified by the surrogate).
+   * there (plain http, or https it inspects for this client: the token is swapped before anything
+   * goes upstream), straight there otherwise (an https site it cannot see into is identified by the surrogate).
    */
   private async backTo(res: ServerResponse, ctx: AuthCtx, session: SessionRecord, url: string): Promise<void> {
-    if (!url.startsWith('http://')) return sendRedirect(res, 307, url);
+    if (!url.startsWith('http://') && !(url.startsWith('https://') && this.inspected(ctx, hostOf(url)))) return sendRedirect(res, 307, url);
     const token = await this.deps.sessions.mintToken(session.id, clientIp(ctx), url, 'site');
     sendRedirect(res, 307, withToken(url, token));
+  }
+
+  /** inspected tells whether this client's tunnels to host are decrypted now (our own hosts are, whenever there is a CA). */
+  private inspected(ctx: AuthCtx, host: string): boolean {
+    const inspection = ctx.rt.inspection;
+    if (inspection?.minter == null || host === '') return false;
+    return isOwnHost(ctx.rt, host) || inspection.decide(host, locationOf(ctx)).inspect;
   }
 
   /** remapSurrogate points the location's surrogate for this IP at the session, when the location uses one. */

@@ -11,7 +11,7 @@ import { ConfigError } from '../config/load.js';
 import type { Config, IdpConfig } from '../config/schema.js';
 import type { Store } from '../sessions/store.js';
 import { parseIdpCertificates, type IdpCertificate } from './certificate.js';
-import { SamlSp, withIdpDefaults } from './saml.js';
+import { SamlSp, defaultAcsUrl, withIdpDefaults } from './saml.js';
 
 /** IdpRuntime is one IdP as the runtime holds it. */
 export interface IdpRuntime {
@@ -81,7 +81,7 @@ export async function prepareIdps(config: Config, opts: { baseDir: string; store
       clockSkewMs: idp.clockSkewMs,
     });
     try {
-      byId.set(idp.id, Object.freeze({ config: idp, certificate, certificates, sp: new SamlSp({ idp: settings, cloud: config.cloud.toLowerCase(), orgId: config.orgId, store: opts.store, requestTtlMs: config.authentication.loginTimeoutMs }) }));
+      byId.set(idp.id, Object.freeze({ config: idp, certificate, certificates, sp: new SamlSp({ idp: settings, cloud: config.cloud.toLowerCase(), orgId: config.orgId, store: opts.store, requestTtlMs: config.authentication.loginTimeoutMs, acsUrl: defaultAcsUrl(config.cloud.toLowerCase(), config.authentication.gatewayScheme) }) }));
     } catch (err) {
       errors.push(`${where}: ${(err as Error).message}`);
     }

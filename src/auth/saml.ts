@@ -78,9 +78,12 @@ export function spEntityId(cloud: string, orgId: string, orgSpecific: boolean): 
   return orgSpecific ? `https://login.${cloud}/sfc_sso/${orgId}` : `https://login.${cloud}/sfc_sso`;
 }
 
-/** defaultAcsUrl is where browsers POST responses: plain http through the proxy, as ZIA's ACS. */
-export function defaultAcsUrl(cloud: string): string {
-  return `http://login.${cloud}/sfc_sso`;
+/**
+ * defaultAcsUrl is where browsers POST responses: plain http through the proxy, as ZIA's ACS, or
+ * https inside an inspected tunnel when `authentication.gatewayScheme` is https.
+ */
+export function defaultAcsUrl(cloud: string, scheme: 'http' | 'https' = 'http'): string {
+  return `${scheme}://login.${cloud}/sfc_sso`;
 }
 
 /** SamlSpOptions builds one SP. */

@@ -87,6 +87,11 @@ const authentication = z.strictObject({
     .default({ hosts: [], urls: [] }),
   /** Hosts (exact, *.domain or .domain) that clstart may land on besides the cloud's own. */
   redirectAllowList: z.array(hostPattern).default([]),
+  /**
+   * How browsers reach the gateway and the ACS: `http` (as ZIA), or `https`, served inside TLS with
+   * a leaf from the inspection CA (which must then exist), so the whole sign-in runs over https.
+   */
+  gatewayScheme: z.enum(['http', 'https']).default('http'),
 });
 const AUTHENTICATION_DEFAULTS = {
   frequency: 'daily' as const,
@@ -95,6 +100,7 @@ const AUTHENTICATION_DEFAULTS = {
   loginTimeoutMs: 10 * 60_000,
   exemptions: { hosts: [], urls: [] },
   redirectAllowList: [],
+  gatewayScheme: 'http' as const,
 };
 
 const location = z.strictObject({

@@ -167,7 +167,9 @@ export function createControlApp(deps: ControlDeps): ControlApp {
       const view = statusView(ctx, req);
       // A browser we cannot place asks the gateway, once, whether it has a session there.
       if (view.viaProxy && view.user === null && view.exemptBecause !== 'exemption' && format === 'html' && isNavigation(req.method ?? '', req.headers) && !(req.url ?? '').includes('probed=1') && ctx.rt.idps.size > 0) {
-        return sendRedirect(res, 307, `http://${ctx.rt.gatewayHost}/probe`);
+        // Asked over https (inside an inspected tunnel), the probe comes back to the https page.
+        const https = (req.socket as { encrypted?: boolean }).encrypted === true;
+        return sendRedirect(res, 307, `${ctx.rt.gatewayOrigin}/probe${https ? '?back=https' : ''}`);
       }
       const r = statusResponse(format, view);
       sendBody(req, res, 200, r.type, r.body, r.headers);

@@ -209,7 +209,7 @@ export class RequestPipeline {
       if (d.kind === 'lookup') return this.#lookup(tx, d, false, req.headers, act, () => refuse(new HttpError(503, 'store_unavailable', STORE_DOWN)));
       if (d.kind === 'deny') return refuse(new HttpError(d.status, d.code, d.message));
       if (d.kind === 'own') return refuse(new HttpError(403, 'own_host_ws', 'Own hosts do not take WebSockets.'));
-      if (d.kind !== 'forward') return refuse(new HttpError(403, 'auth_required', `Sign in first at http://${rt.gatewayHost}/.`));
+      if (d.kind !== 'forward') return refuse(new HttpError(403, 'auth_required', `Sign in first at ${rt.gatewayOrigin}/.`));
       this.#websocket(req, socket, head, st, target);
     };
     act(decide(tx, req.headers, deps.auth.identifier));

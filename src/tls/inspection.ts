@@ -94,6 +94,8 @@ export async function prepareInspection(config: Config, opts: PrepareOptions): P
   const warnings: string[] = [];
   const on = inspectionUsed(config);
   const used = on.length > 0;
+  // An https gateway is served inside TLS with our leaf, so it needs the CA as inspection does.
+  const needed = config.authentication.gatewayScheme === 'https' ? [...on, 'authentication.gatewayScheme https'] : on;
 
   let ca: CertificateAuthority | null = null;
   try {
@@ -111,8 +113,8 @@ export async function prepareInspection(config: Config, opts: PrepareOptions): P
         if (!(e instanceof CaError)) throw e;
         errors.push(`inspection: cannot make a lab CA: ${e.message}`);
       }
-    } else if (used) {
-      errors.push(`inspection: TLS inspection is on (${on.join(', ')}) but ${err.code === 'CA_MISSING' ? err.message : `the CA cannot be used: ${err.message}`}`);
+    } else if (needed.length > 0) {
+      errors.push(`inspection: TLS inspection is on (${needed.join(', ')}) but ${err.code === 'CA_MISSING' ? err.message : `the CA cannot be used: ${err.message}`}`);
     } else if (err.code !== 'CA_MISSING') {
       // Inspection is off: a broken CA must not stop Tollgate, but the admin hears of it.
       warnings.push(`inspection: the CA at ${caPaths.cert} cannot be used: ${err.message}`);

@@ -10,7 +10,10 @@
  * The proof is in the tests: with these flags Tollgate's access log holds only the test's own
  * requests (test/integration/browser-smoke.test.ts asserts exactly that).
  */
-import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 
 /** CHROMIUM is Debian's launcher for its `chromium` package; npm test installs it when missing. */
@@ -90,6 +93,27 @@ export interface BrowserOptions {
   readonly proxyHost?: string;
   /** Timeout for launching and for each page action or navigation. */
   readonly timeoutMs?: number;
+  /**
+   * A CA (PEM) this browser trusts for TLS, as a user who installed Tollgate's certificate: it goes
+   * into the NSS database of a throwaway home directory that only this Chromium process uses.
+   */
+  readonly trustCaPem?: string;
+}
+
+/**
+ * profileTrusting makes a home directory whose NSS database (`~/.pki/nssdb`, where Chromium on Linux
+ * reads certificates a user installed) trusts `caPem` for TLS servers. certutil is Debian's
+ * libnss3-tools; npm test installs it.
+ */
+function profileTrusting(caPem: string): string {
+  const home = mkdtempSync(join(tmpdir(), 'tollgate-chromium-home-'));
+  const db = join(home, '.pki', 'nssdb');
+  mkdirSync(db, { recursive: true });
+  const pem = join(home, 'ca.pem');
+  writeFileSync(pem, caPem);
+  execFileSync('certutil', ['-N', '-d', `sql:${db}`, '--empty-password']);
+  execFileSync('certutil', ['-A', '-d', `sql:${db}`, '-n', 'Tollgate test CA', '-t', 'C,,', '-i', pem]);
+  return home;
 }
 
 /** TestBrowser is a running Chromium; close it in teardown. */
@@ -111,6 +135,7 @@ export interface TestBrowser {
  */
 export async function launchBrowser(opts: BrowserOptions): Promise<TestBrowser> {
   const timeout = opts.timeoutMs ?? 15_000;
+  const home = opts.trustCaPem === undefined ? null : profileTrusting(opts.trustCaPem);
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -118,6 +143,7 @@ export async function launchBrowser(opts: BrowserOptions): Promise<TestBrowser> 
     timeout,
     proxy: { server: `http://${opts.proxyHost ?? '127.0.0.1'}:${opts.proxyPort}`, bypass: '<-loopback>' },
     args: [...chromiumArgs],
+    ...(home === null ? {} : { env: { ...process.env, HOME: home } }),
   });
   return {
     browser,
@@ -143,6 +169,7 @@ export async function launchBrowser(opts: BrowserOptions): Promise<TestBrowser> 
         await Promise.race([browser.close(), late]);
       } finally {
         clearTimeout(timer);
+        if (home !== null) rmSync(home, { recursive: true, force: true });
       }
     },
   };

@@ -155,7 +155,7 @@ export interface LabIdpFixture {
 }
 
 /** startLabIdpFixture starts a lab IdP for Tollgate's default ACS on `cloud`. */
-export async function startLabIdpFixture(opts: { id?: string; cloud?: string; users?: LabUser[]; orgSpecific?: string } = {}): Promise<LabIdpFixture> {
+export async function startLabIdpFixture(opts: { id?: string; cloud?: string; users?: LabUser[]; orgSpecific?: string; acsScheme?: 'http' | 'https' } = {}): Promise<LabIdpFixture> {
   const cloud = opts.cloud ?? 'tollgate.test';
   const pair = makeSigningPair(`Lab IdP ${opts.id ?? 'lab'}`);
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-labidp-'));
@@ -166,7 +166,7 @@ export async function startLabIdpFixture(opts: { id?: string; cloud?: string; us
     port: 0,
     users: opts.users ?? LAB_USERS,
     spEntityId: opts.orgSpecific ? `https://login.${cloud}/sfc_sso/${opts.orgSpecific}` : `https://login.${cloud}/sfc_sso`,
-    acsUrl: `http://login.${cloud}/sfc_sso`,
+    acsUrl: `${opts.acsScheme ?? 'http'}://login.${cloud}/sfc_sso`,
     keyPem: pair.keyPem,
     certPem: pair.certPem,
   });

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure the Debian packages the test suite starts for itself are installed, before any test runs:
 # Chromium for the browser tests, redis-server/redis-cli for the Redis, Sentinel and Cluster cases,
-# openssl for certificate checks, iptables and iproute2 for the network-namespace lab tests.
+# openssl for certificate checks, iptables and iproute2 for the network-namespace lab tests, certutil
+# (libnss3-tools) to give a test browser's own profile the test CA.
 # Run as root with apt available, it installs what is missing (once; later runs find it there).
 # Otherwise it stops with the exact command to run: a missing package never becomes a skipped test.
 set -euo pipefail
@@ -14,6 +15,7 @@ declare -A wanted=(
   [openssl]=openssl
   [iptables]=iptables
   [ip]=iproute2
+  [certutil]=libnss3-tools
 )
 
 missing=()

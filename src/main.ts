@@ -4,7 +4,7 @@
  */
 import http from 'node:http';
 import { dirname, join } from 'node:path';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import type { DestinationStream, Logger } from 'pino';
 import { ConfigError, loadConfig, validateConfig, readConfigText, DEFAULT_CONFIG } from './config/load.js';
 import type { Config, ConfigInput } from './config/schema.js';
@@ -50,6 +50,9 @@ export interface StartOptions {
 export interface Tollgate {
   readonly proxyAddress: AddressInfo;
   readonly controlAddress: AddressInfo;
+  /** The transparent listeners' addresses, when the config has them. */
+  readonly transparentHttpAddress: AddressInfo | null;
+  readonly transparentTlsAddress: AddressInfo | null;
   readonly runtime: RuntimeRef;
   readonly store: TieredStore;
   readonly log: Logger;
@@ -211,22 +214,32 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
   try {
     await listen(proxy.server, addrs.proxy.host, addrs.proxy.port);
     await listen(controlServer, addrs.control.host, addrs.control.port);
+    if (proxy.transparentHttp !== null) await listen(proxy.transparentHttp, addrs.transparentHttp!.host, addrs.transparentHttp!.port);
+    if (proxy.transparentTls !== null) await listen(proxy.transparentTls, addrs.transparentTls!.host, addrs.transparentTls!.port);
   } catch (err) {
-    proxy.server.close();
-    controlServer.close();
+    for (const s of [proxy.server, controlServer, proxy.transparentHttp, proxy.transparentTls]) if (s?.listening) s.close();
     await store.close();
     await lab?.close();
     throw err;
   }
   const proxyAddress = proxy.server.address() as AddressInfo;
   const controlAddress = controlServer.address() as AddressInfo;
-  self.add(proxyAddress.address, proxyAddress.port);
-  self.add(controlAddress.address, controlAddress.port);
+  const transparentHttpAddress = (proxy.transparentHttp?.address() as AddressInfo | undefined) ?? null;
+  const transparentTlsAddress = (proxy.transparentTls?.address() as AddressInfo | undefined) ?? null;
+  // Every listener is ours: a request or tunnel that would reach one of them is a loop, and refused.
+  for (const a of [proxyAddress, controlAddress, transparentHttpAddress, transparentTlsAddress]) if (a !== null) self.add(a.address, a.port);
   const heartbeat = new Heartbeat({ store: backend, runtime, metrics, activator, log, proxy: `${proxyAddress.address}:${proxyAddress.port}`, control: `${controlAddress.address}:${controlAddress.port}` });
   heartbeat.start();
   activator.beat = () => heartbeat.beat();
   log.info(
-    { proxy: `${proxyAddress.address}:${proxyAddress.port}`, control: `${controlAddress.address}:${controlAddress.port}`, store: store.kind, node: runtime.current.nodeName },
+    {
+      proxy: `${proxyAddress.address}:${proxyAddress.port}`,
+      control: `${controlAddress.address}:${controlAddress.port}`,
+      ...(transparentHttpAddress !== null ? { transparentHttp: `${transparentHttpAddress.address}:${transparentHttpAddress.port}` } : {}),
+      ...(transparentTlsAddress !== null ? { transparentTls: `${transparentTlsAddress.address}:${transparentTlsAddress.port}` } : {}),
+      store: store.kind,
+      node: runtime.current.nodeName,
+    },
     'tollgate listening',
   );
 
@@ -234,6 +247,8 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
   return {
     proxyAddress,
     controlAddress,
+    transparentHttpAddress,
+    transparentTlsAddress,
     runtime,
     store,
     log,
@@ -303,7 +318,7 @@ async function prepareFiles(config: Config, opts: Parameters<typeof prepareIdps>
   throw new ConfigError(opts.source, errors);
 }
 
-function listen(server: http.Server, host: string, port: number): Promise<void> {
+function listen(server: http.Server | NetServer, host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen({ host, port }, () => {

@@ -20,7 +20,7 @@ export class Metrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
-  readonly activeConnections = new Gauge({ name: 'tollgate_active_connections', help: 'Open client connections on the proxy listener.', registers: [this.registry] });
+  readonly activeConnections = new Gauge({ name: 'tollgate_active_connections', help: 'Open client connections on the proxy listeners (explicit and transparent).', registers: [this.registry] });
   readonly activeTunnels = new Gauge({ name: 'tollgate_active_tunnels', help: 'Open CONNECT tunnels and WebSockets.', registers: [this.registry] });
   readonly upstreamErrors = new Counter({
     name: 'tollgate_upstream_errors_total',
@@ -38,6 +38,13 @@ export class Metrics {
   readonly inspectionClosed = new Counter({
     name: 'tollgate_inspection_closed_total',
     help: 'Inspected tunnels closed before a request, by reason.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  /** Transparent TLS connections closed before a destination was known, by stable reason. */
+  readonly transparentClosed = new Counter({
+    name: 'tollgate_transparent_closed_total',
+    help: 'Transparent TLS connections closed before a destination was known (no SNI, not TLS, ...), by reason.',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });

@@ -99,7 +99,15 @@ export function isOwnHost(rt: Runtime, host: string): boolean {
   return host === c || (host.length > c.length && host.endsWith(c) && host.charCodeAt(host.length - c.length - 1) === 46);
 }
 
-/** listenerAddresses gives the two listeners as host/port, as the config names them. */
-export function listenerAddresses(config: Config): { proxy: { host: string; port: number }; control: { host: string; port: number } } {
-  return { proxy: parseHostPort(config.listeners.proxy)!, control: parseHostPort(config.listeners.control)! };
+type HostPort = { host: string; port: number };
+
+/** listenerAddresses gives the listeners as host/port, as the config names them (transparent ones when set). */
+export function listenerAddresses(config: Config): { proxy: HostPort; control: HostPort; transparentHttp: HostPort | null; transparentTls: HostPort | null } {
+  const l = config.listeners;
+  return {
+    proxy: parseHostPort(l.proxy)!,
+    control: parseHostPort(l.control)!,
+    transparentHttp: l.transparentHttp === undefined ? null : parseHostPort(l.transparentHttp)!,
+    transparentTls: l.transparentTls === undefined ? null : parseHostPort(l.transparentTls)!,
+  };
 }

@@ -292,6 +292,10 @@ export const configSchema = z
       .strictObject({
         proxy: hostPort.default('127.0.0.1:9400'),
         control: hostPort.default('127.0.0.1:9401'),
+        /** Origin-form HTTP routed or REDIRECTed here: destination from Host, or the original destination. */
+        transparentHttp: hostPort.optional(),
+        /** TLS routed or REDIRECTed here: destination from the ClientHello's SNI; spliced or inspected. */
+        transparentTls: hostPort.optional(),
       })
       .default({ proxy: '127.0.0.1:9400', control: '127.0.0.1:9401' }),
     store: store.default({ type: 'embedded', path: './data' }),
@@ -308,6 +312,12 @@ export const configSchema = z
     pac: pac.default(PAC_DEFAULTS),
     limits: limits.default(limits.parse({})),
     inspection: inspection.default(inspection.parse({})),
+    /**
+     * transparent: what the transparent TLS listener does with a connection whose ClientHello names no
+     * host (or that is not TLS): close it with a log line, or tunnel it to the original destination
+     * the kernel kept after a REDIRECT (closed anyway when there is none).
+     */
+    transparent: z.strictObject({ withoutSni: z.enum(['close', 'originalDestination']).default('close') }).default({ withoutSni: 'close' }),
     logging: z
       .strictObject({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),

@@ -30,7 +30,16 @@ export interface FlowResult {
   readonly hops: Hop[];
 }
 
-/** FlowClient behaves like a browser behind the proxy: cookies per host, redirects, forms. */
+/**
+ * Route says where a routed client's connection for a URL really goes (what routing or an iptables
+ * REDIRECT would do to it); the request itself is sent in origin form, as to any web server.
+ */
+export type Route = (url: URL) => { readonly host: string; readonly port: number };
+
+/**
+ * FlowClient behaves like a browser behind the proxy: cookies per host, redirects, forms. With a
+ * `route` it is a browser that was never told about a proxy (routed to a transparent listener).
+ */
 export class FlowClient {
   /** host → cookie name → value */
   readonly jar = new Map<string, Map<string, string>>();
@@ -39,6 +48,7 @@ export class FlowClient {
     public proxyPort: number,
     readonly localAddress = '127.0.0.1',
     private readonly headers: Record<string, string> = { 'user-agent': BROWSER_UA, accept: 'text/html' },
+    private readonly route?: Route,
   ) {}
 
   /** request sends one request through the proxy, with this host's cookies, and stores Set-Cookie. */
@@ -53,8 +63,10 @@ export class FlowClient {
       headers['content-length'] = String(Buffer.byteLength(body));
     }
     return new Promise((resolve, reject) => {
+      const to = this.route === undefined ? { host: '127.0.0.1', port: this.proxyPort, path: url } : { ...this.route(u), path: `${u.pathname}${u.search}` };
+      if (this.route !== undefined) headers.host = u.host;
       const req = http.request(
-        { host: '127.0.0.1', port: this.proxyPort, method: opts.method ?? (body ? 'POST' : 'GET'), path: url, headers, localAddress: this.localAddress, agent: false },
+        { ...to, method: opts.method ?? (body ? 'POST' : 'GET'), headers, localAddress: this.localAddress, agent: false },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));

@@ -126,7 +126,7 @@ export interface HttpsOrigin {
 }
 
 /** startHttpsOrigin serves `label` and the request it saw (JSON) over TLS with the given certificate, whatever name is asked for. */
-export async function startHttpsOrigin(context: tls.SecureContext, label: string): Promise<HttpsOrigin> {
+export async function startHttpsOrigin(context: tls.SecureContext, label: string, at: { host: string; port: number } = { host: '127.0.0.1', port: 0 }): Promise<HttpsOrigin> {
   const seen: HttpsOrigin['seen'] = [];
   const server = https.createServer({ SNICallback: (_name, cb) => cb(null, context), ALPNProtocols: ['h2', 'http/1.1'] }, (req, res) => {
     const s = req.socket as tls.TLSSocket;
@@ -139,7 +139,10 @@ export async function startHttpsOrigin(context: tls.SecureContext, label: string
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'set-cookie': 'origin=1; Path=/' }).end(body);
     });
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(at.port, at.host, () => resolve());
+  });
   return {
     port: (server.address() as AddressInfo).port,
     seen,

@@ -37,6 +37,9 @@ export interface TestTollgate {
   readonly tg: Tollgate;
   readonly proxyPort: number;
   readonly controlPort: number;
+  /** The transparent listeners' ports, 0 when the config has none. */
+  readonly transparentHttpPort: number;
+  readonly transparentTlsPort: number;
   readonly access: LogSink;
   readonly app: LogSink;
   readonly dataDir: string;
@@ -82,6 +85,8 @@ export async function startTestTollgate(config?: ConfigInput | ((dataDir: string
     admin: { authorization: `Bearer ${adminToken}` },
     proxyPort: tg.proxyAddress.port,
     controlPort: tg.controlAddress.port,
+    transparentHttpPort: tg.transparentHttpAddress?.port ?? 0,
+    transparentTlsPort: tg.transparentTlsAddress?.port ?? 0,
     access,
     app,
     dataDir,

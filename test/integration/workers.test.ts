@@ -125,7 +125,9 @@ for (const kind of ['embedded', 'redis'] as const) {
       'a replacement worker serves',
     );
     t.pass('the killed worker was replaced');
-    t.equal((await controlCall(node.controlPort, 'GET', '/readyz')).status, 200, 'ready again');
+    // The replacement reports ready to the primary a moment after it first serves.
+    await until(async () => (await controlCall(node.controlPort, 'GET', '/readyz')).status === 200, 5000, 'ready again');
+    t.pass('ready again');
     t.match((await controlCall(node.controlPort, 'GET', '/metrics')).body, /^tollgate_config_version 3$/m, 'the config version is not summed over workers');
 
     // SIGTERM to the primary stops every worker, and the node exits.

@@ -167,14 +167,14 @@ export interface LabIdpFixture {
 }
 
 /** startLabIdpFixture starts a lab IdP for Tollgate's default ACS on `cloud`. */
-export async function startLabIdpFixture(opts: { id?: string; cloud?: string; users?: LabUser[]; orgSpecific?: string; acsScheme?: 'http' | 'https' } = {}): Promise<LabIdpFixture> {
+export async function startLabIdpFixture(opts: { id?: string; cloud?: string; users?: LabUser[]; orgSpecific?: string; acsScheme?: 'http' | 'https'; host?: string } = {}): Promise<LabIdpFixture> {
   const cloud = opts.cloud ?? 'tollgate.test';
   const pair = makeSigningPair(`Lab IdP ${opts.id ?? 'lab'}`);
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-labidp-'));
   const certPath = join(dir, 'idp.pem');
   writeFileSync(certPath, pair.certPem);
   const idp = await startLabIdp({
-    host: '127.0.0.1',
+    host: opts.host ?? '127.0.0.1',
     port: 0,
     users: opts.users ?? LAB_USERS,
     spEntityId: opts.orgSpecific ? `https://login.${cloud}/sfc_sso/${opts.orgSpecific}` : `https://login.${cloud}/sfc_sso`,

@@ -1,12 +1,12 @@
 /**
- * standin: what the lab tests put where Tollgate's transparent listeners will be, and the origin they
- * reach, until those listeners land.
+ * standin: a bare relay that does only what the transparent listeners do to find a connection's
+ * destination, for the lab tests of that groundwork (origdst, the SNI peek) apart from Tollgate; and
+ * the origin of a lab's origin namespace.
  *
  *   client ns -> REDIRECT -> startRelay() on the host: [peek SNI] -> originalDestination() -> splice -> origin ns
  *
- * The relay does to each connection what the transparent listeners do to find its destination: with
- * `peekSni` it buffers the first bytes until peekClientHello() decides, without consuming them (they are
- * replayed to the origin), then reads the original destination and splices. It records both.
+ * With `peekSni` the relay buffers the first bytes until peekClientHello() decides, without consuming
+ * them (they are replayed to the origin), then reads the original destination and splices. It records both.
  */
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';

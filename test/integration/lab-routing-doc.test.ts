@@ -2,15 +2,17 @@
  * docs/lab-routing.md shows only commands that run: every shell block is marked `# tested` or
  * `# not tested here:`; every command of a tested block is one the lab helper ran for this lab (set-up
  * and REDIRECT rules) or, for the curl checks, one this test runs from the client namespace and sees
- * succeed, through stand-in transparent listeners on the REDIRECT ports.
+ * succeed, through Tollgate's transparent listeners on the REDIRECT ports (the client network is a
+ * location without sign-in here; test/integration/lab-transparent.test.ts signs in).
  */
 import t from 'tap';
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { commandLog, createLab, run } from '../helpers/netns.js';
-import { startOrigin, startRelay } from '../helpers/standin.js';
+import { startOrigin } from '../helpers/standin.js';
 import { selfSigned } from '../helpers/tls.js';
+import { startTestTollgate, testConfig } from '../helpers/tollgate.js';
 
 interface Block {
   readonly info: string;
@@ -54,11 +56,18 @@ t.test("the tested commands are the ones the lab ran, and the checks pass", asyn
   const lab = await createLab();
   t.teardown(lab.close);
   await startOrigin(lab, originTls);
-  const http = await startRelay(t, {}, lab.hostClientAddress, lab.hostClientAddress6);
-  const tls = await startRelay(t, { peekSni: true }, lab.hostClientAddress);
-  await lab.redirect({ http: http.port, tls: tls.port });
+  // Dual-stack wildcards: IPv4 and IPv6 connections REDIRECTed to these ports both land here.
+  const tg = await startTestTollgate((dataDir) =>
+    testConfig(dataDir, {
+      listeners: { proxy: '127.0.0.1:0', control: '127.0.0.1:0', transparentHttp: '[::]:0', transparentTls: '[::]:0' },
+      locations: [{ name: 'branch', ips: [`${lab.clientAddress}/32`, `${lab.clientAddress6}/128`] }],
+      hosts: { 'origin.lab.test': lab.originAddress },
+    }),
+  );
+  t.teardown(() => tg.close());
+  await lab.redirect({ http: tg.transparentHttpPort, tls: tg.transparentTlsPort });
 
-  const vars: Record<string, string> = { ...lab.vars, HTTP_PORT: String(http.port), TLS_PORT: String(tls.port), ORIGIN_CA: ca };
+  const vars: Record<string, string> = { ...lab.vars, HTTP_PORT: String(tg.transparentHttpPort), TLS_PORT: String(tg.transparentTlsPort), ORIGIN_CA: ca };
   const values = all.find((b) => b.lines[0] === '# values')!;
   const documented = new Set(values.lines.slice(1).filter((l) => l.trim() !== '').map((l) => /^([A-Z0-9_]+)=/.exec(l)?.[1]));
   t.same([...documented].sort(), Object.keys(vars).sort(), 'the page defines exactly the variables the lab has');
@@ -78,7 +87,7 @@ t.test("the tested commands are the ones the lab ran, and the checks pass", asyn
         const argv = line.split(/\s+/);
         const r = await run(argv.slice(4), argv[3]);
         t.equal(r.code, 0, `${raw}: ${r.stderr}`);
-        t.match(r.stdout, /^origin /, `${raw}: reached the origin through the stand-in listener`);
+        t.match(r.stdout, /^origin /, `${raw}: reached the origin through Tollgate's transparent listeners`);
         checks++;
       } else {
         t.ok(commandLog.includes(line), `line ${b.line}: ${raw}`);
@@ -87,6 +96,14 @@ t.test("the tested commands are the ones the lab ran, and the checks pass", asyn
     }
   }
   t.ok(commands >= 30 && checks === 3, `${commands} set-up commands and ${checks} checks compared`);
-  t.same(tls.sni, [{ kind: 'sni', name: 'origin.lab.test' }], 'the TLS stand-in read the SNI without consuming the ClientHello');
-  t.same(tls.seen, [{ address: lab.originAddress, port: 443, family: 4 }], 'and spliced to the original destination');
+  const lines = tg.entries().filter((e) => e.forwardingMethod === 'transparent');
+  t.same(
+    lines.map((e) => [e.clientIp, e.location, e.protocol, e.host, e.sni ?? null, e.status]),
+    [
+      [lab.clientAddress, 'branch', 'HTTP', lab.originAddress, null, 200],
+      [lab.clientAddress6, 'branch', 'HTTP', lab.originAddress6, null, 200],
+      [lab.clientAddress, 'branch', 'SSL', 'origin.lab.test', 'origin.lab.test', 200],
+    ],
+    'each check is a transparent line: the client by its real address, TLS by the SNI read without consuming the ClientHello',
+  );
 });

@@ -18,7 +18,6 @@
  * and builds a runtime.
  */
 import type { IncomingMessage } from 'node:http';
-import { createTwoFilesPatch } from 'diff';
 import { parseDocument } from 'yaml';
 import { ConfigError, parseConfigData } from '../config/load.js';
 import { configSchema } from '../config/schema.js';
@@ -63,8 +62,9 @@ export function withSection(text: string, section: string, value: unknown): stri
   return doc.toString();
 }
 
-/** unifiedDiff is the change from one text to another, as `diff -u` prints it. */
-export function unifiedDiff(from: string, to: string, fromName: string, toName: string): string {
+/** unifiedDiff is the change from one text to another, as `diff -u` prints it (the library loads when first asked). */
+export async function unifiedDiff(from: string, to: string, fromName: string, toName: string): Promise<string> {
+  const { createTwoFilesPatch } = await import('diff');
   return createTwoFilesPatch(fromName, toName, from, to, undefined, undefined, { context: 3 });
 }
 
@@ -119,7 +119,7 @@ export function configRoutes(routes: AdminRoutes, deps: AdminDeps): AdminRoutes 
       const d = await versions.draft();
       if (d === null) throw new HttpError(404, 'no_draft', 'Nothing is staged.');
       const a = await activeText();
-      sendJson(req, res, 200, { active: a.version, base: d.base, diff: unifiedDiff(a.text, d.text, `active v${a.version}`, 'draft'), same: a.text === d.text });
+      sendJson(req, res, 200, { active: a.version, base: d.base, diff: await unifiedDiff(a.text, d.text, `active v${a.version}`, 'draft'), same: a.text === d.text });
     })
     .change('POST', '/api/activate', 'config.activate', async (req, res, _ctx, who) => {
       req.resume();

@@ -290,7 +290,7 @@ async function configPage(deps: DashboardDeps, s: DashSession, errors: readonly 
   const v = deps.activator.versions;
   const [active, draft] = await Promise.all([v.active(), v.draft()]);
   const text = draft?.text ?? active?.text ?? '';
-  const diff = draft !== null && active !== null ? unifiedDiff(active.text, draft.text, `active v${active.version}`, 'draft') : '';
+  const diff = draft !== null && active !== null ? await unifiedDiff(active.text, draft.text, `active v${active.version}`, 'draft') : '';
   const errs = errors.length > 0 ? `<div class="err"><p>Activation refused; the running config is unchanged:</p><ul>${errors.map((e) => `<li>${escapeHtml(e)}</li>`).join('')}</ul></div>` : '';
   return page(
     'Config',

@@ -12,7 +12,6 @@
  * The store is read through ReadOnlyStore, so explaining never uses up a token, restarts a surrogate's
  * idle timer or marks a session seen.
  */
-import { PacEvaluator } from '../pac/evaluate.js';
 import { explainAnswer } from '../pac/explain.js';
 import type { IncomingHttpHeaders } from 'node:http';
 import { compileExemptions, HostMatcher } from '../auth/exempt.js';
@@ -257,6 +256,8 @@ export async function explain(deps: { store: Store; directory: Directory }, rt: 
 async function pacRouting(rt: Runtime, tx: Transaction, url: string): Promise<Explanation['pac']> {
   const v = rt.pac.forLocation(tx.match?.location.name ?? null);
   if (v === null) return null;
+  // The sandbox loads when an explanation asks for it, not with the proxy.
+  const { PacEvaluator } = await import('../pac/evaluate.js');
   const ev = await PacEvaluator.compile(rt.pac.text(v, tx.clientIp), { clientIp: tx.clientIp, hosts: rt.hosts });
   try {
     const a = await ev.run(url);

@@ -1,11 +1,11 @@
 /**
- * certificate: reading an IdP signing certificate at activation, with node-forge.
+ * certificate: reading an IdP signing certificate at activation, with Node's crypto (OpenSSL).
  *
  * A file that is not a PEM certificate, or a certificate that is expired or not yet valid, is an
  * activation error; one that expires within 30 days is accepted with a warning, so an admin can
  * roll the Okta certificate before logins start failing.
  */
-import forge from 'node-forge';
+import { X509Certificate } from 'node:crypto';
 
 /** EXPIRY_WARNING_MS is how close to expiry a certificate draws a warning. */
 export const EXPIRY_WARNING_MS = 30 * 24 * 60 * 60 * 1000;
@@ -45,25 +45,19 @@ export function parseIdpCertificates(pem: string, now: Date = new Date(), label 
 
 /** parseIdpCertificate parses and checks one PEM certificate at time `now`. `label` names it in messages. */
 export function parseIdpCertificate(pem: string, now: Date = new Date(), label = 'IdP certificate'): IdpCertificate {
-  let blocks: forge.pem.ObjectPEM[];
-  try {
-    blocks = forge.pem.decode(pem);
-  } catch {
-    // forge throws on a damaged PEM block; the message below says all there is to say.
-    blocks = [];
-  }
-  const block = blocks.find((b) => b.type === 'CERTIFICATE');
+  const block = /-----BEGIN CERTIFICATE-----\r?\n[A-Za-z0-9+/=\s]*?-----END CERTIFICATE-----/.exec(pem)?.[0];
   if (block === undefined) {
     throw new IdpCertificateError('IDP_CERT_NOT_PEM', `${label} is not a PEM certificate (no "-----BEGIN CERTIFICATE-----" block)`);
   }
-  let cert: forge.pki.Certificate;
+  let cert: X509Certificate;
   try {
-    cert = forge.pki.certificateFromAsn1(forge.asn1.fromDer(block.body));
+    cert = new X509Certificate(block);
   } catch (err) {
     throw new IdpCertificateError('IDP_CERT_UNREADABLE', `${label} could not be read: ${(err as Error).message}`);
   }
-  const { notBefore, notAfter } = cert.validity;
-  const subject = cert.subject.attributes.map((a) => `${a.shortName ?? a.name}=${String(a.value)}`).join(', ');
+  const notBefore = new Date(cert.validFrom);
+  const notAfter = new Date(cert.validTo);
+  const subject = cert.subject.split('\n').join(', ');
   if (now.getTime() >= notAfter.getTime()) {
     throw new IdpCertificateError('IDP_CERT_EXPIRED', `${label} (${subject}) expired on ${notAfter.toISOString()}`);
   }
@@ -75,14 +69,12 @@ export function parseIdpCertificate(pem: string, now: Date = new Date(), label =
     left <= EXPIRY_WARNING_MS
       ? `${label} (${subject}) expires on ${notAfter.toISOString()}, in ${Math.ceil(left / 86_400_000)} day(s); roll it in the IdP and here`
       : null;
-  const der = forge.asn1.toDer(forge.pki.certificateToAsn1(cert)).getBytes();
-  const digest = forge.md.sha256.create().update(der).digest().toHex().toUpperCase();
   return {
-    pem: forge.pki.certificateToPem(cert),
+    pem: cert.toString(),
     subject,
     notBefore,
     notAfter,
-    fingerprintSha256: digest.match(/../g)!.join(':'),
+    fingerprintSha256: cert.fingerprint256,
     warning,
   };
 }

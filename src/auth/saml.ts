@@ -14,7 +14,8 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
 import { inflateRaw } from 'node:zlib';
-import { SAML, ValidateInResponseTo } from '@node-saml/node-saml';
+import { createRequire } from 'node:module';
+import type { SAML, SamlConfig } from '@node-saml/node-saml';
 import type { Store } from '../sessions/store.js';
 import type { Expect } from './samlcheck.js';
 import { SamlError } from './samlerror.js';
@@ -112,7 +113,9 @@ export class SamlSp {
   readonly acsUrl: string;
   private readonly store: Store;
   private readonly requestTtlMs: number;
-  private readonly saml: SAML;
+  /** The options node-saml is built with, checked here; the client itself is built on first use (#client). */
+  private readonly samlOptions: SamlConfig;
+  #saml: SAML | null = null;
   /** policy holds the configured IdP certificate's key and what every response must match. */
   private readonly policy: ResponsePolicy;
 
@@ -126,7 +129,7 @@ export class SamlSp {
     this.requestTtlMs = opts.requestTtlMs ?? 10 * 60_000;
     this.policy = responsePolicy(idp, this.entityId, this.acsUrl);
     // node-saml only builds AuthnRequests and metadata here; it validates no response.
-    this.saml = new SAML({
+    this.samlOptions = {
       callbackUrl: this.acsUrl,
       entryPoint: idp.ssoUrl,
       issuer: this.entityId,
@@ -139,13 +142,26 @@ export class SamlSp {
       // WantAssertionsSigned in our metadata.
       wantAssertionsSigned: idp.wantAssertionsSigned,
       // Requests are recorded in the store by authorizeUrl, with their relay state; node-saml keeps none.
-      validateInResponseTo: ValidateInResponseTo.never,
+      validateInResponseTo: 'never' as SamlConfig['validateInResponseTo'],
       cacheProvider: { saveAsync: async () => null, getAsync: async () => null, removeAsync: async () => null },
       authnRequestBinding: 'HTTP-Redirect',
       // The IdP picks how to authenticate (password, MFA); an exact PasswordProtectedTransport
       // context (node-saml's default) makes Okta refuse MFA logins.
       disableRequestedAuthnContext: true,
-    });
+    };
+    if (!this.samlOptions.idpCert || (Array.isArray(this.samlOptions.idpCert) && this.samlOptions.idpCert.length === 0)) throw new Error(`IdP ${idp.id}: no IdP certificate`);
+  }
+
+  /**
+   * #client is node-saml's SAML object, made on the first sign-in this process starts: the SAML
+   * libraries are the control plane's, and a data-plane worker that never starts one never loads them.
+   */
+  #client(): SAML {
+    if (this.#saml === null) {
+      const { SAML } = createRequire(import.meta.url)('@node-saml/node-saml') as typeof import('@node-saml/node-saml');
+      this.#saml = new SAML(this.samlOptions);
+    }
+    return this.#saml;
   }
 
   /**
@@ -153,7 +169,7 @@ export class SamlSp {
    * its ID in the shared store for requestTtlMs, bound to relayStateId, so any node can finish it.
    */
   async authorizeUrl(relayStateId: string): Promise<{ url: string; requestId: string }> {
-    const url = await this.saml.getAuthorizeUrlAsync(relayStateId, undefined, {});
+    const url = await this.#client().getAuthorizeUrlAsync(relayStateId, undefined, {});
     const deflated = new URL(url).searchParams.get('SAMLRequest') ?? '';
     const request = parseSamlXml((await inflate(Buffer.from(deflated, 'base64'))).toString('utf8')).documentElement;
     const requestId = request.getAttribute('ID') ?? '';
@@ -189,7 +205,7 @@ export class SamlSp {
 
   /** spMetadataXml is our SP metadata (SAML Metadata §2.4.4), ready to paste into the IdP. */
   spMetadataXml(): string {
-    return this.saml.generateServiceProviderMetadata(null, this.idp.signRequest ? this.idp.spCertPem! : null);
+    return this.#client().generateServiceProviderMetadata(null, this.idp.signRequest ? this.idp.spCertPem! : null);
   }
 
   /**

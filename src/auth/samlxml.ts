@@ -5,7 +5,11 @@
  * DTD (SAML Core §1.3 / saml-schema-*.xsd use no DTD), and DTDs are how XXE and entity-expansion
  * attacks enter. Any parser warning or error makes the message malformed.
  */
-import { DOMParser } from '@xmldom/xmldom';
+import { createRequire } from 'node:module';
+
+/** xmldom loads on the first SAML message read, so a worker that never sees a sign-in never holds it. */
+let xmldom: typeof import('@xmldom/xmldom') | null = null;
+const parser = () => (xmldom ??= createRequire(import.meta.url)('@xmldom/xmldom') as typeof import('@xmldom/xmldom')).DOMParser;
 import { SamlError } from './samlerror.js';
 
 export const NS_PROTOCOL = 'urn:oasis:names:tc:SAML:2.0:protocol';
@@ -34,6 +38,7 @@ export function parseSamlXml(text: string): Document {
   const keep = (msg: string): void => void problems.push(msg);
   let doc: Document;
   try {
+    const DOMParser = parser();
     doc = new DOMParser({ locator: {}, errorHandler: { warning: keep, error: keep, fatalError: keep } }).parseFromString(xml, 'text/xml');
   } catch (err) {
     // xmldom reports most faults to the handler, but throws a DOMException for some trees it will

@@ -20,7 +20,8 @@
  * of the work of an ACS validation (see bench/acs.ts).
  */
 import { createHash, timingSafeEqual, verify, type KeyObject } from 'node:crypto';
-import { ExclusiveCanonicalization } from 'xml-crypto';
+import { createRequire } from 'node:module';
+import type { ExclusiveCanonicalization } from 'xml-crypto';
 import { SamlError } from './samlerror.js';
 import { NS_DSIG, children, parseSamlXml } from './samlxml.js';
 
@@ -144,29 +145,40 @@ function canonicalizeWith(algorithm: string, el: Element, prefixes: string[], dr
   const ancestorNamespaces = inheritedNamespaces(el);
   if (!prefixes.some((p) => ancestorNamespaces.some((ns) => ns.prefix === p))) {
     // What ExclusiveCanonicalization.process does when no inclusive prefix is bound on an ancestor.
-    return new ExcC14n(drop).processInner(el, [], '', DEFAULT_NS_FOR_PREFIX, prefixes);
+    return excC14n(drop).processInner(el, [], '', DEFAULT_NS_FOR_PREFIX, prefixes);
   }
   // process renders an inclusive prefix bound on an ancestor by declaring it on the element it is
   // given, so that element must be a copy (and the signature to leave out, the copy's).
   const copy = el.cloneNode(true) as Element;
   const copyDrop = drop === null ? null : copy.childNodes[Array.from(el.childNodes).indexOf(drop)]!;
-  return new ExcC14n(copyDrop).process(copy, { ancestorNamespaces, inclusiveNamespacesPrefixList: prefixes, defaultNsForPrefix: DEFAULT_NS_FOR_PREFIX });
+  return excC14n(copyDrop).process(copy, { ancestorNamespaces, inclusiveNamespacesPrefixList: prefixes, defaultNsForPrefix: DEFAULT_NS_FOR_PREFIX });
 }
 
 const DEFAULT_NS_FOR_PREFIX = { ds: NS_DSIG };
 
-/**
- * ExcC14n is xml-crypto's exclusive canonicalizer leaving out one node and what it contains:
- * the enveloped-signature transform applied as the node-set it defines, without copying the element.
- */
-class ExcC14n extends ExclusiveCanonicalization {
-  constructor(private readonly drop: Node | null) {
-    super();
-  }
+type ExcC14n = ExclusiveCanonicalization;
+let ExcC14nClass: (new (drop: Node | null) => ExcC14n) | null = null;
 
-  override processInner(node: Node, ...rest: [unknown, unknown, unknown, string[]]): string {
-    return node === this.drop ? '' : super.processInner(node, ...rest);
+/**
+ * excC14n is xml-crypto's exclusive canonicalizer leaving out one node and what it contains:
+ * the enveloped-signature transform applied as the node-set it defines, without copying the element.
+ * xml-crypto is loaded on the first signature checked, so a worker that never sees a sign-in never
+ * holds it (data-plane memory).
+ */
+function excC14n(drop: Node | null): ExcC14n {
+  if (ExcC14nClass === null) {
+    const { ExclusiveCanonicalization: Base } = createRequire(import.meta.url)('xml-crypto') as typeof import('xml-crypto');
+    ExcC14nClass = class extends Base {
+      constructor(private readonly drop: Node | null) {
+        super();
+      }
+
+      override processInner(node: Node, ...rest: [unknown, unknown, unknown, string[]]): string {
+        return node === this.drop ? '' : super.processInner(node, ...rest);
+      }
+    };
   }
+  return new ExcC14nClass(drop);
 }
 
 /**

@@ -16,7 +16,7 @@ import { LRUCache } from 'lru-cache';
 import { ConfigError } from '../config/load.js';
 import { parseCidr, parseHostPort } from '../config/ip.js';
 import type { Config } from '../config/schema.js';
-import { answerProblem, PacEvaluator, PacScriptError, type PacEnv } from './evaluate.js';
+import { checkInWorker, type PacCheck } from './check.js';
 import { generatePac, type PacRule } from './generate.js';
 import { prepareTemplate, renderTemplate, type PacTemplate } from './variables.js';
 import { pacName } from './names.js';
@@ -168,41 +168,11 @@ export interface PreparedPac {
 /** SAMPLE_CLIENTS are the addresses ${SRCIP} and myIpAddress() take while validating. */
 const SAMPLE_CLIENTS = ['192.0.2.10', '2001:db8::10'];
 
-/**
- * checkPac compiles one PAC text and evaluates it on the table; it returns the problems (empty
- * when the file is fine) and collects warnings.
- */
-export async function checkPac(text: string, urls: readonly string[], env: PacEnv, warnings: string[], where: string): Promise<string[]> {
-  let ev: PacEvaluator;
-  try {
-    ev = await PacEvaluator.compile(text, env);
-  } catch (err) {
-    if (err instanceof PacScriptError) return [`${where}: ${err.message}`];
-    throw err;
-  }
-  const problems: string[] = [];
-  let warned = false;
-  try {
-    for (const url of urls) {
-      try {
-        const a = await ev.run(url);
-        const p = answerProblem(a.result);
-        if (p !== null) problems.push(`${where}: FindProxyForURL for ${url} ${p}`);
-        if (a.extraPatterns.length > 0 && !warned) {
-          warned = true;
-          warnings.push(`${where}: shExpMatch was called with ${a.extraPatterns[0]!.args.length - 1} patterns; it tests only the first, so write one shExpMatch per pattern joined with ||`);
-        }
-      } catch (err) {
-        if (!(err instanceof PacScriptError)) throw err;
-        problems.push(`${where}: ${err.message}`);
-        break; // one throw says enough, and a runaway script would cost its time limit per URL
-      }
-      if (problems.length >= 5) break; // the first few say enough
-    }
-  } finally {
-    ev.dispose();
-  }
-  return problems;
+/** check is what validating one variant takes: its text as each sample client would get it. */
+function check(v: PacVariant, where: string): PacCheck {
+  const label = `${where} (${v.label} PAC${v.rules === null ? `, ${v.source}` : ''})`;
+  const clients = v.template.pieces.length === 1 ? SAMPLE_CLIENTS.slice(0, 1) : SAMPLE_CLIENTS;
+  return { label, runs: clients.map((clientIp) => ({ clientIp, text: renderTemplate(v.template, clientIp) })) };
 }
 
 /** preparePac builds and validates every PAC file of a config; it throws ConfigError with every problem. */
@@ -257,22 +227,15 @@ export async function preparePac(config: Config, opts: { baseDir: string; source
   }
 
   const urls = validationUrls(config);
-  const hosts = new Map(Object.entries(config.hosts).map(([k, v]) => [k.toLowerCase(), v]));
-  const variants: [PacVariant, string][] = [];
-  if (fallback !== null) variants.push([fallback, 'pac']);
+  const checks: PacCheck[] = [];
+  if (fallback !== null) checks.push(check(fallback, 'pac'));
   for (const [i, l] of config.pac.locations.entries()) {
     const v = byLocation.get(l.name.toLowerCase());
-    if (v !== undefined) variants.push([v, `pac.locations[${i}]`]);
+    if (v !== undefined) checks.push(check(v, `pac.locations[${i}]`));
   }
-  for (const [v, where] of variants) {
-    const label = `${where} (${v.label} PAC${v.rules === null ? `, ${v.source}` : ''})`;
-    const clients = v.template.pieces.length === 1 ? SAMPLE_CLIENTS.slice(0, 1) : SAMPLE_CLIENTS;
-    for (const clientIp of clients) {
-      const problems = await checkPac(renderTemplate(v.template, clientIp), urls, { clientIp, hosts }, warnings, label);
-      errors.push(...problems);
-      if (problems.length > 0) break;
-    }
-  }
+  const checked = await checkInWorker({ checks, urls, hosts: Object.entries(config.hosts).map(([k, v]) => [k.toLowerCase(), v]) });
+  errors.push(...checked.errors);
+  warnings.push(...checked.warnings);
   if (errors.length > 0) throw new ConfigError(opts.source, errors);
   return { files: new PacFiles(fallback, byLocation, unavailable), warnings };
 }

@@ -307,7 +307,9 @@ export class RequestPipeline {
       deps.metrics.activeTunnels.dec();
       deps.txlog.record(st, socket, 101);
     });
-    deps.ws.forward(req, socket, head, tx.host, tx.port, (err) => {
+    // A decrypted upgrade (wss inside an inspected tunnel) goes on over TLS, to where its tunnel went.
+    const secure = target.scheme === 'https';
+    deps.ws.forward(req, socket, head, secure ? tx.host : (target.dial?.host ?? tx.host), target.dial?.port ?? tx.port, secure, (err) => {
       const fail = upstreamFailure(err);
       deps.txlog.failed(tx, fail);
       if (socket.writable) socket.end(rawErrorResponse(fail.status, fail.code, fail.reason));

@@ -56,7 +56,7 @@ export function createDataPlane(deps: ProxyDeps, config: Config): DataPlane {
     return inspection.upstream(host).context;
   };
   const httpForwarder = new HttpForwarder(dial, () => deps.runtime.current.config.limits, limits.upstreamIdleTimeoutMs, trust);
-  const wsForwarder = new WebSocketForwarder(dial, limits.upstreamIdleTimeoutMs);
+  const wsForwarder = new WebSocketForwarder(dial, limits.upstreamIdleTimeoutMs, trust);
   const txlog = new TxLog(deps.accessLog, deps.metrics);
   const pipeline = new RequestPipeline({
     auth: deps.auth,

@@ -8,7 +8,12 @@
  * forge's JavaScript RSA.
  */
 import { createHash, randomBytes, sign, type KeyObject } from 'node:crypto';
-import forge from 'node-forge';
+import { createRequire } from 'node:module';
+import type Forge from 'node-forge';
+
+/** node-forge loads on the first certificate built (a leaf at the first inspected tunnel, or `ca init`), not at start. */
+let forgeLib: typeof Forge | null = null;
+const forge = (): typeof Forge => (forgeLib ??= createRequire(import.meta.url)('node-forge') as typeof Forge);
 import { children, oidBytes, readElement, TAG, tlv, type Element } from './der.js';
 
 /** NameAttribute is one RDN attribute as forge names it (`commonName`, `organizationName`, ...). */
@@ -78,20 +83,22 @@ export function keyIdentifier(spkiDer: Buffer): Buffer {
 
 /** nameDer encodes a distinguished name with forge. */
 export function nameDer(attrs: readonly NameAttribute[]): Buffer {
-  const c = forge.pki.createCertificate();
+  const f = forge();
+  const c = f.pki.createCertificate();
   c.setSubject(attrs.map((a) => ({ ...a })));
-  return fromForge(forge.pki.distinguishedNameToAsn1(c.subject));
+  return fromForge(f.pki.distinguishedNameToAsn1(c.subject));
 }
 
 /** extensionsDer encodes `[3] Extensions` with forge, which fills in each extension's value. */
 function extensionsDer(exts: readonly object[]): Buffer {
-  const c = forge.pki.createCertificate();
+  const f = forge();
+  const c = f.pki.createCertificate();
   c.setExtensions(exts.map((e) => ({ ...e })));
-  const toAsn1 = (forge.pki as unknown as { certificateExtensionsToAsn1(e: unknown[]): forge.asn1.Asn1 }).certificateExtensionsToAsn1;
+  const toAsn1 = (f.pki as unknown as { certificateExtensionsToAsn1(e: unknown[]): Forge.asn1.Asn1 }).certificateExtensionsToAsn1;
   return fromForge(toAsn1(c.extensions as unknown[]));
 }
 
-const fromForge = (a: forge.asn1.Asn1): Buffer => Buffer.from(forge.asn1.toDer(a).getBytes(), 'binary');
+const fromForge = (a: Forge.asn1.Asn1): Buffer => Buffer.from(forge().asn1.toDer(a).getBytes(), 'binary');
 
 /** time encodes a validity date: UTCTime through 2049, GeneralizedTime after (RFC 5280 §4.1.2.5). */
 function time(d: Date): Buffer {

@@ -12,6 +12,7 @@ import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
+import { WebSocketServer } from 'ws';
 import { checkCa, createCa, type CertificateAuthority } from '../../src/tls/ca.js';
 import { LeafMinter } from '../../src/tls/leaf.js';
 
@@ -139,6 +140,13 @@ export async function startHttpsOrigin(context: tls.SecureContext, label: string
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'set-cookie': 'origin=1; Path=/' }).end(body);
     });
   });
+  // WebSocket over TLS (wss): an echo, as the plain origin's.
+  const wss = new WebSocketServer({ noServer: true });
+  server.on('upgrade', (req, socket, head) => {
+    const s = req.socket as tls.TLSSocket;
+    seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, alpn: s.alpnProtocol, servername: (s as unknown as { servername: string | false }).servername });
+    wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (data) => ws.send(`echo:${String(data)}`)));
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(at.port, at.host, () => resolve());
@@ -147,6 +155,7 @@ export async function startHttpsOrigin(context: tls.SecureContext, label: string
     port: (server.address() as AddressInfo).port,
     seen,
     close: () => new Promise((r) => {
+      wss.close();
       server.closeAllConnections();
       server.close(() => r());
     }),

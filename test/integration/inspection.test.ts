@@ -5,6 +5,7 @@
 import t from 'tap';
 import net from 'node:net';
 import tls from 'node:tls';
+import WebSocket from 'ws';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { createCa, writeCa } from '../../src/tls/ca.js';
@@ -231,4 +232,25 @@ t.test("own hosts inside TLS are answered by Tollgate with its own leaf", async 
   s.destroy();
   t.equal(peer.subject.CN, 'gateway.tollgate.test');
   t.equal(tls.checkServerIdentity('gateway.tollgate.test', peer), undefined, 'the leaf names the gateway');
+});
+
+t.test('a WebSocket inside an inspected tunnel goes on as wss, verified, and is logged as decrypted', async (t) => {
+  const { tg, caPem, origins } = await lab(t);
+  const authority = `good.lab.test:${origins.good.port}`;
+  const tunnel = await tunnelTls(tg.proxyPort, authority, { ca: caPem });
+  const ws = new WebSocket(`wss://${authority}/ws`, { createConnection: () => tunnel });
+  t.teardown(() => ws.terminate());
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  const echoed = new Promise<string>((resolve) => ws.once('message', (d) => resolve(String(d))));
+  ws.send('inside TLS');
+  t.equal(await echoed, 'echo:inside TLS', "the origin's echo");
+  const seen = origins.good.seen.find((s) => s.url === '/ws')!;
+  t.equal(seen.servername, 'good.lab.test', 'upstream TLS with SNI: the origin is a wss server');
+  t.match(String(seen.headers.via), /tollgate/i);
+  ws.close();
+  const e = await tg.waitForEntry((x) => x.protocol === 'SSL' && x.method === 'GET' && x.url.endsWith('/ws'));
+  t.match(e, { status: 101, decrypted: true, sni: 'good.lab.test' });
 });

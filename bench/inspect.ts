@@ -354,6 +354,13 @@ function figure(rec: Measured, phase: string, key: string, digits: number): stri
   return xs.length === 1 ? f(xs[0]!) : `${f(median(xs))} [${f(Math.min(...xs))}–${f(Math.max(...xs))}]`;
 }
 
+/** table lays out a header and rows in columns as wide as their widest cell, indented by two spaces. */
+function table(header: readonly string[], rows: readonly (readonly string[])[]): string[] {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]) => `  ${cells.map((c, i) => c.padEnd(widths[i]!)).join('   ')}`.trimEnd();
+  return [line(header), ...rows.map(line)];
+}
+
 /** Target is one of TLS inspection's targets, judged on the median of the rounds. */
 interface Target {
   readonly name: string;
@@ -377,34 +384,42 @@ function judge(rec: Measured, phase: string, name: string, limitMs: number, log:
 
 function report(rec: Measured, settings: Settings, log: LogCheck, targets: readonly Target[], head: string[]): string {
   const [hsPhases, kaPhases, downPhases, upPhases] = GROUPS as [Phase[], Phase[], Phase[], Phase[]];
-  const col = (s: string, w: number) => s.padEnd(w);
+  const f = (p: Phase, key: string, digits: number, unit = '') => `${figure(rec, p.key, key, digits)}${unit}`;
   const out = [...head, ''];
   out.push(`Handshakes: CONNECT + full TLS handshake + close, ${settings.handshakes.n} per round, ${settings.handshakes.concurrency} at a time`);
-  out.push(`  ${col('', 38)}${col('Tollgate CPU per connection', 30)}${col('connections/s', 24)}${col('CONNECT to verified, p50', 26)}core 0 busy`);
-  for (const p of hsPhases) {
-    out.push(`  ${col(p.title, 38)}${col(`${figure(rec, p.key, 'cpuMs', 2)} ms`, 30)}${col(figure(rec, p.key, 'rate', 0), 24)}${col(`${figure(rec, p.key, 'p50Ms', 2)} ms`, 26)}${figure(rec, p.key, 'proxyCorePct', 0)}%`);
-  }
+  out.push(
+    ...table(
+      ['', 'Tollgate CPU per connection', 'connections/s', 'CONNECT to verified, p50', 'core 0 busy'],
+      hsPhases.map((p) => [p.title, f(p, 'cpuMs', 2, ' ms'), f(p, 'rate', 0), f(p, 'p50Ms', 2, ' ms'), f(p, 'proxyCorePct', 0, '%')]),
+    ),
+  );
   out.push('', `Keep-alive GET /small (${SMALL_BYTES} B body), ${settings.keepAlive.connections} connections × ${settings.keepAlive.seconds} s, one request in flight on each`);
-  out.push(`  ${col('', 16)}${col('req/s', 26)}${col('Tollgate CPU per request', 30)}${col('p50', 22)}${col('p99', 22)}${col('core 0 busy', 16)}core 1 busy`);
-  for (const p of kaPhases) {
-    out.push(
-      `  ${col(p.title, 16)}${col(figure(rec, p.key, 'rps', 0), 26)}${col(`${figure(rec, p.key, 'cpuUs', 1)} µs`, 30)}${col(`${figure(rec, p.key, 'p50Ms', 2)} ms`, 22)}` +
-        `${col(`${figure(rec, p.key, 'p99Ms', 2)} ms`, 22)}${col(`${figure(rec, p.key, 'proxyCorePct', 0)}%`, 16)}${figure(rec, p.key, 'loadCorePct', 0)}%`,
-    );
-  }
+  out.push(
+    ...table(
+      ['', 'req/s', 'Tollgate CPU per request', 'p50', 'p99', 'core 0 busy', 'core 1 busy'],
+      kaPhases.map((p) => [p.title, f(p, 'rps', 0), f(p, 'cpuUs', 1, ' µs'), f(p, 'p50Ms', 2, ' ms'), f(p, 'p99Ms', 2, ' ms'), f(p, 'proxyCorePct', 0, '%'), f(p, 'loadCorePct', 0, '%')]),
+    ),
+  );
   out.push('', `Bulk: one connection, ${settings.bulkBytes / MiB} MiB each way`);
-  out.push(`  ${col('', 26)}${col('MB/s', 24)}${col('Tollgate CPU per GiB', 30)}${col('core 0 busy', 16)}core 1 busy`);
-  for (const p of [...downPhases, ...upPhases]) {
-    out.push(`  ${col(p.title, 26)}${col(figure(rec, p.key, 'MBps', 0), 24)}${col(`${figure(rec, p.key, 'cpuMsPerGiB', 0)} ms`, 30)}${col(`${figure(rec, p.key, 'proxyCorePct', 0)}%`, 16)}${figure(rec, p.key, 'loadCorePct', 0)}%`);
-  }
+  out.push(
+    ...table(
+      ['', 'MB/s', 'Tollgate CPU per GiB', 'core 0 busy', 'core 1 busy'],
+      [...downPhases, ...upPhases].map((p) => [p.title, f(p, 'MBps', 0), f(p, 'cpuMsPerGiB', 0, ' ms'), f(p, 'proxyCorePct', 0, '%'), f(p, 'loadCorePct', 0, '%')]),
+    ),
+  );
   const mark = (a: number, b: number) => (a === b ? 'ok' : 'MISMATCH');
   out.push(
     '',
     'Access log (counted after Tollgate stopped; warm-up included):',
-    `  lines with decrypted: true          ${log.decrypted}, requests sent inside inspected tunnels ${log.expected.decrypted}: ${mark(log.decrypted, log.expected.decrypted)}; not 200: ${log.decryptedNot200}; for ${PLAIN_HOST}: ${log.decryptedPlainHost}`,
-    `  inspected tunnel lines (*.${DOMAIN})  ${log.inspectedTunnels}, opened ${log.expected.inspectedTunnels}: ${mark(log.inspectedTunnels, log.expected.inspectedTunnels)}`,
-    `  plain tunnel lines (${PLAIN_HOST})  ${log.plainTunnels}, opened ${log.expected.plainTunnels}: ${mark(log.plainTunnels, log.expected.plainTunnels)}; inspected: ${log.plainInspected}`,
-    `  other lines                         ${log.other}`,
+    ...table(
+      ['', 'lines', 'sent / opened', ''],
+      [
+        ['requests, decrypted: true', String(log.decrypted), String(log.expected.decrypted), `${mark(log.decrypted, log.expected.decrypted)}; not 200: ${log.decryptedNot200}; for ${PLAIN_HOST}: ${log.decryptedPlainHost}`],
+        [`inspected tunnels (*.${DOMAIN})`, String(log.inspectedTunnels), String(log.expected.inspectedTunnels), mark(log.inspectedTunnels, log.expected.inspectedTunnels)],
+        [`plain tunnels (${PLAIN_HOST})`, String(log.plainTunnels), String(log.expected.plainTunnels), `${mark(log.plainTunnels, log.expected.plainTunnels)}; inspected: ${log.plainInspected}`],
+        ['other lines', String(log.other), '', ''],
+      ],
+    ),
     `  => ${log.ok ? 'every request inside an inspected tunnel was decrypted and logged; plain tunnels were not inspected' : 'NOT as expected: the figures do not show what they claim'}`,
   );
   const seen = rec.interference;

@@ -56,7 +56,9 @@ export function openTls(route: Route, timeoutMs: number): Promise<TLSSocket> {
       reject(err);
     };
     const timer = setTimeout(() => fail(new Error(`CONNECT ${route.authority} and handshake timed out`)), timeoutMs);
+    const closed = () => fail(new Error(`the proxy closed before answering CONNECT ${route.authority}`));
     sock.once('error', fail);
+    sock.once('close', closed);
     sock.once('connect', () => sock.write(`CONNECT ${route.authority} HTTP/1.1\r\nHost: ${route.authority}\r\n\r\n`));
     let head: Buffer = Buffer.alloc(0);
     const onData = (chunk: Buffer) => {
@@ -67,6 +69,7 @@ export function openTls(route: Route, timeoutMs: number): Promise<TLSSocket> {
         return;
       }
       sock.off('data', onData);
+      sock.off('close', closed);
       const status = /^HTTP\/1\.[01] (\d{3})/.exec(head.toString('latin1', 0, 64))?.[1];
       if (status !== '200') return fail(new Error(`CONNECT ${route.authority} answered ${status ?? 'garbage'}`));
       // Nobody speaks before the ClientHello; whatever came early belongs to TLS.

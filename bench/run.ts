@@ -15,11 +15,11 @@
  * --no-build (measure dist/ as it is, even when older than src/).
  * Progress goes to stderr; the report to stdout and bench/results/latest.json.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { BenchError, ensureBuild } from './build.js';
 import { BENCH_USER, CONTENDERS, direct, isUnavailable, startNaive, startOrigin, startSquid, startTollgate, type Contender, type ContenderName, type Origin } from './contenders.js';
 import { runBulk, runConnects, runGets } from './load.js';
 import { isDisturbed, NOISE_LIMIT_PCT, NoiseMeter } from './noise.js';
@@ -31,9 +31,6 @@ const RESULTS_FILE = path.join(import.meta.dirname, 'results', 'latest.json');
 /** WATCHDOG_MS bounds the whole run; past it everything is killed and the bench fails. */
 const WATCHDOG_MS = 14 * 60_000;
 const MiB = 1 << 20;
-
-/** BenchError is an expected failure: its message is the whole story, no stack needed. */
-class BenchError extends Error {}
 
 /** Settings are the knobs of one run; they are written into the JSON with the results. */
 interface Settings {
@@ -80,30 +77,6 @@ function settingsFromArgs(argv: string[]): Settings {
 
 function progress(msg: string): void {
   process.stderr.write(`bench: ${msg}\n`);
-}
-
-/**
- * ensureBuild rebuilds dist/ when it is missing or older than a file under src/, so the bench
- * measures this tree; a tree that does not compile stops the bench (use --no-build to measure the
- * dist/ that is there). It returns what the header should say about the build.
- */
-function ensureBuild(build: boolean): string {
-  const cli = path.join(REPO, 'dist', 'src', 'cli.js');
-  const built = existsSync(cli) ? statSync(cli).mtimeMs : 0;
-  const newest = (readdirSync(path.join(REPO, 'src'), { recursive: true }) as string[])
-    .filter((f) => f.endsWith('.ts'))
-    .reduce((m, f) => Math.max(m, statSync(path.join(REPO, 'src', f)).mtimeMs), 0);
-  if (built >= newest) return 'dist/ up to date with src/';
-  if (!build) return 'dist/ OLDER than src/ (--no-build): measuring the existing build';
-  progress('dist/ is missing or older than src/: running npm run build');
-  try {
-    execFileSync('npm', ['run', 'build'], { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 180_000 });
-  } catch (err) {
-    const e = err as { stdout?: string; stderr?: string };
-    const out = `${e.stdout ?? ''}${e.stderr ?? ''}`.trim().split('\n').slice(-20).join('\n');
-    throw new BenchError(`npm run build failed, so there is nothing current to measure (--no-build measures dist/ as it is):\n${out}`);
-  }
-  return 'dist/ rebuilt from src/';
 }
 
 /** Measurement is what one phase produced for one contender; `problem` is kept as a failure note. */
@@ -335,7 +308,7 @@ async function main(): Promise<number> {
   }, WATCHDOG_MS);
   watchdog.unref();
 
-  const build = ensureBuild(settings.build);
+  const build = ensureBuild(settings.build, progress);
   const machine = {
     cpu: os.cpus()[0]?.model ?? 'unknown',
     cores: os.availableParallelism(),

@@ -1,0 +1,35 @@
+/**
+ * build: the benches measure dist/, so they make sure it is built from this tree first.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+
+const REPO = path.resolve(import.meta.dirname, '..');
+
+/** BenchError is an expected failure: its message is the whole story, no stack needed. */
+export class BenchError extends Error {}
+
+/**
+ * ensureBuild rebuilds dist/ when it is missing or older than a file under src/, so the bench
+ * measures this tree; a tree that does not compile stops the bench (with `build` false, the
+ * dist/ that is there is measured). It returns what the report should say about the build.
+ */
+export function ensureBuild(build: boolean, progress: (msg: string) => void): string {
+  const cli = path.join(REPO, 'dist', 'src', 'cli.js');
+  const built = existsSync(cli) ? statSync(cli).mtimeMs : 0;
+  const newest = (readdirSync(path.join(REPO, 'src'), { recursive: true }) as string[])
+    .filter((f) => f.endsWith('.ts'))
+    .reduce((m, f) => Math.max(m, statSync(path.join(REPO, 'src', f)).mtimeMs), 0);
+  if (built >= newest) return 'dist/ up to date with src/';
+  if (!build) return 'dist/ OLDER than src/ (--no-build): measuring the existing build';
+  progress('dist/ is missing or older than src/: running npm run build');
+  try {
+    execFileSync('npm', ['run', 'build'], { cwd: REPO, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 180_000 });
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string };
+    const out = `${e.stdout ?? ''}${e.stderr ?? ''}`.trim().split('\n').slice(-20).join('\n');
+    throw new BenchError(`npm run build failed, so there is nothing current to measure (--no-build measures dist/ as it is):\n${out}`);
+  }
+  return 'dist/ rebuilt from src/';
+}

@@ -249,8 +249,13 @@ const inspection = z.strictObject({
         .refine((h) => h.inspect !== undefined || h.upstreamCa !== undefined, { message: 'sets neither inspect nor upstreamCa' }),
     )
     .default([]),
-  /** PEM bundle of CAs trusted for upstream servers besides Node's bundled public roots. */
+  /** PEM bundle of CAs trusted for upstream servers besides the public roots and the system's. */
   upstreamCaBundle: z.string().min(1).optional(),
+  /**
+   * The system's CA bundle, trusted upstream with Node's bundled public roots (where an admin installs
+   * corporate roots): unset finds Debian's, Red Hat's or Alpine's file; a path names it; false turns it off.
+   */
+  systemCaBundle: z.union([z.string().min(1), z.literal(false)]).optional(),
   /** Leaves certify one key made at start: ECDSA P-256 (cheapest handshakes) or RSA-2048 (oldest clients). */
   leafKey: z.enum(['ecdsa-p256', 'rsa2048']).default('ecdsa-p256'),
   /** Browsers accept at most 398 days; leaves are backdated a day, so at most 396. */

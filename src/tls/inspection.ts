@@ -11,6 +11,7 @@
  * activations while the CA and leaf settings stay the same.
  */
 import { X509Certificate } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
@@ -163,7 +164,9 @@ function reuseOrMint(ca: CertificateAuthority, ic: InspectionConfig, previous: I
 const minterKeys = new WeakMap<LeafMinter, string>();
 
 /** Largest CA bundle read; Mozilla's whole root store is about 220 KB. */
-const MAX_BUNDLE_BYTES = 1024 * 1024;
+const MAX_BUNDLE_BYTES = 4 * 1024 * 1024;
+/** SYSTEM_CA_BUNDLES are where Debian/Ubuntu, Red Hat/Fedora and Alpine/macOS (OpenSSL) keep the system's CAs. */
+const SYSTEM_CA_BUNDLES = ['/etc/ssl/certs/ca-certificates.crt', '/etc/pki/tls/certs/ca-bundle.crt', '/etc/ssl/cert.pem'];
 
 /** upstreamTrust builds one context for the standard trust and one per host override with its own lab CA. */
 async function upstreamTrust(
@@ -187,7 +190,9 @@ async function upstreamTrust(
     }
   };
   const extra = ic.upstreamCaBundle !== undefined ? await readBundle(ic.upstreamCaBundle, 'inspection.upstreamCaBundle') : [];
-  const base = [...rootCertificates, ...extra];
+  const systemPath = ic.systemCaBundle === undefined ? SYSTEM_CA_BUNDLES.find((p) => existsSync(p)) : ic.systemCaBundle === false ? undefined : ic.systemCaBundle;
+  const system = systemPath !== undefined ? await readBundle(systemPath, 'inspection.systemCaBundle') : [];
+  const base = [...new Set([...rootCertificates, ...system, ...extra])];
   const standard = Object.freeze({ context: createSecureContext({ ca: base }), labCa: false });
   const perHost: { matcher: HostMatcher; trust: UpstreamTrust }[] = [];
   for (const [i, h] of ic.hosts.entries()) {

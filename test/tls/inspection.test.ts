@@ -1,6 +1,6 @@
 import t from 'tap';
 import { once } from 'node:events';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { connect, createServer } from 'node:tls';
@@ -156,6 +156,28 @@ t.test('upstream trust: public roots plus the extra bundle, and a lab origin\'s 
   t.equal(await hello(labPort, 'origin.lab.test', 'origin.lab.test'), 'ok', 'the lab origin, with its own CA trusted for it');
   t.equal(await hello(labPort, 'origin.lab.test', 'www.example.com'), 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'the lab CA is trusted for its hosts only');
   t.equal(await hello(corpPort, 'intranet.corp.test', 'www.example.com'), 'ok', 'the extra bundle is trusted for every host');
+
+  // The system's bundle (where an admin installs corporate roots) is trusted too; false turns it off.
+  const sysCa = createCa({ keyType: 'p256' });
+  writeFileSync(join(dir, 'system-bundle.pem'), sysCa.certPem);
+  const sysPort = await serve(sysCa, 'app.internal.test');
+  const sysDir = join(dir, 'sys');
+  mkdirSync(sysDir);
+  const sysInput = await withCa(sysDir, { locations: [{ name: 'hq', ips: ['10.0.0.0/8'], inspection: 'on' }] });
+  const withSystem = async (systemCaBundle: string | false) =>
+    (await prepareInspection(validateConfig({ ...sysInput, inspection: { ...sysInput.inspection, systemCaBundle } }), { baseDir: sysDir, source: 'x' })).inspection;
+  const on = await withSystem(join(dir, 'system-bundle.pem'));
+  const off = await withSystem(false);
+  const helloWith = (insp: typeof on) =>
+    new Promise<string>((resolve) => {
+      const s = connect({ host: '127.0.0.1', port: sysPort, servername: 'app.internal.test', secureContext: insp.upstream('app.internal.test').context });
+      s.setTimeout(5000, () => s.destroy(new Error('timeout')));
+      s.on('data', () => {});
+      s.on('end', () => resolve('ok'));
+      s.on('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+    });
+  t.equal(await helloWith(on), 'ok', "the system bundle's CA is trusted");
+  t.equal(await helloWith(off), 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'and not with systemCaBundle: false');
 });
 
 t.test('config: inspection settings are checked with every error at once', async (t) => {

@@ -216,3 +216,41 @@ t.test('limits: an oversized header is refused on the transparent HTTP port, as 
   t.match(r, /^HTTP\/1\.1 431 /);
 });
 
+
+t.test('limits: the per-address connection cap counts every door, and a slow ClientHello times out', async (t) => {
+  const capped = await startTestTollgate((dataDir) =>
+    testConfig(dataDir, {
+      listeners: { proxy: '127.0.0.1:0', control: '127.0.0.1:0', transparentHttp: '127.0.0.1:0', transparentTls: '127.0.0.1:0' },
+      locations: [{ name: 'open', ips: ['127.0.0.3/32'] }],
+      limits: { maxConnectionsPerIp: 2, headersTimeoutMs: 1000 },
+    }),
+  );
+  t.teardown(() => capped.close());
+  const open = (port: number) =>
+    new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect({ host: '127.0.0.1', port, localAddress: '127.0.0.3' }, () => resolve(s));
+      s.once('error', reject);
+    });
+  const closedWith = (s: net.Socket) =>
+    new Promise<string>((resolve) => {
+      let got = '';
+      s.on('data', (c: Buffer) => (got += c.toString('latin1')));
+      s.on('error', () => {});
+      s.once('close', () => resolve(got));
+    });
+  // Two connections held open: one on each transparent port.
+  const a = await open(capped.transparentHttpPort);
+  const b = await open(capped.transparentTlsPort);
+  t.teardown(() => {
+    a.destroy();
+    b.destroy();
+  });
+  // A third, on either door, is over the cap: HTTP is told so, TLS (which never spoke HTTP) is closed.
+  const third = await open(capped.transparentHttpPort);
+  t.match(await closedWith(third), /^HTTP\/1\.1 429 /, 'HTTP: 429 over the cap');
+  const fourth = await open(capped.transparentTlsPort);
+  t.equal(await closedWith(fourth), '', 'TLS: closed over the cap');
+  // The held TLS connection sends no ClientHello: it is closed after the header timeout, and logged.
+  t.equal(await closedWith(b), '', 'no ClientHello in time: closed');
+  t.match(await capped.waitForEntry((e) => e.reason === 'hello_timeout'), { action: 'blocked', forwardingMethod: 'transparent', clientIp: '127.0.0.3' });
+});

@@ -77,7 +77,7 @@ function readCookies(header: string | undefined, prefix: string): readonly strin
 
 /**
  * stripOwnSetCookie drops any Set-Cookie for our cookie's name from an origin's response headers.
- * One Set-Cookie may come as a string (undici gives a lone header that way), several as an array.
+ * One Set-Cookie may come as a string (some clients give a lone header that way), several as an array.
  */
 export function stripOwnSetCookie(headers: { 'set-cookie'?: string | string[] | undefined }): void {
   const sc = headers['set-cookie'];

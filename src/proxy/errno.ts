@@ -29,12 +29,8 @@ const TABLE: Record<string, UpstreamFailure> = {
   ETIMEDOUT: { status: 504, code: 'upstream_timeout', reason: 'The server did not answer in time.' },
   ESOCKETTIMEDOUT: { status: 504, code: 'upstream_timeout', reason: 'The server did not answer in time.' },
   HPE_INVALID_CONSTANT: { status: 502, code: 'bad_upstream_response', reason: 'The server sent a response that is not valid HTTP.' },
-  // The HTTP forwarder's client (undici) names its own failures.
-  UND_ERR_SOCKET: { status: 502, code: 'connection_reset', reason: 'The server closed the connection before it answered.' },
-  UND_ERR_CONNECT_TIMEOUT: { status: 504, code: 'upstream_timeout', reason: 'The server did not answer in time.' },
-  UND_ERR_HEADERS_TIMEOUT: { status: 504, code: 'upstream_timeout', reason: 'The server did not answer in time.' },
-  UND_ERR_BODY_TIMEOUT: { status: 504, code: 'upstream_timeout', reason: 'The server did not answer in time.' },
-  UND_ERR_RES_CONTENT_LENGTH_MISMATCH: { status: 502, code: 'bad_upstream_response', reason: 'The server sent a response that is not valid HTTP.' },
+  // A request header value that cannot go on the wire (the forwarder checks before it writes).
+  ERR_INVALID_CHAR: { status: 502, code: 'bad_request_header', reason: 'The request carries a header that cannot be sent on.' },
   // Upstream TLS (inspected requests): the certificate check failed, by OpenSSL's and Node's codes.
   CERT_HAS_EXPIRED: CERT('upstream_cert_expired', "The server's certificate has expired."),
   CERT_NOT_YET_VALID: CERT('upstream_cert_not_yet_valid', "The server's certificate is not valid yet."),

@@ -1,19 +1,20 @@
 /**
- * forward: plain HTTP to origins on undici's dispatcher, with pooled keep-alive connections.
+ * forward: plain HTTP to origins, on pooled keep-alive connections (upstream.ts).
  *
- *   Client -> Proxy (GET http://host/..) -> pipeline -> forward: dispatch on the pool for host:port
- *             (connections dialled through dial.ts) -> response head + body streamed to the client
+ *   Client -> Proxy (GET http://host/..) -> pipeline -> forward: a pooled connection to scheme://host:port
+ *             (dialled through dial.ts; TLS verified for decrypted requests) -> response head + body
+ *             streamed to the client's response
  *
- * undici frames the origin's response with llhttp, the parser Node itself uses, so what counts as
- * a message boundary (Content-Length, chunked, close-delimited, HEAD, 204 and 304 without a body)
- * is decided by well-kept code, not here. This module only moves heads and bytes:
- * - the request head goes up as cleaned by the caller (headers.ts), minus the framing headers
- *   undici sets itself (Transfer-Encoding: it re-frames a body of unknown length as chunked) and
- *   Expect (Node's server has already answered `100 Continue` to the client, RFC 9110 §10.1.1);
+ * The origin's response is framed by llhttp, the parser Node itself uses, so what counts as a message
+ * boundary (Content-Length, chunked, close-delimited, HEAD, 204 and 304 without a body) is decided by
+ * well-kept code, not here. This module only moves heads and bytes:
+ * - the request head goes up as cleaned by the caller (headers.ts), minus the framing headers set
+ *   again here (a body of unknown length is re-framed as chunked) and Expect (Node's server has
+ *   already answered `100 Continue` to the client, RFC 9110 §10.1.1);
  * - the response head goes down cleaned (hop-by-hop, our cookie, Via), and is corked with the
  *   first body bytes of the same read, so a small response leaves in one write;
- * - 102 and 103 interim responses are passed on; a `100` the client did not ask for is an error
- *   to undici, and is answered as a bad upstream response;
+ * - 102 and 103 interim responses are passed on; a `100` the client did not ask for is an error,
+ *   and is answered as a bad upstream response;
  * - trailers of a chunked response are passed on when the client's response is chunked too.
  * Timeouts: the origin has upstreamTimeoutMs from dispatch to its response head (DNS, connect,
  * think time), and the body may idle upstreamIdleTimeoutMs between bytes. A client that leaves
@@ -22,18 +23,10 @@
 import type { IncomingHttpHeaders, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type SecureContext } from 'node:tls';
-import { createRequire } from 'node:module';
-import type { Agent as UndiciAgent, Dispatcher } from 'undici';
 import { dial } from './dial.js';
 import { cleanResponseHeaders } from './headers.js';
+import { UpstreamPool, type ResponseSink, type UpstreamControl } from './upstream.js';
 import { stripOwnSetCookie } from '../auth/identify.js';
-
-/**
- * Agent is undici's dispatcher, loaded from its own module: the package's index also loads fetch,
- * WebSocket, caches and mocks, about 9 MiB of a data plane's memory that nothing here uses. The
- * path is undici's (no `exports` map restricts it) and the version is pinned exactly.
- */
-const Agent = createRequire(import.meta.url)('undici/lib/dispatcher/agent.js') as typeof UndiciAgent;
 
 /** DialWith is what `dial` needs to reach an origin (resolver, self guard), passed through untouched. */
 export type DialWith = Parameters<typeof dial>[0];
@@ -72,8 +65,12 @@ export interface Exchange {
   abort(): void;
 }
 
-/** REQUEST_DROP are request headers undici frames itself or refuses; see the module comment. */
+/** REQUEST_DROP are request headers framed again here or already answered; see the module comment. */
 const REQUEST_DROP = ['transfer-encoding', 'expect'];
+/** REASON_OK is what Node takes as a reason phrase (its header-value check). */
+const REASON_OK = /^[\t\x20-\x7e\x80-\xff]*$/;
+/** POOL_IDLE_CAP_MS: origins commonly close idle connections after 5 s; ours go first, so a request rarely meets a closing one. */
+const POOL_IDLE_CAP_MS = 4000;
 
 function timeoutError(): NodeJS.ErrnoException {
   const e: NodeJS.ErrnoException = new Error('upstream response timeout');
@@ -81,23 +78,29 @@ function timeoutError(): NodeJS.ErrnoException {
   return e;
 }
 
-/** HttpForwarder owns the upstream pools; one per proxy listener. */
+/** HttpForwarder owns the upstream pools; one per worker. */
 export class HttpForwarder {
-  readonly #agent: UndiciAgent;
+  readonly #pools = new Map<string, UpstreamPool>();
   readonly #limits: () => ForwardLimits;
+  readonly #sweep: NodeJS.Timeout;
 
-  constructor(dialWith: DialWith, limits: () => ForwardLimits, poolIdleMs: number, trust: UpstreamTrust) {
+  constructor(
+    private readonly dialWith: DialWith,
+    limits: () => ForwardLimits,
+    poolIdleMs: number,
+    private readonly trust: UpstreamTrust,
+  ) {
     this.#limits = limits;
-    this.#agent = new Agent({
-      connect: (opts, cb) => connectVia(dialWith, opts, limits().upstreamTimeoutMs, trust, cb),
-      // The response-head deadline is ours (it covers the dial too); the body's idle limit is undici's.
-      headersTimeout: 0,
-      bodyTimeout: 0,
-      keepAliveTimeout: Math.min(poolIdleMs, 4000),
-      keepAliveMaxTimeout: poolIdleMs,
-      pipelining: 1,
-      strictContentLength: true,
-    });
+    const idleMs = Math.min(poolIdleMs, POOL_IDLE_CAP_MS);
+    // One timer for every pool: idle connections past idleMs are closed, empty pools forgotten.
+    this.#sweep = setInterval(() => {
+      const before = Date.now() - idleMs;
+      for (const [key, pool] of this.#pools) {
+        pool.sweep(before);
+        if (pool.size === 0) this.#pools.delete(key);
+      }
+    }, 1000);
+    this.#sweep.unref();
   }
 
   /**
@@ -114,48 +117,40 @@ export class HttpForwarder {
     for (const h of REQUEST_DROP) if (headers[h] !== undefined) delete headers[h];
     // RFC 9112 §6.3: with Transfer-Encoding, Content-Length is ignored (and must not go up beside it).
     if (chunked) delete headers['content-length'];
-    const host = target.host.includes(':') ? `[${target.host}]` : target.host;
     const limits = this.#limits();
-    const handler = new ResponseRelay(res, target.via, onError, limits);
-    const opts: Dispatcher.DispatchOptions = {
-      origin: `${target.tls ? 'https' : 'http'}://${host}:${target.port}`,
-      method: req.method ?? 'GET',
-      path: target.path,
-      headers: headers as Record<string, string | string[]>,
-      body: hasBody ? req : null,
-      bodyTimeout: limits.upstreamIdleTimeoutMs,
-    };
-    try {
-      this.#agent.dispatch(opts, handler);
-    } catch (err) {
-      // undici refuses some heads outright (a header value it cannot send): the same 502 path.
-      handler.onResponseError(null, err as Error);
+    const relay = new ResponseRelay(res, target.via, onError, limits);
+    const control = this.#pool(target).request({ method: req.method ?? 'GET', path: target.path, headers, body: hasBody ? { stream: req, chunked } : null }, relay);
+    relay.control = control;
+    return relay;
+  }
+
+  /** #pool is the pool for the target's origin, made on first use. */
+  #pool(target: ForwardTarget): UpstreamPool {
+    const key = `${target.tls ? 'https' : 'http'}://${target.host}:${target.port}`;
+    let pool = this.#pools.get(key);
+    if (pool === undefined) {
+      const { host, port, tls } = target;
+      pool = new UpstreamPool((cb) => connectVia(this.dialWith, host, port, tls, this.#limits().upstreamTimeoutMs, this.trust, cb), () => this.#limits().upstreamIdleTimeoutMs);
+      this.#pools.set(key, pool);
     }
-    return handler;
+    return pool;
   }
 
   /** close drops every pooled connection. */
   async close(): Promise<void> {
-    await this.#agent.destroy();
+    clearInterval(this.#sweep);
+    for (const pool of this.#pools.values()) pool.close();
+    this.#pools.clear();
   }
 }
 
 /**
- * connectVia is undici's connector: every upstream connection goes through dial (resolver + self
- * guard). An https origin gets TLS on top: SNI (unless the host is an IP literal), ALPN http/1.1,
+ * connectVia opens an upstream connection: every one goes through dial (resolver + self guard). An https origin gets TLS on top: SNI (unless the host is an IP literal), ALPN http/1.1,
  * and full verification of the chain and the name against the host's trust; a certificate that
  * fails fails the connection with OpenSSL's code, which the errno table turns into a block page.
  */
-function connectVia(
-  dialWith: DialWith,
-  opts: { hostname: string; port: string; protocol: string },
-  timeoutMs: number,
-  trust: UpstreamTrust,
-  cb: (...args: [null, Socket] | [Error, null]) => void,
-): void {
-  const host = opts.hostname.startsWith('[') ? opts.hostname.slice(1, -1) : opts.hostname;
-  const secure = opts.protocol === 'https:';
-  const raw = dial(dialWith, host, Number(opts.port) || (secure ? 443 : 80), { noDelay: true });
+function connectVia(dialWith: DialWith, host: string, port: number, secure: boolean, timeoutMs: number, trust: UpstreamTrust, cb: (err: Error | null, socket: Socket | null) => void): void {
+  const raw = dial(dialWith, host, port, { noDelay: true });
   let sock: Socket = raw;
   let settled = false;
   const settle = (err: Error | null) => {
@@ -199,15 +194,17 @@ function connectVia(
 }
 
 /**
- * ResponseRelay is undici's handler for one exchange: it writes the origin's answer to the client's
- * response, with backpressure both ways, and reports a failure once.
+ * ResponseRelay writes the origin's answer to the client's response, with backpressure both ways,
+ * and reports a failure once.
  */
-class ResponseRelay implements Dispatcher.DispatchHandler, Exchange {
-  #controller: Dispatcher.DispatchController | null = null;
+class ResponseRelay implements ResponseSink, Exchange {
+  /** The upstream exchange, once it is under way. */
+  control: UpstreamControl | null = null;
   #aborted = false;
   #failed = false;
   #timer: NodeJS.Timeout | null;
   #corked = false;
+  #onDrain: (() => void) | null = null;
 
   constructor(
     private readonly res: ServerResponse,
@@ -221,36 +218,38 @@ class ResponseRelay implements Dispatcher.DispatchHandler, Exchange {
   abort(): void {
     this.#aborted = true;
     this.#clearTimer();
-    this.#controller?.abort(new Error('client aborted'));
+    this.control?.abort();
   }
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.#controller = controller;
-    if (this.#aborted || this.#failed) controller.abort(new Error('client aborted'));
-  }
-
-  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders, statusMessage?: string): void {
-    const res = this.res;
-    if (statusCode < 200) {
-      // Interim responses Node's server can send; others (101 needs an upgrade) are not passed on.
-      if (statusCode === 103) res.writeEarlyHints(earlyHints(headers));
-      else if (statusCode === 102) res.writeProcessing();
-      return;
+  onInterim(statusCode: number, headers: IncomingHttpHeaders): void {
+    // Interim responses Node's server can send. They are hints: one Node will not write (a Link it
+    // does not take) is dropped, and the final response still comes.
+    try {
+      if (statusCode === 103) this.res.writeEarlyHints(earlyHints(headers));
+      else if (statusCode === 102) this.res.writeProcessing();
+    } catch {
+      // Dropped on purpose, see above.
     }
+  }
+
+  onHead(statusCode: number, statusMessage: string, headers: IncomingHttpHeaders): boolean {
+    const res = this.res;
     this.#clearTimer();
-    if (res.destroyed) return controller.abort(new Error('client aborted'));
+    if (res.destroyed) return false;
     // An origin must not set (or shadow) Tollgate's own cookie.
     stripOwnSetCookie(headers);
-    let out: OutgoingHttpHeaders;
     try {
-      out = cleanResponseHeaders(headers, this.via);
-      res.writeHead(statusCode, statusMessage, out);
+      // A reason phrase Node would refuse is only words: the standard one for the code stands in.
+      res.writeHead(statusCode, REASON_OK.test(statusMessage) ? statusMessage : undefined, cleanResponseHeaders(headers, this.via));
     } catch (err) {
-      // A head Node will not write (an invalid header value): the origin's answer is not valid.
+      // A head Node will not write (an invalid header value): the origin's answer is not valid. What
+      // writeHead took of it before it threw is cleared, so the error page carries none of it.
+      for (const name of res.getHeaderNames()) res.removeHeader(name);
+      res.statusMessage = '';
       const e = err as NodeJS.ErrnoException;
       e.code = 'HPE_INVALID_HEADER_TOKEN';
-      controller.abort(e);
-      return;
+      this.#fail(e);
+      return false;
     }
     // Head and the first body bytes of this read leave together, in one write.
     const sock = res.socket;
@@ -259,22 +258,23 @@ class ResponseRelay implements Dispatcher.DispatchHandler, Exchange {
       sock.cork();
       process.nextTick(() => sock.uncork());
     }
+    return true;
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (!this.res.write(chunk)) {
-      controller.pause();
-      this.res.once('drain', () => controller.resume());
-    }
+  onData(chunk: Buffer): boolean {
+    if (this.res.write(chunk)) return true;
+    this.#onDrain ??= () => this.control?.resume();
+    this.res.once('drain', this.#onDrain);
+    return false;
   }
 
-  onResponseEnd(_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+  onEnd(trailers: IncomingHttpHeaders | null): void {
     const res = this.res;
-    if (res.chunkedEncoding && hasAny(trailers)) res.addTrailers(trailers as OutgoingHttpHeaders as Record<string, string>);
+    if (trailers !== null && res.chunkedEncoding && hasAny(trailers)) res.addTrailers(trailers as OutgoingHttpHeaders as Record<string, string>);
     res.end();
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController | null, err: Error): void {
+  onError(err: Error): void {
     this.#fail(err);
   }
 
@@ -282,7 +282,7 @@ class ResponseRelay implements Dispatcher.DispatchHandler, Exchange {
     this.#clearTimer();
     if (this.#failed) return;
     this.#failed = true;
-    this.#controller?.abort(err);
+    this.control?.abort();
     if (this.#aborted) return; // the client left first: nothing to answer, nothing to report
     const sent = this.res.headersSent;
     if (sent) this.res.destroy();

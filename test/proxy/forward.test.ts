@@ -17,6 +17,11 @@ const ANSWERS: Record<string, string> = {
   '/head': 'HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nContent-Type: text/plain\r\n\r\n',
   '/204': 'HTTP/1.1 204 No Content\r\nX-Kind: empty\r\n\r\n',
   '/304': 'HTTP/1.1 304 Not Modified\r\nETag: "v1"\r\n\r\n',
+  // RFC 9110 §8.6: a 304 may carry the Content-Length the 200 would have; it still has no body.
+  '/304-length': 'HTTP/1.1 304 Not Modified\r\nETag: "v2"\r\nContent-Length: 99\r\n\r\n',
+  '/head-chunked': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n',
+  // A 100 the client never asked for (its own server already answered its Expect).
+  '/unasked-100': 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
   '/close': 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nuntil the end',
   '/hints': 'HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; as=style\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
   '/more': 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloEXTRA BYTES THAT ARE NOT A RESPONSE',
@@ -169,6 +174,8 @@ t.test('the forwarder frames each kind of response the way the origin framed it'
     { name: 'HEAD keeps the length, sends no body', path: '/head', method: 'HEAD', status: 200, body: '', check: (g) => t.equal(g.headers['content-length'], '1000') },
     { name: '204', path: '/204', status: 204, body: '', check: (g) => t.equal(g.headers['x-kind'], 'empty') },
     { name: '304', path: '/304', status: 304, body: '', check: (g) => t.equal(g.headers.etag, '"v1"') },
+    { name: '304 with a Content-Length has no body', path: '/304-length', status: 304, body: '', check: (g) => t.equal(g.headers.etag, '"v2"') },
+    { name: 'HEAD of a chunked resource', path: '/head-chunked', method: 'HEAD', status: 200, body: '' },
     { name: 'close-delimited', path: '/close', status: 200, body: 'until the end' },
     {
       name: '103 Early Hints, then the response',
@@ -212,7 +219,7 @@ t.test('an origin that sends fewer bytes than declared cuts the client short, ne
   const agent = new http.Agent({ keepAlive: false });
   await t.rejects(request(proxy.port, '/less', agent), 'the client sees an incomplete response');
   await new Promise((r) => setTimeout(r, 50));
-  t.same(proxy.failures, [{ code: upstreamFailure({ code: 'UND_ERR_SOCKET' }).code, headersSent: true }], 'recorded as a reset after the head was sent');
+  t.same(proxy.failures, [{ code: upstreamFailure({ code: 'ECONNRESET' }).code, headersSent: true }], 'recorded as a reset after the head was sent');
 });
 
 t.test('failures before the head: refused, timeout; a client that leaves aborts the upstream request', async (t) => {
@@ -239,4 +246,147 @@ t.test('failures before the head: refused, timeout; a client that leaves aborts 
   while (origin.abortedUnanswered < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
   t.equal(origin.abortedUnanswered, 2, 'the client abort reached the origin');
   t.equal(proxy.failures.filter((f) => f.code === 'upstream_timeout').length, 1, 'a client abort is not reported as a failure');
+});
+
+t.test('an unasked 100 Continue is a bad upstream response', async (t) => {
+  const { proxy } = await rig(t, 2000);
+  const g = await request(proxy.port, '/unasked-100', new http.Agent({ keepAlive: false }));
+  t.equal(g.status, 502);
+  t.equal(g.body, 'bad_upstream_response');
+});
+
+/** echoOrigin answers each request with what it received: method, framing and body, keep-alive. */
+async function echoOrigin(t: Test, opts: { closeIdleAfterMs?: number; answerEarly?: boolean; dropSecond?: boolean } = {}) {
+  const sockets = new Set<net.Socket>();
+  let connections = 0;
+  const perSocket = new WeakMap<net.Socket, number>();
+  const server = http.createServer((req, res) => {
+    const n = (perSocket.get(req.socket) ?? 0) + 1;
+    perSocket.set(req.socket, n);
+    // The second request on a connection meets a connection closing under it, unanswered.
+    if (opts.dropSecond && n === 2) return void req.socket.destroy();
+    if (req.url === '/big') return void res.end(Buffer.alloc(4 * 1024 * 1024, 'b'));
+    if (opts.answerEarly) {
+      // Answers before reading the upload (as a 413 would), then drops the rest.
+      res.writeHead(413, { 'content-length': '4' }).end('full');
+      return;
+    }
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks).toString('latin1');
+      res.end(JSON.stringify({ method: req.method, te: req.headers['transfer-encoding'] ?? null, cl: req.headers['content-length'] ?? null, length: body.length, body: body.slice(0, 40), conn: connections }));
+      // The origin closes the connection a moment after answering, as an origin's own idle timeout does.
+      if (opts.closeIdleAfterMs !== undefined) setTimeout(() => req.socket.end(), opts.closeIdleAfterMs);
+    });
+  });
+  server.on('connection', (s: net.Socket) => {
+    connections++;
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    for (const s of sockets) s.destroy();
+    server.close();
+  });
+  return { port: (server.address() as AddressInfo).port, connections: () => connections };
+}
+
+function send(port: number, path: string, opts: { method?: string; body?: Buffer[]; chunked?: boolean; gapMs?: number } = {}): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const total = (opts.body ?? []).reduce((n, b) => n + b.length, 0);
+    const headers: Record<string, string> = opts.chunked ? { 'transfer-encoding': 'chunked' } : opts.body ? { 'content-length': String(total) } : {};
+    const req = http.request({ host: '127.0.0.1', port, path, method: opts.method ?? 'GET', headers, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('latin1');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    const parts = [...(opts.body ?? [])];
+    const next = () => {
+      const p = parts.shift();
+      if (p === undefined) return req.end();
+      req.write(p);
+      setTimeout(next, opts.gapMs ?? 5);
+    };
+    next();
+  });
+}
+
+t.test('request bodies go up as they came: a known length as is, an unknown one re-framed as chunked', async (t) => {
+  const origin = await echoOrigin(t);
+  const proxy = await front(origin.port, { upstreamTimeoutMs: 2000, upstreamIdleTimeoutMs: 2000 });
+  t.teardown(() => proxy.close());
+  const big = Buffer.alloc(300 * 1024, 'a');
+  const withLength = JSON.parse((await send(proxy.port, '/upload', { method: 'POST', body: [big.subarray(0, 1000), big.subarray(1000)] })).body);
+  t.match(withLength, { method: 'POST', te: null, cl: String(big.length), length: big.length }, 'Content-Length: the body in full, not re-framed');
+  const chunked = JSON.parse((await send(proxy.port, '/upload', { method: 'PUT', body: [Buffer.from('part one, '), Buffer.from('part two')], chunked: true })).body);
+  t.match(chunked, { method: 'PUT', te: 'chunked', cl: null, body: 'part one, part two' }, 'chunked: re-framed as chunked, the same bytes');
+  t.same(proxy.failures, []);
+});
+
+t.test('a pooled connection the origin closed while idle: a GET is sent again on a new one', async (t) => {
+  // The origin closes idle keep-alive connections after 50 ms; the pool keeps them up to 4 s.
+  const origin = await echoOrigin(t, { closeIdleAfterMs: 50 });
+  const proxy = await front(origin.port, { upstreamTimeoutMs: 2000, upstreamIdleTimeoutMs: 2000 });
+  t.teardown(() => proxy.close());
+  t.equal((await send(proxy.port, '/one')).status, 200);
+  await new Promise((r) => setTimeout(r, 200));
+  const again = await send(proxy.port, '/two');
+  t.equal(again.status, 200, 'answered on a new connection');
+  t.equal(origin.connections(), 2);
+  t.same(proxy.failures, [], 'the dead pooled connection is not a failure');
+});
+
+t.test('a pooled connection that dies under a request before any answer: a GET is sent once more, a POST is not', async (t) => {
+  const origin = await echoOrigin(t, { dropSecond: true });
+  const proxy = await front(origin.port, { upstreamTimeoutMs: 2000, upstreamIdleTimeoutMs: 2000 });
+  t.teardown(() => proxy.close());
+  t.equal((await send(proxy.port, '/one')).status, 200);
+  const again = await send(proxy.port, '/two');
+  t.equal(again.status, 200, 'the GET was answered on a new connection');
+  t.equal(origin.connections(), 2);
+  t.same(proxy.failures, []);
+  // The next request on that second connection is a POST: it dies the same way, and is not sent twice.
+  const lost = await send(proxy.port, '/three', { method: 'POST', body: [Buffer.from('x')] });
+  t.equal(lost.status, 502, 'a POST whose pooled connection died is answered 502, not sent again');
+  t.same(proxy.failures.map((f) => f.code), ['connection_reset']);
+  t.equal((await send(proxy.port, '/four', { method: 'POST', body: [Buffer.from('y')] })).status, 200, 'the next POST goes on a new connection');
+});
+
+t.test('an answer that comes before the upload is done is passed on, and its connection is not reused', async (t) => {
+  const origin = await echoOrigin(t, { answerEarly: true });
+  const proxy = await front(origin.port, { upstreamTimeoutMs: 2000, upstreamIdleTimeoutMs: 2000 });
+  t.teardown(() => proxy.close());
+  // The second half of the upload comes well after the origin has answered.
+  const r = await send(proxy.port, '/upload', { method: 'POST', body: [Buffer.alloc(64 * 1024, 'x'), Buffer.alloc(64 * 1024, 'y')], gapMs: 150 });
+  t.equal(r.status, 413);
+  t.equal(r.body, 'full');
+  const next = await send(proxy.port, '/next');
+  t.equal(next.status, 413, 'the next request gets its own answer');
+  t.equal(origin.connections(), 2, 'on a new connection: the first was left mid-upload');
+});
+
+t.test('a response held back by a slow client leaves its pooled connection reading for the next one', async (t) => {
+  const origin = await echoOrigin(t);
+  const proxy = await front(origin.port, { upstreamTimeoutMs: 2000, upstreamIdleTimeoutMs: 2000 });
+  t.teardown(() => proxy.close());
+  // A client that reads 4 MiB slowly: the upstream connection is paused for it, then the response ends.
+  const slow = await new Promise<number>((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: proxy.port, path: '/big', agent: false }, (res) => {
+      let n = 0;
+      res.pause();
+      setTimeout(() => {
+        res.on('data', (c: Buffer) => (n += c.length));
+        res.on('end', () => resolve(n));
+        res.resume();
+      }, 300);
+    }).on('error', reject);
+  });
+  t.equal(slow, 4 * 1024 * 1024, 'the slow client got all of it');
+  const next = await send(proxy.port, '/after');
+  t.equal(next.status, 200, 'the next request on the pooled connection is answered');
+  t.equal(origin.connections(), 1, 'on the same connection');
 });

@@ -226,6 +226,34 @@ export function cpuMicros(pid: number): number {
   return (ticks * 1e6) / CLK_TCK;
 }
 
+/** ProcessCpu is one process of a tree: its pid, its name (argv[0]) and its user+system CPU so far, in µs. */
+export interface ProcessCpu {
+  readonly pid: number;
+  readonly name: string;
+  readonly us: number;
+}
+
+/**
+ * treeCpu lists pid and its descendants (parents before children) with each one's CPU so far;
+ * cpuMicros is their sum. The name is argv[0], where squid's kids say what they are (`(squid-1)`,
+ * `(squid-coord-3)`).
+ */
+export function treeCpu(pid: number): ProcessCpu[] {
+  const out: ProcessCpu[] = [];
+  for (const p of processTree(pid)) {
+    const f = statFields(p);
+    if (f === null) continue;
+    let name = '';
+    try {
+      name = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')[0] ?? '';
+    } catch {
+      // Exited between reading its stat and its command line: the CPU read is still good.
+    }
+    out.push({ pid: p, name, us: ((Number(f[11]) + Number(f[12])) * 1e6) / CLK_TCK });
+  }
+  return out;
+}
+
 /**
  * selfAndReapedMicros is the CPU of this process plus that of the children it has waited for
  * (cutime and cstime, fields 16 and 17: wrk and loadgen runs are counted once they exit), in µs.

@@ -309,6 +309,24 @@ export function rssKiB(pid: number): number {
   return kib;
 }
 
+/**
+ * pssKiB is the proportional set size (Pss of /proc/PID/smaps_rollup) of pid and its descendants,
+ * in KiB: a page shared by n processes counts 1/n in each, so the sum over a tree counts the node
+ * binary and other shared pages once, where summed VmRSS counts them once per process.
+ */
+export function pssKiB(pid: number): number {
+  let kib = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const m = /^Pss:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${p}/smaps_rollup`, 'utf8'));
+      if (m) kib += Number(m[1]);
+    } catch {
+      // Exited between listing and reading.
+    }
+  }
+  return kib;
+}
+
 /** RssSampler records the peak RSS of a process tree while it runs. */
 export class RssSampler {
   #peak = 0;

@@ -598,9 +598,14 @@ async function main(): Promise<number> {
   }
   for (const a of accessLogs) if (!a.ok) blockers.push(`${a.label}: the access log does not show every answered request identified`);
   for (const f of rec.failures) if (f.phase === JUDGED && f.contender.startsWith('tollgate') && !f.kept) blockers.push(`round ${f.round} ${f.contender}: ${f.message}`);
-  const warnings = stayed
-    .filter((i) => i.phase === JUDGED && i.contender.startsWith('tollgate'))
-    .map((i) => `round ${i.round} ${i.contender} measured while other work took ${i.otherPct.toFixed(0)}% of a core (limit ${NOISE_LIMIT_PCT}%)`);
+  const judgedDisturbed = stayed.filter((i) => i.phase === JUDGED && i.contender.startsWith('tollgate'));
+  const warnings = judgedDisturbed.map((i) => `round ${i.round} ${i.contender} measured while other work took ${i.otherPct.toFixed(0)}% of a core (limit ${NOISE_LIMIT_PCT}%)`);
+  // A ratio whose every round was taken on a busy machine says more about the other work than about the workers.
+  for (const l of [label('tollgate', 1), label('tollgate', 2)]) {
+    const kept = values(rec, JUDGED, l, 'rps').length;
+    const busy = judgedDisturbed.filter((i) => i.contender === l).length;
+    if (kept > 0 && busy >= kept) blockers.push(`every kept round of ${l} was measured while other work took over ${NOISE_LIMIT_PCT}% of a core`);
+  }
   const tgRate = ratio(rec, JUDGED, label('tollgate', 2), label('tollgate', 1), 'rps');
   const tgCpu = ratio(rec, JUDGED, label('tollgate', 2), label('tollgate', 1), 'cpuUs');
   const targets = [

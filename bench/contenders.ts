@@ -7,10 +7,12 @@
  *   tollgate-id: load -> Tollgate -> origin, sign-in enforced, every request identified by IP surrogate
  *   squid:       load -> squid -N (generated conf) -> origin
  *
- * Each proxy is pinned to PROXY_CORE, the origin to LOAD_CORE. Every instance gets its own temp
- * directory for config, logs and state, removed when it stops (or when the bench ends).
+ * Each proxy is pinned to PROXY_CORE, the origin to LOAD_CORE, unless the caller places them
+ * otherwise (bench:scale runs everything unpinned, and Tollgate and squid with several workers).
+ * Every instance gets its own temp directory for config, logs and state, removed when it stops (or
+ * when the bench ends).
  */
-import { rmSync, writeFileSync, chmodSync, existsSync, readFileSync } from 'node:fs';
+import { rmSync, writeFileSync, chmodSync, existsSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { Children, freePort, waitForPort, findCommand, commandVersion, sleep, PROXY_CORE, LOAD_CORE, type Child, type HostPort } from './proc.js';
 
@@ -58,9 +60,16 @@ export interface Unavailable {
 const LOOPBACK = '127.0.0.1';
 const REPO = path.resolve(import.meta.dirname, '..');
 
-/** startOrigin runs bench/origin.ts on the load core and waits for its ports. */
-export async function startOrigin(children: Children): Promise<Origin> {
-  const child = children.spawn('origin', process.execPath, ['--import', 'tsx', path.join(REPO, 'bench', 'origin.ts')], { core: LOAD_CORE, cwd: REPO });
+/** OriginOptions places the origin (default: the load core) and sizes its small GET body (default: origin.ts's BODY_BYTES). */
+export interface OriginOptions {
+  readonly core?: number | null;
+  readonly bodyBytes?: number;
+}
+
+/** startOrigin runs bench/origin.ts and waits for its ports. */
+export async function startOrigin(children: Children, opts: OriginOptions = {}): Promise<Origin> {
+  const args = ['--import', 'tsx', path.join(REPO, 'bench', 'origin.ts'), ...(opts.bodyBytes !== undefined ? ['--body', String(opts.bodyBytes)] : [])];
+  const child = children.spawn('origin', process.execPath, args, { core: opts.core === undefined ? LOAD_CORE : opts.core, cwd: REPO });
   const deadline = Date.now() + 15_000;
   let ports: { http: number; tcp: number } | null = null;
   while (ports === null && Date.now() < deadline && child.proc.exitCode === null) {
@@ -107,19 +116,26 @@ async function seedSurrogate(storePath: string, location: string): Promise<void>
   }
 }
 
-/**
- * startTollgate runs `node dist/src/cli.js start` with a generated config, pinned to the proxy core.
- * `identified`: the location enforces sign-in with the IP surrogate, and 127.0.0.1 is signed in
- * as BENCH_USER (seedSurrogate), so every request is identified from memory (an LRU hit).
- * `nodeArgs` go to node before the script (the profiler uses `--cpu-prof`).
- */
-export async function startTollgate(
-  children: Children,
-  origin: Origin,
-  accessLog: boolean,
-  nodeArgs: readonly string[] = [],
-  identified = false,
-): Promise<Contender | Unavailable> {
+/** TollgateOptions says how a Tollgate contender is configured and where it runs. */
+export interface TollgateOptions {
+  /** An access log to a file the bench counts when Tollgate stops, or none (`/dev/null`). */
+  readonly accessLog: boolean;
+  /**
+   * The location enforces sign-in with the IP surrogate, and 127.0.0.1 is signed in as BENCH_USER
+   * (seedSurrogate), so every request is identified from memory (an LRU hit).
+   */
+  readonly identified?: boolean;
+  /** Arguments to node before the script (the profiler uses `--cpu-prof`). */
+  readonly nodeArgs?: readonly string[];
+  /** The config's `workers`; unset leaves the default (1: one process, no cluster primary). */
+  readonly workers?: number;
+  /** The core to pin to (default PROXY_CORE); null runs unpinned, which several workers need. */
+  readonly core?: number | null;
+}
+
+/** startTollgate runs `node dist/src/cli.js start` with a generated config. */
+export async function startTollgate(children: Children, origin: Origin, opts: TollgateOptions): Promise<Contender | Unavailable> {
+  const { accessLog, identified = false, nodeArgs = [], workers } = opts;
   const name: ContenderName = identified ? 'tollgate-id' : 'tollgate';
   const cli = path.join(REPO, 'dist', 'src', 'cli.js');
   if (!existsSync(cli)) return { name, reason: `${cli} missing (run npm run build)` };
@@ -135,6 +151,7 @@ export async function startTollgate(
     'nodeName: bench',
     `connectPorts: [443, ${origin.tcp.port}]`,
     `logging: { level: warn, accessLog: "${accessLog ? logPath : '/dev/null'}" }`,
+    ...(workers !== undefined ? [`workers: ${workers}`] : []),
   ];
   if (identified) {
     const { makeSigningPair } = await import('../src/labidp/idp.js');
@@ -148,9 +165,12 @@ export async function startTollgate(
     lines.push('locations: [{ name: lab, ips: [127.0.0.0/8, "::1"] }]');
   }
   writeFileSync(configPath, [...lines, ''].join('\n'));
-  const child = children.spawn(name, process.execPath, [...nodeArgs, cli, 'start', '--config', configPath], { core: PROXY_CORE, cwd: dir });
+  const core = opts.core === undefined ? PROXY_CORE : opts.core;
+  const child = children.spawn(name, process.execPath, [...nodeArgs, cli, 'start', '--config', configPath], { core, cwd: dir });
   const what = identified ? 'sign-in enforced, every request identified by IP surrogate' : 'a location without sign-in';
-  return started(children, child, name, proxy, dir, `Tollgate (dist build, node ${process.version}), ${what}, access log ${accessLog ? 'to a file' : 'off'}`, accessLog ? logPath : null);
+  const shape = workers === undefined ? '' : workers === 1 ? ', workers: 1 (one process)' : `, workers: ${workers} (a primary and ${workers} worker processes)`;
+  const where = core === null ? ', unpinned' : '';
+  return started(children, child, name, proxy, dir, `Tollgate (dist build, node ${process.version}), ${what}${shape}${where}, access log ${accessLog ? 'to a file' : 'off'}`, accessLog ? logPath : null);
 }
 
 /** startNaive runs bench/naive-proxy.mjs (node:http + net, no features) pinned to the proxy core. */
@@ -178,12 +198,12 @@ export function countAccessLog(file: string): AccessLogCount {
   return { lines, withLogin };
 }
 
-/** squidConf renders a minimal forward-proxy squid.conf: no cache, one worker, loopback clients only. */
-export function squidConf(dir: string, proxy: HostPort, origin: Origin, accessLog: boolean): string {
+/** squidConf renders a minimal forward-proxy squid.conf: no cache, `workers` workers (default one), loopback clients only. */
+export function squidConf(dir: string, proxy: HostPort, origin: Origin, accessLog: boolean, workers = 1): string {
   return [
     `http_port ${proxy.host}:${proxy.port}`,
     'visible_hostname bench',
-    'workers 1',
+    `workers ${workers}`,
     `acl localnet src 127.0.0.0/8`,
     `acl SSL_ports port 443 ${origin.tcp.port}`,
     `acl Safe_ports port 80 443 ${origin.http.port} ${origin.tcp.port}`,
@@ -205,23 +225,80 @@ export function squidConf(dir: string, proxy: HostPort, origin: Origin, accessLo
   ].join('\n');
 }
 
-/** startSquid runs `squid -N -f <generated conf>` pinned to the proxy core, if squid is installed. */
-export async function startSquid(children: Children, origin: Origin, accessLog: boolean): Promise<Contender | Unavailable> {
+/** SquidOptions says how many workers squid runs and where. */
+export interface SquidOptions {
+  /** squid.conf's `workers` (default 1). */
+  readonly workers?: number;
+  /** The core to pin to (default PROXY_CORE); null runs unpinned, which several workers need. */
+  readonly core?: number | null;
+}
+
+/**
+ * SQUID_IPC_DIR is where squid's SMP processes put their UNIX-domain IPC sockets
+ * (`<service>-coordinator.ipc`, `<service>-kid-N.ipc`). It is fixed when squid is built
+ * (DEFAULT_STATEDIR, `$localstatedir/run/squid`; Debian's package makes it, owned by `proxy`);
+ * squid.conf has no setting for it, so it cannot live in the bench's temp directory. Shared-memory
+ * segments go to /dev/shm as `/<service>-*.shm`. Two squids can run side by side only under
+ * different service names (`-n`).
+ */
+const SQUID_IPC_DIR = '/var/run/squid';
+
+/**
+ * startSquid runs squid on a generated squid.conf, if squid is installed. With one worker it is
+ * `squid -N` (one process: no master, no kids); with several, `squid --foreground -n <service>`
+ * (-N means no kids at all, so no SMP): a master that forks a coordinator and the workers, which
+ * share the listening socket.
+ */
+export async function startSquid(children: Children, origin: Origin, accessLog: boolean, opts: SquidOptions = {}): Promise<Contender | Unavailable> {
+  const { workers = 1 } = opts;
   const squid = findCommand('squid');
   if (squid === null) return { name: 'squid', reason: 'squid is not installed (apt-get install -y squid)' };
+  if (workers > 1 && !existsSync(SQUID_IPC_DIR)) return { name: 'squid', reason: `squid with ${workers} workers needs ${SQUID_IPC_DIR} (its built-in directory for IPC sockets), owned by its cache_effective_user` };
   const dir = children.tempDir('squid');
   // Run as root, squid drops to its cache_effective_user (proxy), which must write its logs and pid here.
   chmodSync(dir, 0o777);
   const proxy: HostPort = { host: LOOPBACK, port: await freePort() };
   const confPath = path.join(dir, 'squid.conf');
-  writeFileSync(confPath, squidConf(dir, proxy, origin, accessLog));
-  const child = children.spawn('squid', squid, ['-N', '-f', confPath], { core: PROXY_CORE, cwd: dir });
+  writeFileSync(confPath, squidConf(dir, proxy, origin, accessLog, workers));
+  // A service name of this run's own, so the sockets and segments of squids started side by side do not meet.
+  const service = `tgbench${process.pid}w${workers}`;
+  const args = workers === 1 ? ['-N', '-f', confPath] : ['--foreground', '-n', service, '-f', confPath];
+  const core = opts.core === undefined ? PROXY_CORE : opts.core;
+  const child = children.spawn('squid', squid, args, { core, cwd: dir });
   const version = commandVersion(squid, ['-v']).replace(/^Squid Cache: /, '');
-  return started(children, child, 'squid', proxy, dir, `squid ${version} (workers 1, no cache), access log ${accessLog ? 'to a file' : 'off'}`, null);
+  const shape = workers === 1 ? 'workers 1, squid -N: one process' : `workers ${workers}, squid --foreground: a master, a coordinator and ${workers} workers`;
+  // squid removes its shared-memory segments when it stops, but leaves its IPC sockets behind.
+  const leftovers = workers === 1 ? undefined : () => removeNamed([SQUID_IPC_DIR, '/dev/shm'], `${service}-`);
+  return started(children, child, 'squid', proxy, dir, `squid ${version} (${shape}, no cache${core === null ? ', unpinned' : ''}), access log ${accessLog ? 'to a file' : 'off'}`, null, leftovers);
 }
 
-async function started(children: Children, child: Child, name: ContenderName, proxy: HostPort, dir: string, description: string, jsonAccessLog: string | null): Promise<Contender | Unavailable> {
-  const cleanup = () => rmSync(dir, { recursive: true, force: true });
+/** removeNamed removes the files in `dirs` whose names start with `prefix`. */
+function removeNamed(dirs: readonly string[], prefix: string): void {
+  for (const d of dirs) {
+    let names: string[];
+    try {
+      names = readdirSync(d);
+    } catch {
+      continue; // No such directory: nothing of ours can be in it.
+    }
+    for (const n of names) if (n.startsWith(prefix)) rmSync(path.join(d, n), { force: true });
+  }
+}
+
+async function started(
+  children: Children,
+  child: Child,
+  name: ContenderName,
+  proxy: HostPort,
+  dir: string,
+  description: string,
+  jsonAccessLog: string | null,
+  leftovers?: () => void,
+): Promise<Contender | Unavailable> {
+  const cleanup = () => {
+    rmSync(dir, { recursive: true, force: true });
+    leftovers?.();
+  };
   try {
     await waitForPort(proxy, child, 20_000);
   } catch (err) {

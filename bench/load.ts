@@ -1,5 +1,6 @@
 /**
- * load: the load generators, each run as a child pinned to the load core.
+ * load: the load generators, each run as a child pinned to the load core (a wrk run may be placed
+ * otherwise).
  *
  *   wrk (bench/wrk/get.lua):  small GETs, keep-alive or one request per connection
  *   bench/loadgen.ts:         CONNECT setup rate and bulk bytes through a tunnel
@@ -26,6 +27,8 @@ export interface GetRun {
   readonly newConnections: boolean;
   readonly connections: number;
   readonly durationS: number;
+  /** The core wrk is pinned to (default LOAD_CORE); null runs it unpinned. */
+  readonly core?: number | null;
 }
 
 /** GetResult is what wrk's done() reported; `ok` counts 2xx/3xx responses. */
@@ -67,7 +70,7 @@ export async function runGets(children: Children, run: GetRun): Promise<GetResul
     run.viaProxy ? 'absolute' : 'origin',
     run.newConnections ? 'close' : 'keep',
   ];
-  const r = await runToEnd(children, 'wrk', 'wrk', args, { core: LOAD_CORE }, (run.durationS + 15) * 1000);
+  const r = await runToEnd(children, 'wrk', 'wrk', args, { core: run.core === undefined ? LOAD_CORE : run.core }, (run.durationS + 15) * 1000);
   const line = r.stdout.split('\n').find((l) => l.startsWith('WRKJSON '));
   if (r.timedOut || line === undefined) throw new Error(`wrk failed (exit ${r.exit}${r.timedOut ? ', killed after its deadline' : ''}): ${(r.stderr || r.stdout).trim().slice(-500)}`);
   const s = JSON.parse(line.slice('WRKJSON '.length)) as WrkSummary;

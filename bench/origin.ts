@@ -6,26 +6,30 @@
  * It has two loopback listeners and prints `{"http":PORT,"tcp":PORT}` once both listen:
  *
  * - http: a minimal HTTP/1.1 responder on raw `net`. It finds the end of each request head
- *   (`\r\n\r\n`) and answers with one canned 200 of BODY_BYTES; `Connection: close` in the head
- *   makes it close after answering. It takes no request bodies: the bench sends none. Skipping
- *   node:http's parser and response object keeps its cost per request at a few µs, so the origin
- *   is never what limits a proxy on the other core (the direct figures show the rig's ceiling).
+ *   (`\r\n\r\n`) and answers with one canned 200 of BODY_BYTES (or `--body N`); `Connection:
+ *   close` in the head makes it close after answering. It takes no request bodies: the bench sends
+ *   none. Skipping node:http's parser and response object keeps its cost per request at a few µs,
+ *   so the origin is never what limits a proxy on the other core (the direct figures show the
+ *   rig's ceiling).
  * - tcp: a source and sink for bulk tunnels and a target for CONNECT setup. A connection whose
  *   first line is `SEND <n>\n` gets n bytes and an end; one whose first line is `RECV <n>\n` has n
  *   bytes read and then gets `OK\n` and an end; anything else is discarded, and the origin ends its
  *   side when the client ends its own.
  */
 import net, { type AddressInfo, type Socket } from 'node:net';
+import { parseArgs } from 'node:util';
 import { writeBytes } from './bytes.js';
 
-/** BODY_BYTES is the size of the small GET response body. */
+/** BODY_BYTES is the size of the small GET response body; `--body N` sets another (bench:scale uses 1 KiB). */
 export const BODY_BYTES = 128;
+const bodyBytes = Number(parseArgs({ options: { body: { type: 'string' } } }).values.body ?? BODY_BYTES);
+if (!Number.isInteger(bodyBytes) || bodyBytes < 1 || bodyBytes > 1 << 20) throw new Error('--body must be 1..1048576 bytes');
 const MAX_HEAD = 64 * 1024;
 
 function response(close: boolean): Buffer {
-  const body = 'b'.repeat(BODY_BYTES - 1) + '\n';
+  const body = 'b'.repeat(bodyBytes - 1) + '\n';
   const conn = close ? 'Connection: close\r\n' : '';
-  return Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${BODY_BYTES}\r\n${conn}\r\n${body}`, 'latin1');
+  return Buffer.from(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${bodyBytes}\r\n${conn}\r\n${body}`, 'latin1');
 }
 const KEEP = response(false);
 const CLOSE = response(true);

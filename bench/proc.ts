@@ -226,6 +226,34 @@ export function cpuMicros(pid: number): number {
   return (ticks * 1e6) / CLK_TCK;
 }
 
+/** ProcessCpu is one process of a tree: its pid, its name (argv[0]) and its user+system CPU so far, in µs. */
+export interface ProcessCpu {
+  readonly pid: number;
+  readonly name: string;
+  readonly us: number;
+}
+
+/**
+ * treeCpu lists pid and its descendants (parents before children) with each one's CPU so far;
+ * cpuMicros is their sum. The name is argv[0], where squid's kids say what they are (`(squid-1)`,
+ * `(squid-coord-3)`).
+ */
+export function treeCpu(pid: number): ProcessCpu[] {
+  const out: ProcessCpu[] = [];
+  for (const p of processTree(pid)) {
+    const f = statFields(p);
+    if (f === null) continue;
+    let name = '';
+    try {
+      name = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')[0] ?? '';
+    } catch {
+      // Exited between reading its stat and its command line: the CPU read is still good.
+    }
+    out.push({ pid: p, name, us: ((Number(f[11]) + Number(f[12])) * 1e6) / CLK_TCK });
+  }
+  return out;
+}
+
 /**
  * selfAndReapedMicros is the CPU of this process plus that of the children it has waited for
  * (cutime and cstime, fields 16 and 17: wrk and loadgen runs are counted once they exit), in µs.
@@ -273,6 +301,24 @@ export function rssKiB(pid: number): number {
   for (const p of processTree(pid)) {
     try {
       const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
+      if (m) kib += Number(m[1]);
+    } catch {
+      // Exited between listing and reading.
+    }
+  }
+  return kib;
+}
+
+/**
+ * pssKiB is the proportional set size (Pss of /proc/PID/smaps_rollup) of pid and its descendants,
+ * in KiB: a page shared by n processes counts 1/n in each, so the sum over a tree counts the node
+ * binary and other shared pages once, where summed VmRSS counts them once per process.
+ */
+export function pssKiB(pid: number): number {
+  let kib = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const m = /^Pss:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${p}/smaps_rollup`, 'utf8'));
       if (m) kib += Number(m[1]);
     } catch {
       // Exited between listing and reading.

@@ -119,7 +119,7 @@ async function main(): Promise<number> {
   const origin = await startOrigin(children);
   try {
     const spawnedAt = performance.now();
-    const tg = await startTollgate(children, origin, true, ['--cpu-prof', '--cpu-prof-dir', profDir]);
+    const tg = await startTollgate(children, origin, { accessLog: true, nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profDir] });
     if (isUnavailable(tg)) throw new Error(tg.reason);
     const url = `http://${origin.http.host}:${origin.http.port}/small`;
     const before = cpuMicros(tg.pid!);

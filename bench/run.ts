@@ -255,8 +255,8 @@ async function startContenders(bench: Bench): Promise<void> {
   bench.contenders.push(direct());
   const starts = [
     () => startNaive(children),
-    () => startTollgate(children, origin, settings.accessLog),
-    () => startTollgate(children, origin, settings.accessLog, [], true),
+    () => startTollgate(children, origin, { accessLog: settings.accessLog }),
+    () => startTollgate(children, origin, { accessLog: settings.accessLog, identified: true }),
     () => startSquid(children, origin, settings.accessLog),
   ];
   for (const start of starts) {

@@ -85,6 +85,10 @@ export function runPrimary(opts: PrimaryOptions): Promise<number> {
   const slots = new Map<number, { worker: Worker; startedAt: number; up: boolean }>();
   const crashes = new Map<number, number>();
   let stopping = false;
+  // Workers accept from the shared listening socket themselves. node:cluster's round robin on Linux
+  // has the primary accept every connection and pass it over IPC, which cost more CPU per new
+  // connection than a worker spends serving it (bench:scale).
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
 
   const fork = (id: number): void => {
     const worker = cluster.fork({ [WORKER_ENV]: JSON.stringify({ id, labIdp: opts.labIdp }) });

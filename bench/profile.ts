@@ -1,7 +1,7 @@
 /**
  * profile: where Tollgate's CPU goes under one bench load, from V8's sampling profiler.
  *
- *   node --import tsx bench/profile.ts [--scenario keepalive|newconn|connect|bulk] [--seconds N]
+ *   node --import tsx bench/profile.ts [--scenario keepalive|newconn|connect|bulk] [--seconds N] [--identified]
  *
  * It starts the dist build with `--cpu-prof` on the proxy core, drives one load from the load
  * core, stops Tollgate with SIGTERM (the profile is written at exit), and prints the top functions
@@ -109,7 +109,7 @@ export function summarise(p: CpuProfile, top: number, window: Window): string {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ args: process.argv.slice(2), options: { scenario: { type: 'string' }, seconds: { type: 'string' }, top: { type: 'string' } } });
+  const { values } = parseArgs({ args: process.argv.slice(2), options: { scenario: { type: 'string' }, seconds: { type: 'string' }, top: { type: 'string' }, identified: { type: 'boolean' } } });
   const scenario = (values.scenario ?? 'keepalive') as Scenario;
   if (!SCENARIOS.includes(scenario)) throw new Error(`--scenario must be one of ${SCENARIOS.join(', ')}`);
   const seconds = Number(values.seconds ?? 8);
@@ -119,7 +119,7 @@ async function main(): Promise<number> {
   const origin = await startOrigin(children);
   try {
     const spawnedAt = performance.now();
-    const tg = await startTollgate(children, origin, { accessLog: true, nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profDir] });
+    const tg = await startTollgate(children, origin, { accessLog: true, identified: values.identified === true, nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profDir] });
     if (isUnavailable(tg)) throw new Error(tg.reason);
     const url = `http://${origin.http.host}:${origin.http.port}/small`;
     const before = cpuMicros(tg.pid!);

@@ -102,11 +102,11 @@ export function dial(opts: DialOptions, host: string, port: number, extra: net.N
   let socket: net.Socket;
   if (literal !== null) {
     if (opts.self.isSelf(literal, port)) return refused(`${host}:${port}`);
-    socket = net.connect({ ...extra, host: literal, port });
-  } else {
-    socket = net.connect({ ...extra, host, port, lookup: makeLookup(opts, port) as unknown as net.LookupFunction });
+    // The socket connects to exactly this address, which was just judged: no second look needed.
+    return net.connect({ ...extra, host: literal, port });
   }
-  // The address actually connected to is judged once more, before any byte is written (this
+  socket = net.connect({ ...extra, host, port, lookup: makeLookup(opts, port) as unknown as net.LookupFunction });
+  // A name's address actually connected to is judged once more, before any byte is written (this
   // listener runs before the ones a writer adds, which is where queued writes are flushed).
   socket.once('connect', () => {
     const peer = socket.remoteAddress;

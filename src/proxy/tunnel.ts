@@ -99,18 +99,19 @@ export function openTunnel(
   const finish = (connectError: Error | null) => {
     if (finished) return;
     finished = true;
-    clearTimeout(connectTimer);
     done({ connectError, opened, upBytes: client.bytesRead - upStart, downBytes: client.bytesWritten - downStart });
   };
 
-  const connectTimer = setTimeout(() => {
+  // One socket timer serves both phases: the connect deadline, then the tunnel's idle limit.
+  upstream.setTimeout(opts.connectTimeoutMs);
+  upstream.on('timeout', () => {
+    if (opened) return void upstream.destroy();
     const err: NodeJS.ErrnoException = new Error(`connect to ${host}:${port} timed out`);
     err.code = 'ETIMEDOUT';
     upstream.destroy(err);
-  }, opts.connectTimeoutMs);
+  });
 
   upstream.once('connect', () => {
-    clearTimeout(connectTimer);
     if (upstream.destroyed) return; // refused by dial's check of the connected address; its error reports it
     if (client.destroyed) {
       upstream.destroy();
@@ -119,7 +120,7 @@ export function openTunnel(
     opened = true;
     onOpen();
     client.setNoDelay(true); // a no-op for the listener's own sockets (they have it already)
-    upstream.setTimeout(opts.idleTimeoutMs, () => upstream.destroy());
+    upstream.setTimeout(opts.idleTimeoutMs);
     client.setTimeout(opts.idleTimeoutMs, () => client.destroy());
     if (opts.established !== false) client.write(ESTABLISHED);
     if (head.length > 0) upstream.write(head);

@@ -91,7 +91,7 @@ function interceptedTarget(req: IncomingMessage, tx: Transaction, arrival: Arriv
     path = `${url.pathname}${url.search}`;
   }
   if (hostHeader === '') return new HttpError(400, 'missing_host', 'The request has no Host header, so its destination is unknown.');
-  const a = parseHostPort(hostHeader.includes(':') && !hostHeader.endsWith(']') ? hostHeader : `${hostHeader}:${defaultPort}`);
+  const a = parseHostPort(hostHeader.includes(':') && !hostHeader.endsWith(']') ? hostHeader : `${hostHeader}:${arrival.originalPort ?? defaultPort}`);
   if (a === null || a.port === 0) return new HttpError(400, 'bad_host', 'The Host header is not a valid host[:port].');
   const tunnel = arrival.tunnel;
   tx.host = a.host.endsWith('.') ? a.host.slice(0, -1) : a.host;

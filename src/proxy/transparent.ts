@@ -3,7 +3,7 @@
  * GRE or IPsec tunnel or an iptables REDIRECT (as a branch reaches ZIA), or sent to our port directly.
  *
  *   HTTP (listeners.transparentHttp): GET /path + Host  -> pipeline, door `transparent`
- *       destination: Host (port 80), or the original destination after a REDIRECT (origdst.ts)
+ *       destination: the Host, on its own port or the original destination's (origdst.ts), else 80
  *   TLS  (listeners.transparentTls):  ClientHello, peeked and not consumed (clienthello.ts)
  *       -> SNI names the host -> pipeline.tunnel(SNI, original port or 443): spliced, or inspected
  *       -> no SNI, not TLS   -> closed with a log line (or, with `transparent.withoutSni:
@@ -30,9 +30,10 @@ function authority(od: OriginalDestination): string {
 }
 
 /**
- * transparentHttpDoor: requests name their host in Host; after a REDIRECT the connection goes where
- * the client was going (its original address and port), as Squid's `intercept` does, so a forged Host
- * cannot send it elsewhere.
+ * transparentHttpDoor: requests name their host in Host, and go to that host. The original
+ * destination gives only the port: were the request sent to the original address whatever its Host
+ * said, a client could name an exempt or allowed host to reach any address unchecked, since every
+ * decision is made for the host the request names (Squid guards the same gap with host_verify_strict).
  */
 export const transparentHttpDoor: HttpDoor = {
   connect: false,
@@ -40,7 +41,7 @@ export const transparentHttpDoor: HttpDoor = {
     const peerIp = normalizeIp(socket.remoteAddress ?? '');
     const od = originalDestination(socket);
     const base = { door: 'transparent', peerIp, forwardingMethod: 'transparent', tls: null } as const;
-    return od === null ? base : { ...base, tunnel: { name: '', host: od.address, port: od.port } };
+    return od === null ? base : { ...base, originalPort: od.port };
   },
 };
 

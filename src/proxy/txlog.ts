@@ -40,6 +40,12 @@ export interface Arrival {
    * for a transparent one). Requests that arrive through it go there, named as the tunnel was.
    */
   readonly tunnel?: TunnelTarget;
+  /**
+   * The port a routed connection was going to (its original destination after a REDIRECT): the port
+   * of a Host that names none. The host itself is always the one the request names, so that the
+   * policy decided for it and the place it goes are the same.
+   */
+  readonly originalPort?: number;
 }
 
 /** TunnelTarget is the destination of an intercepted connection. */

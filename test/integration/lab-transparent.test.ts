@@ -12,6 +12,8 @@
  */
 import t, { type Test } from 'tap';
 import { writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { createLab, greSupport, type Lab } from '../helpers/netns.js';
@@ -22,6 +24,7 @@ import { startTestTollgate, testConfig, type TestTollgate } from '../helpers/tol
 
 const CLOUD = 'tollgate.test';
 const ORIGIN_NAME = 'origin.lab.test';
+const EXEMPT_NAME = 'exempt.lab.test';
 
 const curl = (lab: Lab, ...args: string[]) => lab.run('client', ['curl', '-sS', '--max-time', '8', ...args]);
 
@@ -46,7 +49,7 @@ async function routedSignIn(lab: Lab, idpPort: string, start: string): Promise<{
 }
 
 /** labWithTollgate builds a lab, its origin (HTTP and HTTPS), a lab IdP and a Tollgate listening on the client side. */
-async function labWithTollgate(t: Test, gre: boolean): Promise<{ lab: Lab; tg: TestTollgate; ca: string; idpPort: string }> {
+async function labWithTollgate(t: Test, gre: boolean): Promise<{ lab: Lab; tg: TestTollgate; ca: string; idpPort: string; exemptPort: number }> {
   const lab = await createLab({ gre });
   t.teardown(lab.close);
   const originTls = selfSigned([ORIGIN_NAME], []);
@@ -55,23 +58,29 @@ async function labWithTollgate(t: Test, gre: boolean): Promise<{ lab: Lab; tg: T
   await startOrigin(lab, originTls);
   const idp = await startLabIdpFixture({ id: 'lab', host: lab.hostClientAddress });
   t.teardown(() => idp.close());
+  // An exempt site of the host's own: what a request naming it must reach, whatever address it was sent to.
+  const exempt = http.createServer((_req, res) => res.end('exempt site\n'));
+  await new Promise<void>((r) => exempt.listen(0, '127.0.0.1', r));
+  t.teardown(() => exempt.close());
+  const exemptPort = (exempt.address() as AddressInfo).port;
   const tg = await startTestTollgate((dataDir) =>
     testConfig(dataDir, {
       listeners: { proxy: '127.0.0.1:0', control: '127.0.0.1:0', transparentHttp: `${lab.hostClientAddress}:0`, transparentTls: `${lab.hostClientAddress}:0` },
       locations: [{ name: 'branch', ips: [`${lab.clientAddress}/32`], enforceAuthentication: true, surrogate: { enabled: true } }],
-      hosts: { [ORIGIN_NAME]: lab.originAddress },
+      hosts: { [ORIGIN_NAME]: lab.originAddress, [EXEMPT_NAME]: '127.0.0.1' },
       idps: [idp.config()],
+      authentication: { exemptions: { hosts: [EXEMPT_NAME] } },
       transparent: { withoutSni: 'originalDestination' },
     }),
   );
   t.teardown(() => tg.close());
   await lab.redirect({ http: tg.transparentHttpPort, tls: tg.transparentTlsPort });
-  return { lab, tg, ca, idpPort: new URL(idp.idp.ssoUrl).port };
+  return { lab, tg, ca, idpPort: new URL(idp.idp.ssoUrl).port, exemptPort };
 }
 
 /** routedTraffic is the whole check, run over the plain lab and over GRE. */
 async function routedTraffic(t: Test, gre: boolean): Promise<void> {
-  const { lab, tg, ca, idpPort } = await labWithTollgate(t, gre);
+  const { lab, tg, ca, idpPort, exemptPort } = await labWithTollgate(t, gre);
   const page = `http://${lab.originAddress}/`;
 
   // 1. A page load from the client network: sent to sign in.
@@ -81,6 +90,12 @@ async function routedTraffic(t: Test, gre: boolean): Promise<void> {
   t.match(first.stdout, new RegExp(`\\r\\nlocation: http://gateway\\.tollgate\\.test/login\\?r=`, 'i'), 'to the gateway');
   const redirected = await tg.waitForEntry((e) => e.status === 307 && e.clientIp === lab.clientAddress);
   t.match(redirected, { location: 'branch', forwardingMethod: 'transparent', host: lab.originAddress, action: 'auth-redirect' }, 'placed by its real address');
+
+  // 1b. A forged Host naming an exempt site, sent to the origin's address: it goes to the site it names
+  //     (the one the exemption was decided for), never to the origin without a sign-in.
+  const forged = await curl(lab, '-H', `Host: ${EXEMPT_NAME}:${exemptPort}`, page);
+  t.equal(forged.code, 0, forged.stderr);
+  t.equal(forged.stdout, 'exempt site\n', 'answered by the exempt site, not by the origin');
 
   // 2. Before sign-in a TLS connection cannot be sent to a login page: it is closed.
   const tlsBefore = await curl(lab, '--cacert', ca, '--resolve', `${ORIGIN_NAME}:443:${lab.originAddress}`, `https://${ORIGIN_NAME}/`);

@@ -66,6 +66,12 @@ export function openTunnel(
   onOpen: () => void,
   done: (r: TunnelResult) => void,
 ): void {
+  // The client may have left while the pipeline was deciding (a store lookup): nothing to dial for,
+  // and its 'close' has already been and gone, so the end is reported here.
+  if (client.destroyed) {
+    done({ connectError: null, opened: false, upBytes: 0, downBytes: 0 });
+    return;
+  }
   let finished = false;
   let opened = false;
   // Downloads are the bulk direction: the origin's bytes are read into one buffer per tunnel and

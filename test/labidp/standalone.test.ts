@@ -1,8 +1,9 @@
 import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { SamlSp, withIdpDefaults } from '../../src/auth/saml.js';
@@ -41,8 +42,13 @@ function printed(text: string, label: RegExp): string {
 }
 
 async function spFor(t: Test, o: { ssoUrl: string; entityId: string; certPem: string; cloud: string; orgId: string; orgSpecific: boolean }): Promise<SamlSp> {
-  const store = new EmbeddedStore({ path: t.testdir() });
-  t.teardown(() => store.close());
+  // A directory of its own: a second t.testdir() in the same test would empty the first one.
+  const dir = await mkdtemp(join(tmpdir(), 'tollgate-sp-'));
+  const store = new EmbeddedStore({ path: dir });
+  t.teardown(async () => {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
   const idp = withIdpDefaults({ id: 'lab', name: 'Lab', ssoUrl: o.ssoUrl, idpCertPem: o.certPem, idpEntityId: o.entityId, orgSpecificEntityId: o.orgSpecific });
   return new SamlSp({ idp, cloud: o.cloud, orgId: o.orgId, store });
 }
@@ -207,6 +213,12 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     let stderr = '';
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     const closed = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+    // A child that never says it runs is killed, so the test fails with what it printed, not by hanging.
+    const startDeadline = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    t.teardown(() => {
+      clearTimeout(startDeadline);
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    });
     await new Promise<void>((resolve, reject) => {
       child.stdout.on('data', (c: Buffer) => {
         stdout += c.toString();
@@ -214,6 +226,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
       });
       void closed.then(() => reject(new Error(`exited before running: ${stderr}`)));
     });
+    clearTimeout(startDeadline);
     const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
     child.kill(signal);
     const code = await closed;

@@ -202,17 +202,29 @@ class ResponseRelay implements ResponseSink, Exchange {
   control: UpstreamControl | null = null;
   #aborted = false;
   #failed = false;
-  #timer: NodeJS.Timeout | null;
+  #timer: NodeJS.Timeout | null = null;
+  #headed = false;
   #corked = false;
-  #onDrain: (() => void) | null = null;
+  #waitingDrain = false;
+  readonly #onDrain = () => {
+    this.#waitingDrain = false;
+    this.control?.resume();
+  };
 
   constructor(
     private readonly res: ServerResponse,
     private readonly via: string,
     private readonly report: OnForwardError,
-    limits: ForwardLimits,
-  ) {
-    this.#timer = setTimeout(() => this.#fail(timeoutError()), limits.upstreamTimeoutMs);
+    private readonly limits: ForwardLimits,
+  ) {}
+
+  /**
+   * onRequestSent starts the response-head deadline once the whole request has gone up: an upload
+   * takes what it takes (each side's idle limit watches it), the origin's thinking time does not.
+   */
+  onRequestSent(): void {
+    if (this.#headed || this.#failed || this.#aborted || this.#timer !== null) return;
+    this.#timer = setTimeout(() => this.#fail(timeoutError()), this.limits.upstreamTimeoutMs);
   }
 
   abort(): void {
@@ -222,11 +234,14 @@ class ResponseRelay implements ResponseSink, Exchange {
   }
 
   onInterim(statusCode: number, headers: IncomingHttpHeaders): void {
-    // Interim responses Node's server can send. They are hints: one Node will not write (a Link it
-    // does not take) is dropped, and the final response still comes.
+    // Interim responses Node's server can send. They are hints: only Link goes on (what browsers use
+    // a 103 for; nothing of the origin's may set our cookie or name hop-by-hop headers here either),
+    // and one Node will not write is dropped, and the final response still comes.
     try {
-      if (statusCode === 103) this.res.writeEarlyHints(earlyHints(headers));
-      else if (statusCode === 102) this.res.writeProcessing();
+      if (statusCode === 103) {
+        const link = headers.link;
+        if (link !== undefined) this.res.writeEarlyHints({ link });
+      } else if (statusCode === 102) this.res.writeProcessing();
     } catch {
       // Dropped on purpose, see above.
     }
@@ -234,6 +249,7 @@ class ResponseRelay implements ResponseSink, Exchange {
 
   onHead(statusCode: number, statusMessage: string, headers: IncomingHttpHeaders): boolean {
     const res = this.res;
+    this.#headed = true;
     this.#clearTimer();
     if (res.destroyed) return false;
     // An origin must not set (or shadow) Tollgate's own cookie.
@@ -263,8 +279,11 @@ class ResponseRelay implements ResponseSink, Exchange {
 
   onData(chunk: Buffer): boolean {
     if (this.res.write(chunk)) return true;
-    this.#onDrain ??= () => this.control?.resume();
-    this.res.once('drain', this.#onDrain);
+    // One wait for drain, however many chunks of the same read arrive before it.
+    if (!this.#waitingDrain) {
+      this.#waitingDrain = true;
+      this.res.once('drain', this.#onDrain);
+    }
     return false;
   }
 
@@ -295,13 +314,6 @@ class ResponseRelay implements ResponseSink, Exchange {
       this.#timer = null;
     }
   }
-}
-
-/** earlyHints turns a 103's headers into what writeEarlyHints takes (Link is the one browsers use). */
-function earlyHints(headers: IncomingHttpHeaders): Record<string, string | string[]> {
-  const out: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(headers)) if (v !== undefined) out[k] = v;
-  return out;
 }
 
 /** hasAny tells whether an object has an own key, without building the key list (run per response). */

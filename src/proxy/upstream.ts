@@ -9,50 +9,23 @@
  * What is a message boundary (Content-Length, chunked with trailers, HEAD, 1xx, 204, 304, until close)
  * is decided by llhttp, the parser node:http uses, reached through node:_http_common: the same
  * well-kept code, without the client objects around it (http.ClientRequest or undici), which cost a
- * third of the proxy's CPU per request and 20-30 MiB of memory. The parser's hooks are checked when
- * this module loads, so a Node whose parser differs stops at start, not at the first request.
+ * third of the proxy's CPU per request and 20-30 MiB of memory (the binding and the head: http1.ts).
  *
  * A pooled connection the origin closed while it sat idle fails the next request before any byte
  * of an answer; a GET, HEAD or OPTIONS without a body is then sent once more on a new connection.
  * Nothing is sent twice that might change anything at the origin.
  */
-import { createRequire } from 'node:module';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
+import { coded, LLHTTP, MAX_RESPONSE_HEADER_BYTES, requestHead, toHeaders, type Parser, type UpstreamRequest } from './http1.js';
 
-/** HTTPParser is the part of Node's llhttp binding used here (node:_http_common, as node:http uses it). */
-interface Parser {
-  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
-  execute(data: Buffer): number | (Error & { code?: string });
-  finish(): undefined | (Error & { code?: string });
-  close(): void;
-  [hook: number]: ((...args: never[]) => unknown) | undefined;
-}
-interface ParserClass {
-  new (): Parser;
-  readonly RESPONSE: number;
-  readonly kOnHeaders: number;
-  readonly kOnHeadersComplete: number;
-  readonly kOnBody: number;
-  readonly kOnMessageComplete: number;
-}
-
-const HTTPParser = (createRequire(import.meta.url)('node:_http_common') as { HTTPParser?: ParserClass }).HTTPParser;
-if (
-  typeof HTTPParser !== 'function' ||
-  typeof HTTPParser.prototype.execute !== 'function' ||
-  ![HTTPParser.RESPONSE, HTTPParser.kOnHeaders, HTTPParser.kOnHeadersComplete, HTTPParser.kOnBody, HTTPParser.kOnMessageComplete].every((n) => Number.isInteger(n))
-) {
-  throw new Error(`this Node (${process.version}) has no llhttp binding in node:_http_common as Node 20-22 have; Tollgate's HTTP forwarder needs it`);
-}
-const P: ParserClass = HTTPParser;
-/** MAX_RESPONSE_HEADER_BYTES bounds an origin's response head (Node's own default for node:http). */
-const MAX_RESPONSE_HEADER_BYTES = 16 * 1024;
 /** Methods that may be sent again when a pooled connection turns out to be dead (RFC 9110 §9.2.2, safe ones). */
 const RETRYABLE = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** ResponseSink receives one exchange's answer. */
 export interface ResponseSink {
+  /** onRequestSent: the whole request, body included, has gone up (the origin's turn to answer). */
+  onRequestSent(): void;
   /** onInterim gets a 1xx response (102, 103) before the final one. */
   onInterim(status: number, headers: IncomingHttpHeaders): void;
   /** onHead gets the final response's head; it returns false to refuse it (the exchange is then aborted). */
@@ -70,58 +43,8 @@ export interface UpstreamControl {
   abort(): void;
 }
 
-/** UpstreamRequest is one request to send: its head (cleaned) and its body, if any. */
-export interface UpstreamRequest {
-  readonly method: string;
-  readonly path: string;
-  readonly headers: IncomingHttpHeaders;
-  /** The request body as a stream (the client's request), with its framing. */
-  readonly body: { readonly stream: NodeJS.ReadableStream & { pause(): void; resume(): void }; readonly chunked: boolean } | null;
-}
-
 /** Connect opens a connection to the pool's origin: `cb` gets the socket, ready to write (TLS done). */
 export type Connect = (cb: (err: Error | null, socket: Socket | null) => void) => void;
-
-function coded(message: string, code: string): Error {
-  return Object.assign(new Error(message), { code });
-}
-
-const INVALID_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
-
-/** requestHead is the request line and headers, as one string to write at once; it throws on a value that cannot be sent. */
-export function requestHead(req: UpstreamRequest): string {
-  let head = `${req.method} ${req.path} HTTP/1.1\r\n`;
-  const h = req.headers;
-  for (const name in h) {
-    const v = h[name];
-    if (v === undefined) continue;
-    if (Array.isArray(v)) {
-      for (const one of v) {
-        if (INVALID_VALUE.test(one)) throw coded(`request header ${name} cannot be sent`, 'ERR_INVALID_CHAR');
-        head += `${name}: ${one}\r\n`;
-      }
-    } else {
-      if (INVALID_VALUE.test(v)) throw coded(`request header ${name} cannot be sent`, 'ERR_INVALID_CHAR');
-      head += `${name}: ${v}\r\n`;
-    }
-  }
-  if (req.body?.chunked === true) head += 'transfer-encoding: chunked\r\n';
-  return `${head}\r\n`;
-}
-
-/** toHeaders turns llhttp's flat [name, value, ...] list into lower-case keys; a repeated header becomes a list. */
-function toHeaders(raw: readonly string[]): IncomingHttpHeaders {
-  const out: Record<string, string | string[]> = {};
-  for (let i = 0; i < raw.length; i += 2) {
-    const k = raw[i]!.toLowerCase();
-    const v = raw[i + 1]!;
-    const have = out[k];
-    if (have === undefined) out[k] = k === 'set-cookie' ? [v] : v;
-    else if (Array.isArray(have)) have.push(v);
-    else out[k] = [have, v];
-  }
-  return out as IncomingHttpHeaders;
-}
 
 /** Exchange is one request on one connection (several connections, when a dead pooled one is retried). */
 class Exchange implements UpstreamControl {
@@ -131,6 +54,8 @@ class Exchange implements UpstreamControl {
   answered = false;
   bodySent: boolean;
   retried = false;
+  /** unblock lets a client's upload flow again (into nothing) once this exchange no longer wants it. */
+  unblock: (() => void) | null = null;
 
   constructor(
     readonly pool: UpstreamPool,
@@ -143,7 +68,7 @@ class Exchange implements UpstreamControl {
   }
 
   resume(): void {
-    this.conn?.socket.resume();
+    this.conn?.resumeReading();
   }
 
   abort(): void {
@@ -151,12 +76,21 @@ class Exchange implements UpstreamControl {
     this.done = true;
     // A connection with an answer cut short cannot carry another one.
     this.conn?.kill(null);
+    this.release();
   }
 
   fail(err: Error): void {
     if (this.done) return;
     this.done = true;
+    this.release();
     this.sink.onError(err);
+  }
+
+  /** release lets go of the client's upload, whatever state it was left in. */
+  release(): void {
+    const u = this.unblock;
+    this.unblock = null;
+    u?.();
   }
 }
 
@@ -176,15 +110,15 @@ class Connection {
     readonly pool: UpstreamPool,
     readonly socket: Socket,
   ) {
-    const p = new P();
-    p.initialize(P.RESPONSE, {}, MAX_RESPONSE_HEADER_BYTES, 0);
-    p[P.kOnHeaders] = ((headers: string[]) => {
+    const p = new LLHTTP();
+    p.initialize(LLHTTP.RESPONSE, {}, MAX_RESPONSE_HEADER_BYTES, 0);
+    p[LLHTTP.kOnHeaders] = ((headers: string[]) => {
       for (const x of headers) this.#lines.push(x);
     }) as never;
-    p[P.kOnHeadersComplete] = ((_maj: number, _min: number, headers: string[] | null, _m: unknown, _u: unknown, status: number, message: string, upgrade: boolean, keepAlive: boolean) =>
+    p[LLHTTP.kOnHeadersComplete] = ((_maj: number, _min: number, headers: string[] | null, _m: unknown, _u: unknown, status: number, message: string, upgrade: boolean, keepAlive: boolean) =>
       this.#onHead(headers ?? this.#take(), status, message, upgrade, keepAlive)) as never;
-    p[P.kOnBody] = ((chunk: Buffer) => this.#onBody(chunk)) as never;
-    p[P.kOnMessageComplete] = (() => this.#onComplete()) as never;
+    p[LLHTTP.kOnBody] = ((chunk: Buffer) => this.#onBody(chunk)) as never;
+    p[LLHTTP.kOnMessageComplete] = (() => this.#onComplete()) as never;
     this.#parser = p;
     socket.on('data', (d: Buffer) => this.#onData(d));
     socket.on('end', () => this.#onEnd());
@@ -208,25 +142,40 @@ class Connection {
     this.#interim = false;
     this.socket.write(ex.head, 'latin1');
     if (ex.req.body !== null) this.#pipeBody(ex, ex.req.body);
+    else ex.sink.onRequestSent();
   }
 
   /** #pipeBody streams the request body up with backpressure both ways; chunked when its length is unknown. */
   #pipeBody(ex: Exchange, body: NonNullable<UpstreamRequest['body']>): void {
     const s = this.socket;
     const src = body.stream;
+    let paused = false;
+    const onDrain = () => {
+      paused = false;
+      src.resume();
+    };
     const onChunk = (c: Buffer) => {
       if (this.ex !== ex || c.length === 0) return;
       const ok = body.chunked ? (s.write(`${c.length.toString(16)}\r\n`, 'latin1'), s.write(c), s.write('\r\n', 'latin1')) : s.write(c);
-      if (!ok) {
+      if (!ok && !paused) {
+        paused = true;
         src.pause();
-        s.once('drain', () => src.resume());
+        s.once('drain', onDrain);
       }
+    };
+    // When the exchange ends before the upload does (an early answer, a failure), the rest of the
+    // upload is read and dropped, so the client's connection is not left stalled.
+    ex.unblock = () => {
+      s.removeListener('drain', onDrain);
+      if (paused) onDrain();
     };
     const onEnd = () => {
       cleanup();
       if (this.ex !== ex) return;
       if (body.chunked) s.write('0\r\n\r\n', 'latin1');
       ex.bodySent = true;
+      ex.unblock = null;
+      ex.sink.onRequestSent();
     };
     const onAbort = () => {
       cleanup();
@@ -291,7 +240,24 @@ class Connection {
   #onBody(chunk: Buffer): void {
     const ex = this.ex;
     if (ex === null || ex.done) return;
-    if (!ex.sink.onData(chunk)) this.socket.pause();
+    if (!ex.sink.onData(chunk)) this.#pauseReading();
+  }
+
+  /**
+   * #pauseReading stops reading while the client catches up. The idle limit is the origin's, so it
+   * does not run meanwhile: a client that stops reading is the client's timeout's to judge.
+   */
+  #pauseReading(): void {
+    if (this.socket.isPaused()) return;
+    this.socket.pause();
+    this.socket.setTimeout(0);
+  }
+
+  /** resumeReading reads again after the client caught up (or the response ended). */
+  resumeReading(): void {
+    if (!this.socket.isPaused()) return;
+    this.socket.setTimeout(this.pool.idleTimeoutMs());
+    this.socket.resume();
   }
 
   #onComplete(): void {
@@ -318,7 +284,9 @@ class Connection {
     // exchange on this connection would never read its answer.
     // The response is whole: a pause the client's backpressure asked for ends with it, or the next
     // exchange on this connection would never read its answer.
-    if (this.socket.isPaused()) this.socket.resume();
+    this.resumeReading();
+    // An early answer leaves the rest of the upload to be read and dropped.
+    ex?.release();
     // An answer that came before the whole request body went up leaves the request unfinished on the wire.
     if (this.#keepAlive && ex !== null && ex.bodySent && !this.dead) this.pool.release(this);
     else this.kill(null);
@@ -336,6 +304,7 @@ class Connection {
     setImmediate(() => this.#parser.close());
     if (ex === null || ex.done) return;
     ex.conn = null;
+    ex.release();
     if (err !== null && !ex.answered && !ex.retried && ex.req.body === null && RETRYABLE.has(ex.req.method) && this.reused) {
       ex.retried = true;
       this.pool.fresh(ex);
@@ -352,6 +321,9 @@ class Connection {
 export class UpstreamPool {
   readonly #idle: Connection[] = [];
   readonly #all = new Set<Connection>();
+  /** Connections being opened (dial, TLS): the pool is in use while any is. */
+  #connecting = 0;
+  #closed = false;
 
   constructor(
     private readonly connect: Connect,
@@ -360,7 +332,7 @@ export class UpstreamPool {
   ) {}
 
   get size(): number {
-    return this.#all.size;
+    return this.#all.size + this.#connecting;
   }
 
   /** request sends one request; the sink gets the answer. The control aborts it or resumes a paused body. */
@@ -384,9 +356,12 @@ export class UpstreamPool {
 
   /** fresh sends an exchange on a new connection. */
   fresh(ex: Exchange): void {
+    this.#connecting++;
     this.connect((err, socket) => {
-      if (ex.done) {
+      this.#connecting--;
+      if (ex.done || this.#closed) {
         socket?.destroy();
+        if (!ex.done) ex.fail(coded('the proxy is shutting down', 'ECONNRESET'));
         return;
       }
       if (err !== null || socket === null) return ex.fail(err ?? coded('no connection', 'ECONNREFUSED'));
@@ -415,6 +390,7 @@ export class UpstreamPool {
   }
 
   close(): void {
+    this.#closed = true;
     for (const c of [...this.#all]) c.kill(null);
   }
 }

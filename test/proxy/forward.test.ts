@@ -2,7 +2,7 @@ import t, { type Test } from 'tap';
 import http from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import { HttpForwarder, type ForwardLimits } from '../../src/proxy/forward.js';
-import { SelfGuard } from '../../src/proxy/dial.js';
+import { SelfGuard, type DialOptions } from '../../src/proxy/dial.js';
 import { upstreamFailure } from '../../src/proxy/errno.js';
 import { cleanRequestHeaders } from '../../src/proxy/headers.js';
 import { COOKIE_NAME } from '../../src/auth/identify.js';
@@ -22,6 +22,9 @@ const ANSWERS: Record<string, string> = {
   '/head-chunked': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n',
   // A 100 the client never asked for (its own server already answered its Expect).
   '/unasked-100': 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
+  '/odd-names': 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nconstructor: mine\r\n__proto__: x\r\ntoString: y\r\n\r\nok',
+  '/hints-dirty': `HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\nSet-Cookie: ${COOKIE_NAME}=planted\r\nConnection: x-secret\r\nX-Secret: 1\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok`,
+  '/tiny-chunks': `HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${'1\r\nx\r\n'.repeat(50_000)}0\r\n\r\n`,
   '/close': 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\nuntil the end',
   '/hints': 'HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; as=style\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
   '/more': 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhelloEXTRA BYTES THAT ARE NOT A RESPONSE',
@@ -88,15 +91,15 @@ async function rawOrigin(): Promise<RawOrigin> {
 }
 
 /** front is a plain node:http server that hands every request to the forwarder, the way the proxy does. */
-async function front(originPort: number, limits: ForwardLimits) {
-  const fwd = new HttpForwarder({ hosts: () => new Map(), self: new SelfGuard() }, () => limits, 60_000, () => {
+async function front(originPort: number, limits: ForwardLimits, dialWith: DialOptions = { hosts: () => new Map(), self: new SelfGuard() }, originHost = '127.0.0.1') {
+  const fwd = new HttpForwarder(dialWith, () => limits, 60_000, () => {
     throw new Error('no upstream TLS in this test');
   });
   const failures: { code: string; headersSent: boolean }[] = [];
   const server = http.createServer((req, res) => {
     const port = req.url === '/refused' ? 1 : originPort;
-    cleanRequestHeaders(req.headers, 'tollgate-test', `127.0.0.1:${port}`, false);
-    const ex = fwd.forward(req, res, { host: '127.0.0.1', port, path: req.url ?? '/', via: 'tollgate-test', tls: false }, (err, headersSent) => {
+    cleanRequestHeaders(req.headers, 'tollgate-test', `${originHost}:${port}`, false);
+    const ex = fwd.forward(req, res, { host: originHost, port, path: req.url ?? '/', via: 'tollgate-test', tls: false }, (err, headersSent) => {
       const f = upstreamFailure(err);
       failures.push({ code: f.code, headersSent });
       if (!headersSent) res.writeHead(f.status, { 'content-type': 'text/plain' }).end(f.code);
@@ -109,6 +112,7 @@ async function front(originPort: number, limits: ForwardLimits) {
   return {
     port: (server.address() as AddressInfo).port,
     failures,
+    fwd,
     async close() {
       server.closeAllConnections();
       server.close();
@@ -150,6 +154,25 @@ function request(port: number, path: string, agent: http.Agent, method = 'GET'):
     req.on('information', (i) => informational.push(i.statusCode));
     req.on('error', reject);
     req.end();
+  });
+}
+
+/**
+ * readLate GETs a path and starts reading its body only after waitMs: the byte count at the end, or
+ * minus the count so far when the response is cut off.
+ */
+function readLate(port: number, path: string, waitMs: number): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      let n = 0;
+      res.pause();
+      setTimeout(() => {
+        res.on('data', (c: Buffer) => (n += c.length));
+        res.on('end', () => resolve(n));
+        res.on('aborted', () => resolve(-n));
+        res.resume();
+      }, waitMs);
+    }).on('error', reject);
   });
 }
 
@@ -290,7 +313,7 @@ async function echoOrigin(t: Test, opts: { closeIdleAfterMs?: number; answerEarl
     for (const s of sockets) s.destroy();
     server.close();
   });
-  return { port: (server.address() as AddressInfo).port, connections: () => connections };
+  return { port: (server.address() as AddressInfo).port, connections: () => connections, open: () => sockets.size };
 }
 
 function send(port: number, path: string, opts: { method?: string; body?: Buffer[]; chunked?: boolean; gapMs?: number } = {}): Promise<{ status: number; body: string }> {
@@ -374,19 +397,110 @@ t.test('a response held back by a slow client leaves its pooled connection readi
   const proxy = await front(origin.port, { upstreamTimeoutMs: 2000, upstreamIdleTimeoutMs: 2000 });
   t.teardown(() => proxy.close());
   // A client that reads 4 MiB slowly: the upstream connection is paused for it, then the response ends.
-  const slow = await new Promise<number>((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port: proxy.port, path: '/big', agent: false }, (res) => {
-      let n = 0;
-      res.pause();
-      setTimeout(() => {
-        res.on('data', (c: Buffer) => (n += c.length));
-        res.on('end', () => resolve(n));
-        res.resume();
-      }, 300);
-    }).on('error', reject);
-  });
+  const slow = await readLate(proxy.port, '/big', 300);
   t.equal(slow, 4 * 1024 * 1024, 'the slow client got all of it');
   const next = await send(proxy.port, '/after');
   t.equal(next.status, 200, 'the next request on the pooled connection is answered');
   t.equal(origin.connections(), 1, 'on the same connection');
+});
+
+t.test("an origin's odd header names stay plain headers, and a 103 passes on only its Link", async (t) => {
+  const { proxy } = await rig(t, 2000);
+  const odd = await request(proxy.port, '/odd-names', new http.Agent({ keepAlive: false }));
+  t.equal(odd.headers.constructor, 'mine' as unknown as typeof odd.headers.constructor);
+  t.equal(odd.headers.tostring, 'y');
+  t.notOk('0' in odd.headers, 'no keys from a prototype');
+  const hints = await new Promise<http.IncomingHttpHeaders>((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: proxy.port, path: '/hints-dirty', agent: false }, (res) => res.resume());
+    req.on('information', (i) => resolve(i.headers));
+    req.on('error', reject);
+    req.end();
+  });
+  t.same(Object.keys(hints).sort(), ['link'], "only Link: no cookie of ours, no hop-by-hop names");
+});
+
+t.test('a response of many tiny chunks to a slow client waits for one drain at a time', async (t) => {
+  const { proxy } = await rig(t, 2000);
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(w.name);
+  process.on('warning', onWarning);
+  t.teardown(() => process.off('warning', onWarning));
+  const got = await readLate(proxy.port, '/tiny-chunks', 200);
+  t.equal(got, 50_000);
+  t.notOk(warnings.includes('MaxListenersExceededWarning'), 'no pile of drain listeners');
+});
+
+t.test('an upload slower than the response deadline is not cut: the deadline starts when the request is sent', async (t) => {
+  const origin = await echoOrigin(t);
+  const proxy = await front(origin.port, { upstreamTimeoutMs: 400, upstreamIdleTimeoutMs: 2000 });
+  t.teardown(() => proxy.close());
+  const parts = Array.from({ length: 8 }, (_, i) => Buffer.from(`part ${i};`));
+  const r = await send(proxy.port, '/upload', { method: 'POST', body: parts, chunked: true, gapMs: 150 });
+  t.equal(r.status, 200, 'about 1.2 s of upload against a 400 ms deadline');
+  t.match(JSON.parse(r.body), { length: parts.reduce((n, p) => n + p.length, 0) });
+  t.same(proxy.failures, []);
+});
+
+t.test('a client that stops reading longer than the idle limit is not cut off (the origin was not idle)', async (t) => {
+  const origin = await echoOrigin(t);
+  const proxy = await front(origin.port, { upstreamTimeoutMs: 2000, upstreamIdleTimeoutMs: 400 });
+  t.teardown(() => proxy.close());
+  const got = await readLate(proxy.port, '/big', 1200);
+  t.equal(got, 4 * 1024 * 1024, 'all of it, after a pause three times the idle limit');
+  t.same(proxy.failures, []);
+});
+
+t.test('an early answer to an upload held back by the origin: the rest of the upload is read and dropped', async (t) => {
+  // The origin reads nothing and answers after 300 ms; the upload is far larger than any buffer.
+  const sockets = new Set<net.Socket>();
+  const origin = net.createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => {});
+    s.pause();
+    setTimeout(() => s.end('HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4\r\nConnection: close\r\n\r\nfull'), 300);
+  });
+  await new Promise<void>((r) => origin.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    for (const s of sockets) s.destroy();
+    origin.close();
+  });
+  const proxy = await front((origin.address() as AddressInfo).port, { upstreamTimeoutMs: 5000, upstreamIdleTimeoutMs: 5000 });
+  t.teardown(() => proxy.close());
+  const total = 20 * 1024 * 1024;
+  const outcome = await new Promise<{ status: number; sent: boolean }>((resolve) => {
+    let status = 0;
+    const req = http.request({ host: '127.0.0.1', port: proxy.port, path: '/upload', method: 'POST', headers: { 'content-length': String(total) }, agent: false }, (res) => {
+      status = res.statusCode ?? 0;
+      res.resume();
+    });
+    // The client's server may instead close the connection once it has answered: also not stalled.
+    req.on('error', () => resolve({ status, sent: true }));
+    const chunk = Buffer.alloc(1024 * 1024, 'u');
+    let left = 20;
+    const write = () => {
+      while (left > 0) {
+        left--;
+        if (!req.write(chunk)) return void req.once('drain', write);
+      }
+      req.end();
+    };
+    write();
+    req.on('finish', () => resolve({ status, sent: true }));
+    setTimeout(() => resolve({ status, sent: false }), 8000);
+  });
+  t.equal(outcome.status, 413, 'the early answer reached the client');
+  t.ok(outcome.sent, 'and the upload was not left stalled: the rest was taken, or the connection closed');
+});
+
+t.test('a pool whose first connection is still being opened is not swept away, and close() ends it', async (t) => {
+  const origin = await echoOrigin(t);
+  // The name takes 1.5 s to resolve, across at least one sweep.
+  const slow: DialOptions = { hosts: () => new Map(), self: new SelfGuard(), resolve: (_name, cb) => void setTimeout(() => cb(null, ['127.0.0.1']), 1500) };
+  const proxy = await front(origin.port, { upstreamTimeoutMs: 5000, upstreamIdleTimeoutMs: 5000 }, slow, 'slow.lab.test');
+  t.equal((await send(proxy.port, '/one')).status, 200);
+  t.equal((await send(proxy.port, '/two')).status, 200);
+  t.equal(origin.connections(), 1, 'the second request reused the first connection');
+  await proxy.close();
+  await new Promise((r) => setTimeout(r, 100));
+  t.equal(origin.open(), 0, 'close() left no connection open');
 });

@@ -107,7 +107,9 @@ t.test('under a steady stream of writes the WAL is copied back and starts over, 
     }),
   );
   // Each commit here appends a few 4 KiB pages: without checkpoints the WAL would reach about 40 MiB.
-  t.ok(largest < 12 * 1024 * 1024, `the WAL stayed bounded (largest ${(largest / 1048576).toFixed(1)} MiB)`);
+  // On a quiet machine it stays under 10; the bound is half the unchecked size, because a checkpoint
+  // thread starved of CPU (a loaded CI machine) holds writes back only for GATE_MAX_MS at a time.
+  t.ok(largest < 20 * 1024 * 1024, `the WAL stayed bounded (largest ${(largest / 1048576).toFixed(1)} MiB)`);
   await store.close();
   const again = new EmbeddedStore({ path: dir });
   t.teardown(() => again.close());

@@ -7,7 +7,7 @@
  * and bytes keep flowing the other way until it ends too. Either side erroring or idling past the
  * timeout tears both down.
  */
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 import { dial, type DialOptions } from './dial.js';
 
 /** READ_BUFFER_BYTES is the per-tunnel read buffer for the origin-to-client direction. */
@@ -32,6 +32,48 @@ function takeBuffer(): Buffer {
 
 function giveBack(buf: Buffer): void {
   if (spare.length < SPARE_BUFFERS) spare.push(buf);
+}
+
+/** OnRead is net's `onread` callback: n bytes are in buf; false stops reading until resume(). */
+type OnRead = (n: number, buf: Uint8Array) => boolean;
+
+/**
+ * USER_READ is how a socket we did not create is switched to reading into a buffer of ours. net's
+ * `onread` option does that for sockets we create (the upstream), but Node 20 takes it only in the
+ * constructor, and the client's socket was created by the server that accepted it. Without it,
+ * every read of an upload gets a fresh 64 KiB buffer: a page fault per 4 KiB and a collection of
+ * external memory, four times the CPU of a download. The option stores the buffer and callback
+ * under two symbols the read path checks; they are found here, once, on a probe socket, by the
+ * values stored under them. When this Node stores them differently, null: uploads are piped.
+ */
+const USER_READ = ((): { readonly buffer: symbol; readonly callback: symbol } | null => {
+  const buffer = Buffer.alloc(1);
+  const callback: OnRead = () => false;
+  // (The option is missing from @types/node's constructor options, though net.Socket takes it.)
+  const probe = new Socket({ onread: { buffer, callback } } as ConstructorParameters<typeof Socket>[0]) as Socket & Record<symbol, unknown>;
+  const symbols = Object.getOwnPropertySymbols(probe);
+  const b = symbols.find((k) => probe[k] === buffer);
+  const c = symbols.find((k) => probe[k] === callback);
+  probe.destroy();
+  return b !== undefined && c !== undefined ? { buffer: b, callback: c } : null;
+})();
+
+/** uploadsReadIntoTunnelBuffer tells whether this Node takes the switch (tests hold it to true on the Node we ship on). */
+export const uploadsReadIntoTunnelBuffer = USER_READ !== null;
+
+/**
+ * readInto makes socket read into buf, calling onRead for each read, as if it had been made with
+ * `onread`; false (the socket is left as it was) when it cannot. Bytes already waiting in its
+ * stream buffer are the caller's to take first.
+ */
+function readInto(socket: Socket, buf: Buffer, onRead: OnRead): boolean {
+  const handle = (socket as Socket & { _handle?: { useUserBuffer?: (b: Uint8Array) => void } | null })._handle;
+  if (USER_READ === null || handle == null || typeof handle.useUserBuffer !== 'function') return false;
+  const s = socket as Socket & Record<symbol, unknown>;
+  s[USER_READ.buffer] = buf;
+  s[USER_READ.callback] = onRead;
+  handle.useUserBuffer(buf);
+  return true;
 }
 
 /** TunnelResult is reported once when the tunnel is over (or failed to open). */
@@ -99,7 +141,8 @@ export function openTunnel(
       },
     },
   });
-  const upStart = client.bytesRead;
+  // Bytes already read but still waiting in the stream buffer are the tunnel's too.
+  const upStart = client.bytesRead - client.readableLength;
   const downStart = client.bytesWritten;
 
   const finish = (connectError: Error | null) => {
@@ -130,10 +173,41 @@ export function openTunnel(
     client.setTimeout(opts.idleTimeoutMs, () => client.destroy());
     if (opts.established !== false) client.write(ESTABLISHED);
     if (head.length > 0) upstream.write(head);
-    // pipe() ends the destination when the source ends: that is the half-close.
-    client.pipe(upstream);
+    spliceUploads();
     upstream.once('end', () => client.end());
   });
+
+  // Uploads, like downloads, are read into one buffer of the tunnel's and written on before the next
+  // read. The client's end ends the upstream's writing: the half-close.
+  let upBuf: Buffer | null = null;
+  let upWriting = false;
+  let clientClosed = false;
+  const upWritten = () => {
+    upWriting = false;
+    if (clientClosed) {
+      if (upBuf !== null) giveBack(upBuf);
+    } else if (!client.destroyed) client.resume();
+  };
+  const spliceUploads = () => {
+    // What arrived before the switch waits in the stream's buffer: it goes first.
+    for (let c = client.read() as Buffer | null; c !== null; c = client.read() as Buffer | null) upstream.write(c);
+    const buf = takeBuffer();
+    const switched = readInto(client, buf, (n, b) => {
+      if (upstream.destroyed) return false;
+      upWriting = true;
+      upstream.write(b.subarray(0, n), upWritten);
+      return false;
+    });
+    if (!switched) {
+      giveBack(buf);
+      // pipe() ends the destination when the source ends: the half-close.
+      client.pipe(upstream);
+      return;
+    }
+    upBuf = buf;
+    client.once('end', () => upstream.end());
+    client.resume();
+  };
 
   upstream.on('error', (err) => {
     if (!opened) {
@@ -153,6 +227,8 @@ export function openTunnel(
     }
   });
   client.on('close', () => {
+    clientClosed = true;
+    if (upBuf !== null && !upWriting) giveBack(upBuf);
     // Also covers a client that gives up while we are still dialing (finish reports opened: false).
     upstream.destroy();
     finish(null);

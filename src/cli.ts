@@ -14,6 +14,7 @@
  *   tollgate ca init|import|show          the TLS-inspection CA
  */
 import { parseArgs } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
 import { loadConfig, ConfigError } from './config/load.js';
 import { listenerAddresses } from './runtime.js';
 import type { WorkerSide } from './workers.js';
@@ -123,12 +124,26 @@ function opts(args: string[], extra: Record<string, { type: 'string' | 'boolean'
   return parseArgs({ args, options: { config: { type: 'string', short: 'c' }, help: { type: 'boolean', short: 'h' }, ...extra }, allowPositionals: true });
 }
 
+/**
+ * tuneCollector turns off V8's allocation-site pretenuring for a serving process. Under proxy load
+ * V8 judged the sites that make each request's objects (the transaction, Node's request and
+ * response) long-lived and allocated them straight in the old generation, where they died as
+ * garbage only a full collection frees: about 700 bytes a request, a mark-compact every 2 s at
+ * 12,000 requests/s, and the memory and p99 that follow. Without it, objects that live through two
+ * young collections still move to the old generation as usual (about 220 bytes a request here).
+ * The flag is read at each collection, so setting it at start is as good as the command line's.
+ */
+function tuneCollector(): void {
+  setFlagsFromString('--no-allocation-site-pretenuring');
+}
+
 async function start(args: string[]): Promise<number> {
   const { values } = opts(args);
   if (values.help) {
     process.stdout.write(HELP);
     return 0;
   }
+  tuneCollector();
   const configPath = values.config !== undefined ? String(values.config) : undefined;
   const workers = await import('./workers.js');
   if (workers.isWorker()) return startWorker(configPath, workers.workerLink());

@@ -209,7 +209,9 @@ export function openTunnel(
       return;
     }
     upBuf = buf;
-    client.once('end', () => upstream.end());
+    // A client whose end was already read and handed out has nothing more to send.
+    if (client.readableEnded) upstream.end();
+    else client.once('end', () => upstream.end());
     client.resume();
   };
 

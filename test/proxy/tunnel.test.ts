@@ -72,6 +72,45 @@ t.test('an upload reaches the origin whole: the head, bytes that waited in the s
   t.equal(r.upBytes, early.length + rest.length, 'the client bytes counted, those that waited included (the head came with the CONNECT)');
 });
 
+t.test('a client that sent its bytes and its end before the tunnel opened still gets them through, and the answer', async (t) => {
+  const { client, server } = await accepted(t);
+  const early = randomBytes(5000);
+  client.end(early);
+  const answer = new Promise<string>((resolve) => {
+    let b = '';
+    client.on('data', (c: Buffer) => (b += c.toString()));
+    client.on('end', () => resolve(b));
+  });
+  server.resume();
+  server.pause();
+  await new Promise((r) => setTimeout(r, 50));
+  t.ok(server.readableLength > 0 && !server.readableEnded, 'bytes and the end wait in the stream, not yet handed out');
+  const result = new Promise<TunnelResult>((resolve) => openTunnel(opts, server, Buffer.alloc(0), '127.0.0.1', sinkPort, () => {}, resolve));
+  t.equal(await answer, `${early.length} ${sha(early)}`);
+  client.destroy();
+  t.equal((await result).opened, true);
+});
+
+t.test('a client whose end was already handed out before the tunnel opened: the origin gets the end at once', async (t) => {
+  const { client, server } = await accepted(t);
+  client.end();
+  await new Promise<void>((r) => {
+    server.once('end', () => r());
+    server.resume();
+  });
+  server.pause();
+  t.ok(server.readableEnded);
+  const answer = new Promise<string>((resolve) => {
+    let b = '';
+    client.on('data', (c: Buffer) => (b += c.toString()));
+    client.on('end', () => resolve(b));
+  });
+  const result = new Promise<TunnelResult>((resolve) => openTunnel(opts, server, Buffer.alloc(0), '127.0.0.1', sinkPort, () => {}, resolve));
+  t.equal(await answer, `0 ${sha(Buffer.alloc(0))}`, 'the origin saw the end, and answered');
+  client.destroy();
+  await result;
+});
+
 t.test('many tunnels one after another reuse buffers without mixing their bytes', async (t) => {
   for (let i = 0; i < 20; i++) {
     const { client, server } = await accepted(t);

@@ -10,6 +10,34 @@ const REPO = path.resolve(import.meta.dirname, '..');
 /** BenchError is an expected failure: its message is the whole story, no stack needed. */
 export class BenchError extends Error {}
 
+/** BASE_OPTIONS are the command-line options every round-based bench takes (parseArgs form). */
+export const BASE_OPTIONS = { rounds: { type: 'string' }, quick: { type: 'boolean' }, 'no-build': { type: 'boolean' } } as const;
+
+/** RunBase is what those options decide: rounds, the quiet-machine budget, and whether to build. */
+export interface RunBase {
+  readonly rounds: number;
+  readonly quietWaitMs: number;
+  readonly quietBudgetMs: number;
+  readonly retries: number;
+  readonly build: boolean;
+}
+
+/** runBase reads BASE_OPTIONS' values; `quick` also tells the caller to shorten its own phases. */
+export function runBase(values: { readonly rounds?: string; readonly quick?: boolean; readonly 'no-build'?: boolean }): { quick: boolean; base: RunBase } {
+  const quick = values.quick === true;
+  const rounds = values.rounds !== undefined ? Number(values.rounds) : quick ? 1 : 3;
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 10) throw new BenchError('--rounds must be 1..10');
+  return {
+    quick,
+    base: { rounds, quietWaitMs: 10_000, quietBudgetMs: quick ? 20_000 : 45_000, retries: quick ? 4 : 8, build: values['no-build'] !== true },
+  };
+}
+
+/** progress is a bench's running commentary, on stderr so stdout stays the report. */
+export function progress(msg: string): void {
+  process.stderr.write(`bench: ${msg}\n`);
+}
+
 /**
  * ensureBuild rebuilds dist/ when it is missing or older than a file under src/, so the bench
  * measures this tree; a tree that does not compile stops the bench (with `build` false, the

@@ -33,7 +33,7 @@ import { createSecureContext, type SecureContext } from 'node:tls';
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
 import { createCa, writeCa } from '../src/tls/ca.js';
-import { BenchError, ensureBuild } from './build.js';
+import { BASE_OPTIONS, BenchError, ensureBuild, progress, runBase } from './build.js';
 import { closeTls, download, handshakes, HttpConn, KeepAlivePool, openTls, SMALL_BYTES, upload, type Route } from './inspect-client.js';
 import { isDisturbed, NOISE_LIMIT_PCT, NoiseMeter, type Noise } from './noise.js';
 import { Children, coreTimes, cpuMicros, freePort, LOAD_CORE, PROXY_CORE, sleep, waitForPort, type Child, type HostPort } from './proc.js';
@@ -69,27 +69,17 @@ interface Settings {
 }
 
 function settingsFromArgs(argv: string[]): Settings {
-  const { values } = parseArgs({ args: argv, options: { rounds: { type: 'string' }, quick: { type: 'boolean' }, ca: { type: 'string' }, 'no-build': { type: 'boolean' } } });
-  const quick = values.quick === true;
-  const rounds = values.rounds !== undefined ? Number(values.rounds) : quick ? 1 : 3;
-  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 10) throw new BenchError('--rounds must be 1..10');
+  const { values } = parseArgs({ args: argv, options: { ...BASE_OPTIONS, ca: { type: 'string' } } });
+  const { quick, base } = runBase(values);
   const caKey = values.ca ?? 'rsa2048';
   if (caKey !== 'rsa2048' && caKey !== 'p256') throw new BenchError('--ca must be rsa2048 or p256');
   return {
-    rounds,
+    ...base,
     handshakes: { n: quick ? 100 : 400, concurrency: 8 },
     keepAlive: { connections: 32, seconds: quick ? 2 : 5 },
     bulkBytes: (quick ? 32 : 100) * MiB,
     caKey,
-    quietWaitMs: 10_000,
-    quietBudgetMs: quick ? 20_000 : 45_000,
-    retries: quick ? 4 : 8,
-    build: values['no-build'] !== true,
   };
-}
-
-function progress(msg: string): void {
-  process.stderr.write(`bench: ${msg}\n`);
 }
 
 /** Tally is what the client did through Tollgate, to hold against its access log. */

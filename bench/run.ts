@@ -19,7 +19,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { BenchError, ensureBuild } from './build.js';
+import { BASE_OPTIONS, BenchError, ensureBuild, progress, runBase } from './build.js';
 import { BENCH_USER, CONTENDERS, direct, isUnavailable, startNaive, startOrigin, startSquid, startTollgate, type Contender, type ContenderName, type Origin } from './contenders.js';
 import { runBulk, runConnects, runGets } from './load.js';
 import { isDisturbed, NOISE_LIMIT_PCT, NoiseMeter } from './noise.js';
@@ -53,30 +53,20 @@ interface Settings {
 function settingsFromArgs(argv: string[]): Settings {
   const { values } = parseArgs({
     args: argv,
-    options: { rounds: { type: 'string' }, quick: { type: 'boolean' }, 'access-log': { type: 'string' }, 'no-build': { type: 'boolean' } },
+    options: { ...BASE_OPTIONS, 'access-log': { type: 'string' } },
   });
-  const quick = values.quick === true;
-  const rounds = values.rounds !== undefined ? Number(values.rounds) : quick ? 1 : 3;
-  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 10) throw new BenchError('--rounds must be 1..10');
+  const { quick, base } = runBase(values);
   const log = values['access-log'] ?? 'file';
   if (log !== 'file' && log !== 'off') throw new BenchError('--access-log must be file or off');
   return {
-    rounds,
+    ...base,
     keepAlive: { seconds: quick ? 2 : 5, connections: 50 },
     newConnections: { seconds: quick ? 2 : 4, connections: 50 },
     connect: { seconds: quick ? 2 : 4, concurrency: 32 },
     bulk: { bytes: (quick ? 128 : 512) * MiB, timeoutMs: 60_000 },
     warmupSeconds: quick ? 1 : 2,
     accessLog: log === 'file',
-    quietWaitMs: 10_000,
-    quietBudgetMs: quick ? 20_000 : 45_000,
-    retries: quick ? 4 : 8,
-    build: values['no-build'] !== true,
   };
-}
-
-function progress(msg: string): void {
-  process.stderr.write(`bench: ${msg}\n`);
 }
 
 /** Measurement is what one phase produced for one contender; `problem` is kept as a failure note. */

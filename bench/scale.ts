@@ -31,7 +31,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { BenchError, ensureBuild } from './build.js';
+import { BASE_OPTIONS, BenchError, ensureBuild, progress, runBase } from './build.js';
 import { BENCH_USER, isUnavailable, startOrigin, startSquid, startTollgate, type Contender, type Origin } from './contenders.js';
 import { runGets, type GetResult } from './load.js';
 import { isDisturbed, NOISE_LIMIT_PCT, NoiseMeter, type Noise } from './noise.js';
@@ -76,14 +76,12 @@ interface Settings {
 }
 
 function settingsFromArgs(argv: string[]): Settings {
-  const { values } = parseArgs({ args: argv, options: { rounds: { type: 'string' }, quick: { type: 'boolean' }, 'no-build': { type: 'boolean' } } });
-  const quick = values.quick === true;
-  const rounds = values.rounds !== undefined ? Number(values.rounds) : quick ? 1 : 3;
-  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 10) throw new BenchError('--rounds must be 1..10');
+  const { values } = parseArgs({ args: argv, options: BASE_OPTIONS });
+  const { quick, base } = runBase(values);
   const ka = quick ? 2 : 5;
   const nc = quick ? 2 : 4;
   return {
-    rounds,
+    ...base,
     phases: [
       { key: 'ka50', title: 'keep-alive GET, 50 connections', connections: 50, seconds: ka, newConnections: false },
       { key: 'ka100', title: 'keep-alive GET, 100 connections', connections: 100, seconds: ka, newConnections: false },
@@ -92,15 +90,7 @@ function settingsFromArgs(argv: string[]): Settings {
     bodyBytes: 1024,
     warmupSeconds: quick ? 1 : 2,
     statusProbes: 24,
-    quietWaitMs: 10_000,
-    quietBudgetMs: quick ? 20_000 : 45_000,
-    retries: quick ? 4 : 8,
-    build: values['no-build'] !== true,
   };
-}
-
-function progress(msg: string): void {
-  process.stderr.write(`bench: ${msg}\n`);
 }
 
 /** Entry is one running contender: which proxy, how many workers, and the access-log tally. */

@@ -206,10 +206,8 @@ class ResponseRelay implements ResponseSink, Exchange {
   #headed = false;
   #corked = false;
   #waitingDrain = false;
-  readonly #onDrain = () => {
-    this.#waitingDrain = false;
-    this.control?.resume();
-  };
+  /** Made at the first backpressure, not for every response. */
+  #onDrain: (() => void) | null = null;
 
   constructor(
     private readonly res: ServerResponse,
@@ -282,6 +280,10 @@ class ResponseRelay implements ResponseSink, Exchange {
     // One wait for drain, however many chunks of the same read arrive before it.
     if (!this.#waitingDrain) {
       this.#waitingDrain = true;
+      this.#onDrain ??= () => {
+        this.#waitingDrain = false;
+        this.control?.resume();
+      };
       this.res.once('drain', this.#onDrain);
     }
     return false;

@@ -99,6 +99,8 @@ class Connection {
   ex: Exchange | null = null;
   idleSince = 0;
   dead = false;
+  /** reused is true once the connection has carried an exchange before the current one (set when it is pooled). */
+  reused = false;
   /** The current response is the final one (not 1xx) and has completed. */
   #complete = false;
   #keepAlive = false;
@@ -282,8 +284,6 @@ class Connection {
     if (ex !== null) ex.conn = null;
     // The response is whole: a pause the client's backpressure asked for ends with it, or the next
     // exchange on this connection would never read its answer.
-    // The response is whole: a pause the client's backpressure asked for ends with it, or the next
-    // exchange on this connection would never read its answer.
     this.resumeReading();
     // An early answer leaves the rest of the upload to be read and dropped.
     ex?.release();
@@ -312,9 +312,6 @@ class Connection {
     }
     ex.fail(err ?? coded('the connection to the server was closed', 'ECONNRESET'));
   }
-
-  /** reused is true once the connection has carried an exchange before the current one. */
-  reused = false;
 }
 
 /** UpstreamPool holds the connections to one origin (scheme, host, port). */
@@ -347,10 +344,8 @@ export class UpstreamPool {
     }
     const ex = new Exchange(this, req, head, sink);
     const c = this.#idle.pop();
-    if (c !== undefined) {
-      c.reused = true;
-      c.send(ex);
-    } else this.fresh(ex);
+    if (c !== undefined) c.send(ex);
+    else this.fresh(ex);
     return ex;
   }
 

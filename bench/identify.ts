@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { IncomingHttpHeaders } from 'node:http';
-import { validateConfig } from '../src/config/load.js';
+import { validateConfig } from '../src/config/validate.js';
 import { prepareIdps } from '../src/auth/idps.js';
 import { Identifier, COOKIE_NAME, stripOwnCookie } from '../src/auth/identify.js';
 import { buildRuntime, type Runtime } from '../src/runtime.js';

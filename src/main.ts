@@ -6,7 +6,7 @@ import http from 'node:http';
 import { dirname, join } from 'node:path';
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import type { DestinationStream, Logger } from 'pino';
-import { ConfigError, loadConfig, validateConfig, readConfigText, DEFAULT_CONFIG } from './config/load.js';
+import { ConfigError, loadConfig, validateApart, readConfigText, DEFAULT_CONFIG } from './config/load.js';
 import type { Config, ConfigInput } from './config/schema.js';
 import { createControlApp } from './control/app.js';
 import { answerClientError } from './http/errors.js';
@@ -67,20 +67,20 @@ export interface Tollgate {
 /** startTollgate brings up both listeners; it rejects (and cleans up) when config or store fail. */
 export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> {
   const readFile = (): Promise<Config> =>
-    opts.config !== undefined ? Promise.resolve(validateConfig(opts.config, '(inline config)')) : loadConfig(opts.configPath);
+    opts.config !== undefined ? validateApart(opts.config, '(inline config)') : loadConfig(opts.configPath);
   const first = await readFile();
   const log = createLogger(first.logging.level, opts.appLog);
   // A worker uses the lab IdP its primary runs, so every worker signs in against the same keys.
   const lab: LabIdp | null =
     opts.worker?.labIdp !== undefined ? { ...opts.worker.labIdp, close: async () => {} } : first.labIdp?.enabled ? await startEmbeddedLabIdp(first, log) : null;
   /** withLab: with the lab IdP on and no IdP configured, the lab IdP is the default IdP. */
-  const withLab = (c: Config): Config => {
+  const withLab = async (c: Config): Promise<Config> => {
     if (lab === null || c.idps.length > 0) return c;
     const idp = { id: 'lab', name: 'Lab IdP (NOT FOR PRODUCTION)', ssoUrl: lab.ssoUrl, certificate: lab.certPath, entityId: lab.entityId, default: true, provisioning: 'jit' as const };
-    return validateConfig({ ...c, idps: [idp] }, '(lab IdP)');
+    return validateApart({ ...c, idps: [idp] }, '(lab IdP)');
   };
   try {
-    withLab(first);
+    await withLab(first);
   } catch (err) {
     await lab?.close();
     throw err;
@@ -107,7 +107,7 @@ export async function startTollgate(opts: StartOptions = {}): Promise<Tollgate> 
     readOwn: () =>
       opts.config !== undefined ? Promise.resolve(JSON.stringify(opts.config, null, 2)) : opts.configPath !== undefined ? readConfigText(opts.configPath) : Promise.resolve(JSON.stringify(DEFAULT_CONFIG, null, 2)),
     prepare: async (c) => {
-      const full = withLab(c);
+      const full = await withLab(c);
       const { idps, pac } = await prepareFiles(full, { baseDir, store, source });
       // With inspection on and no CA, this refuses the start (or the activation), saying how to make one.
       const insp = await prepareInspection(full, { baseDir, source, previous: runtimeRef?.current.inspection ?? null });

@@ -20,7 +20,7 @@
 import type { IncomingMessage } from 'node:http';
 import { parseDocument } from 'yaml';
 import { ConfigError, parseConfigData } from '../config/load.js';
-import { configSchema } from '../config/schema.js';
+import { CONFIG_SECTIONS } from '../config/shape.js';
 import { HttpError } from '../http/errors.js';
 import { readBody } from '../scim/body.js';
 import { ScimError } from '../scim/errors.js';
@@ -32,7 +32,7 @@ import { type AdminDeps, type AdminRoutes, queryParams, sendJson } from './route
 const MAX_CONFIG_BODY = 1024 * 1024;
 
 /** SECTIONS are the config's top-level keys, each stageable on its own. */
-export const SECTIONS: readonly string[] = Object.keys(configSchema.shape);
+export const SECTIONS: readonly string[] = CONFIG_SECTIONS;
 
 /** readText reads a request body as text, bounded. */
 async function readText(req: IncomingMessage): Promise<string> {

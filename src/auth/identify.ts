@@ -170,10 +170,31 @@ const TOUCH_EVERY_MS = 60_000;
 /** SEEN_EVERY_MS: a session in use has its last-seen time written at most this often per node. */
 const SEEN_EVERY_MS = 60_000;
 
+/** OncePer says whether a key is due again: at most once per `everyMs`, for up to `keys` keys at a time. */
+class OncePer {
+  // maxSize with a size of 1 a key bounds the count as max would, but without max's up-front
+  // arrays (lru-cache allocates max slots at once: about 2.5 MiB for 100,000), so memory follows use.
+  readonly #last: LRUCache<string, number>;
+
+  constructor(
+    private readonly everyMs: number,
+    keys: number,
+  ) {
+    this.#last = new LRUCache<string, number>({ maxSize: keys, sizeCalculation: () => 1 });
+  }
+
+  /** due records `t` for key and answers true when the key's last time is at least everyMs before t. */
+  due(key: string, t: number): boolean {
+    if (t - (this.#last.get(key) ?? -Infinity) < this.everyMs) return false;
+    this.#last.set(key, t);
+    return true;
+  }
+}
+
 /** Identifier attributes requests to sessions. */
 export class Identifier {
-  private readonly touched = new LRUCache<string, number>({ max: 100_000 });
-  private readonly seen = new LRUCache<string, number>({ max: 100_000 });
+  private readonly touched = new OncePer(TOUCH_EVERY_MS, 100_000);
+  private readonly seen = new OncePer(SEEN_EVERY_MS, 100_000);
 
   constructor(
     readonly sessions: Sessions,
@@ -241,8 +262,7 @@ export class Identifier {
   /** identified returns the identity and, at most once a minute per session, records it as last seen. */
   private identified(session: SessionRecord, by: IdentifiedBy): Identity {
     const t = this.now();
-    if (t - (this.seen.get(session.id) ?? 0) >= SEEN_EVERY_MS) {
-      this.seen.set(session.id, t);
+    if (this.seen.due(session.id, t)) {
       this.sessions.markSeen(session, by, t).catch((err: Error) => this.onError(err));
     }
     return { session, by };
@@ -252,8 +272,7 @@ export class Identifier {
   private touch(s: Subject, m: SurrogateMapping, policy: SurrogateConfig): void {
     const key = `${s.match!.location.name}|${s.clientIp}`;
     const t = this.now();
-    if (t - (this.touched.get(key) ?? 0) < TOUCH_EVERY_MS) return;
-    this.touched.set(key, t);
+    if (!this.touched.due(key, t)) return;
     this.sessions.touchSurrogate(s.match!.location.name, s.clientIp, m, policy).catch((err: Error) => this.onError(err));
   }
 }

@@ -1,22 +1,18 @@
 /**
  * load: reads a config file (YAML or JSON), validates it, and returns a deep-frozen Config or every
  * error at once, each with its file, path and reason.
+ *
+ * Validation runs in the sidecar (validateApart), so this module, and everything that only reads
+ * files or reports a ConfigError, stays clear of the schema and zod; validate.ts is the in-process
+ * validator that tools and tests use directly.
  */
 import { readFile } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
-import { configSchema, type Config, type ConfigInput } from './schema.js';
+import { runApart } from '../sidecar/sidecar.js';
+import { ConfigError } from './error.js';
+import type { Config, ConfigInput } from './schema.js';
 
-/** ConfigError lists every problem found in one config; `errors` are `path: reason` lines. */
-export class ConfigError extends Error {
-  readonly code = 'CONFIG_INVALID';
-  constructor(
-    readonly source: string,
-    readonly errors: readonly string[],
-  ) {
-    super(`${source}: ${errors.length} error${errors.length === 1 ? '' : 's'}\n` + errors.map((e) => `  ${source}: ${e}`).join('\n'));
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError };
 
 /** Largest config file accepted; a config is a few KB, so anything huge is a mistake. */
 const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
@@ -31,34 +27,12 @@ export const DEFAULT_CONFIG: ConfigInput = {
   labIdp: { enabled: true },
 };
 
-/** formatPath renders a zod path as `locations[1].ips[0]`. */
-export function formatPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const p of path) {
-    if (typeof p === 'number') out += `[${p}]`;
-    else out += out === '' ? String(p) : `.${String(p)}`;
-  }
-  return out === '' ? '(top level)' : out;
-}
-
-/** validateConfig turns parsed data into a frozen Config, or throws ConfigError with every problem. */
-export function validateConfig(data: unknown, source = 'config'): Config {
-  const r = configSchema.safeParse(data ?? {});
-  if (!r.success) {
-    const errors = r.error.issues.map((i) => {
-      if (i.code === 'unrecognized_keys') {
-        return i.keys.map((k) => `${formatPath([...i.path, k])}: unknown key`).join('\n');
-      }
-      return `${formatPath(i.path)}: ${i.message}`;
-    });
-    throw new ConfigError(source, errors.join('\n').split('\n'));
-  }
-  return deepFreeze(r.data) as Config;
-}
-
-/** parseConfigText parses YAML (a superset of JSON) and validates it. */
-export function parseConfigText(text: string, source: string): Config {
-  return validateConfig(parseConfigData(text, source), source);
+/**
+ * validateApart validates parsed data in the sidecar and answers with the frozen Config, or throws
+ * the ConfigError listing every problem, as validate.ts's validateConfig does in this process.
+ */
+export async function validateApart(data: unknown, source = 'config'): Promise<Config> {
+  return deepFreeze(await runApart('config', { data, source }));
 }
 
 /** parseConfigData parses YAML (a superset of JSON) into plain data, not yet validated; syntax errors throw ConfigError. */
@@ -75,8 +49,8 @@ export function parseConfigData(text: string, source: string): unknown {
 
 /** loadConfig reads and validates a file; with no path it returns the embedded default. */
 export async function loadConfig(path: string | undefined): Promise<Config> {
-  if (path === undefined) return validateConfig(DEFAULT_CONFIG, '(default config)');
-  return parseConfigText(await readConfigText(path), path);
+  if (path === undefined) return validateApart(DEFAULT_CONFIG, '(default config)');
+  return validateApart(parseConfigData(await readConfigText(path), path), path);
 }
 
 /** readConfigText reads a config file's text, bounded; a failure is a ConfigError naming the file. */
@@ -93,7 +67,8 @@ export async function readConfigText(path: string): Promise<string> {
   return text;
 }
 
-function deepFreeze<T>(o: T): T {
+/** deepFreeze freezes an object and everything it holds. */
+export function deepFreeze<T>(o: T): T {
   if (o !== null && typeof o === 'object' && !Object.isFrozen(o)) {
     Object.freeze(o);
     for (const v of Object.values(o)) deepFreeze(v);

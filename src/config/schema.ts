@@ -6,9 +6,9 @@
  */
 import { z } from 'zod';
 import { parseCidr, ipToBigInt, parseHostPort } from './ip.js';
+import { DEFAULT_SCIM_RATE_LIMIT } from './shape.js';
 
-/** DEFAULT_SCIM_RATE_LIMIT is ZIA's SCIM limit (requests per second per IdP), which Okta's integration expects. */
-export const DEFAULT_SCIM_RATE_LIMIT = 5;
+export { DEFAULT_SCIM_RATE_LIMIT };
 
 const hostnameRe = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
 

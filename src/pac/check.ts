@@ -1,16 +1,14 @@
 /**
  * check: running every PAC file of an activation on the validation table, in a sandbox.
  *
- *   preparePac -> checkInWorker(checks) -> worker thread (checker.ts): checkAll -> evaluate.ts (QuickJS)
- *                                       -> errors and warnings, in the order of the checks
+ *   preparePac -> checkApart(checks) -> sidecar process (checker.ts): checkAll -> evaluate.ts (QuickJS)
+ *                                    -> errors and warnings, in the order of the checks
  *
- * This module only starts the worker; it loads nothing of the sandbox itself.
- *
- * The check runs in a worker thread that exits when it is done, so the sandbox (pac-resolver, its
- * JavaScript parser and QuickJS) is never held by the proxy between activations. Where a worker
- * cannot start, and when running from TypeScript sources, the same check runs in this thread.
+ * This module only hands the job over; it loads nothing of the sandbox itself. The check runs in
+ * the sidecar, a child process, so the sandbox (pac-resolver, its JavaScript parser and QuickJS) is
+ * never held by the proxy: not even the pages a worker thread would leave behind.
  */
-import { Worker } from 'node:worker_threads';
+import { runApart } from '../sidecar/sidecar.js';
 
 /** PacCheck is one PAC file to validate: its text as each sample client gets it. */
 export interface PacCheck {
@@ -31,32 +29,8 @@ export interface PacCheckResult {
   readonly warnings: string[];
 }
 
-/** checkInWorker runs checker.ts's checkAll in a worker thread, or here when no worker can start. */
-export function checkInWorker(job: PacCheckJob): Promise<PacCheckResult> {
+/** checkApart runs checker.ts's checkAll in the sidecar (see sidecar.ts for when it runs here instead). */
+export function checkApart(job: PacCheckJob): Promise<PacCheckResult> {
   if (job.checks.length === 0) return Promise.resolve({ errors: [], warnings: [] });
-  const here = () => import('./checker.js').then((m) => m.checkAll(job));
-  // Run from TypeScript sources (tests, tsx) a worker would not have the loader that reads them.
-  if (!import.meta.url.endsWith('.js')) return here();
-  let worker: Worker;
-  try {
-    worker = new Worker(new URL('./checker.js', import.meta.url), { workerData: { pacCheck: job } });
-  } catch {
-    // No worker here (a restricted runtime): the check itself must still run, in this thread.
-    return here();
-  }
-  return new Promise((resolve, reject) => {
-    let done = false;
-    worker.once('message', (r: PacCheckResult | { failed: string }) => {
-      done = true;
-      if ('failed' in r) reject(new Error(`PAC check failed: ${r.failed}`));
-      else resolve(r);
-    });
-    worker.once('error', (err) => {
-      done = true;
-      reject(err);
-    });
-    worker.once('exit', (code) => {
-      if (!done) reject(new Error(`PAC check worker exited with code ${code} before answering`));
-    });
-  });
+  return runApart('pacCheck', job);
 }

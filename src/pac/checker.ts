@@ -1,8 +1,7 @@
 /**
- * checker: the worker thread that validates an activation's PAC files on the table in the sandbox
- * (evaluate.ts), then exits with everything it loaded. check.ts starts it.
+ * checker: validates an activation's PAC files on the table in the sandbox (evaluate.ts). It runs as
+ * a sidecar job (check.ts hands it over), in a process that exits with everything it loaded.
  */
-import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { answerProblem, PacEvaluator, PacScriptError, type PacEnv } from './evaluate.js';
 import type { PacCheckJob, PacCheckResult } from './check.js';
 
@@ -56,13 +55,4 @@ export async function checkAll(job: PacCheckJob): Promise<PacCheckResult> {
     }
   }
   return { errors, warnings };
-}
-
-
-if (!isMainThread && (workerData as { pacCheck?: PacCheckJob } | null)?.pacCheck !== undefined) {
-  try {
-    parentPort!.postMessage(await checkAll((workerData as { pacCheck: PacCheckJob }).pacCheck));
-  } catch (err) {
-    parentPort!.postMessage({ failed: (err as Error).message });
-  }
 }

@@ -16,7 +16,7 @@ import { LRUCache } from 'lru-cache';
 import { ConfigError } from '../config/load.js';
 import { parseCidr, parseHostPort } from '../config/ip.js';
 import type { Config } from '../config/schema.js';
-import { checkInWorker, type PacCheck } from './check.js';
+import { checkApart, type PacCheck } from './check.js';
 import { generatePac, type PacRule } from './generate.js';
 import { prepareTemplate, renderTemplate, type PacTemplate } from './variables.js';
 import { pacName } from './names.js';
@@ -233,7 +233,7 @@ export async function preparePac(config: Config, opts: { baseDir: string; source
     const v = byLocation.get(l.name.toLowerCase());
     if (v !== undefined) checks.push(check(v, `pac.locations[${i}]`));
   }
-  const checked = await checkInWorker({ checks, urls, hosts: Object.entries(config.hosts).map(([k, v]) => [k.toLowerCase(), v]) });
+  const checked = await checkApart({ checks, urls, hosts: Object.entries(config.hosts).map(([k, v]) => [k.toLowerCase(), v]) });
   errors.push(...checked.errors);
   warnings.push(...checked.warnings);
   if (errors.length > 0) throw new ConfigError(opts.source, errors);

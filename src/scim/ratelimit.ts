@@ -7,7 +7,7 @@
  * in the key (Unix time / window length), so all nodes agree on where a window ends and can tell the
  * client how long to wait; the TTL only cleans up.
  */
-import { DEFAULT_SCIM_RATE_LIMIT } from '../config/schema.js';
+import { DEFAULT_SCIM_RATE_LIMIT } from '../config/shape.js';
 import type { Store } from '../sessions/store.js';
 
 /** RateLimitDecision is the answer for one request. */

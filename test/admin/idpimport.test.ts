@@ -12,7 +12,7 @@ import { parse } from 'yaml';
 import { idpEntry, MetadataError, readIdpMetadata, writeCertificates, type MetadataCode } from '../../src/admin/idpimport.js';
 import { prepareIdps } from '../../src/auth/idps.js';
 import { defaultAcsUrl, spEntityId } from '../../src/auth/saml.js';
-import { validateConfig } from '../../src/config/load.js';
+import { validateConfig } from '../../src/config/validate.js';
 import { makeSigningPair, startLabIdp } from '../../src/labidp/idp.js';
 import { labIdpMetadataXml } from '../../src/labidp/metadata.js';
 import { EmbeddedStore } from '../../src/sessions/embedded.js';

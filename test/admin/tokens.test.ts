@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import t from 'tap';
 import { adminTokenFile, AdminTokens, parseAdminToken, readTokenFile, TokenFileError, writeTokenFile } from '../../src/admin/tokens.js';
-import { validateConfig } from '../../src/config/load.js';
+import { validateConfig } from '../../src/config/validate.js';
 import { ScimTokens, VERIFIED_TTL_MS } from '../../src/scim/tokens.js';
 import { EmbeddedStore } from '../../src/sessions/embedded.js';
 

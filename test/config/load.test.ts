@@ -2,7 +2,8 @@ import t from 'tap';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseConfigText, loadConfig, ConfigError, DEFAULT_CONFIG, validateConfig } from '../../src/config/load.js';
+import { loadConfig, ConfigError, DEFAULT_CONFIG } from '../../src/config/load.js';
+import { parseConfigText, validateConfig } from '../../src/config/validate.js';
 
 /** errorsOf returns the `path: reason` lines of a config that must fail. */
 function errorsOf(text: string): string[] {

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConfigInput } from '../../src/config/schema.js';
-import { validateConfig } from '../../src/config/load.js';
+import { validateConfig } from '../../src/config/validate.js';
 import { AdminTokens } from '../../src/admin/tokens.js';
 import { openStore } from '../../src/sessions/open.js';
 import { adminTokenName } from './tollgate.js';

@@ -1,28 +1,14 @@
 /**
- * check: an activation's PAC files are validated in a worker thread, which gives the answers the
- * same check gives in this thread. The worker path is the built one (JavaScript beside checker.js),
- * so this test transpiles src/ to JavaScript first, with TypeScript's own transpiler, and runs it.
+ * check: an activation's PAC files are validated in the sidecar, a child process, which gives the
+ * answers the same check gives in this process. The sidecar path is the built one (JavaScript
+ * beside sidecar/child.js), so this test transpiles src/ to JavaScript first and runs that.
  */
 import t from 'tap';
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import ts from 'typescript';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { PacCheckJob, PacCheckResult } from '../../src/pac/check.js';
 import { checkAll } from '../../src/pac/checker.js';
-
-const SRC = fileURLToPath(new URL('../../src/', import.meta.url));
-
-/** transpile writes src/**.ts as ESM JavaScript under `out`, keeping the tree (node_modules resolve from the repo). */
-function transpile(out: string): void {
-  const walk = (dir: string): string[] => readdirSync(dir).flatMap((n) => (statSync(join(dir, n)).isDirectory() ? walk(join(dir, n)) : n.endsWith('.ts') ? [join(dir, n)] : []));
-  for (const file of walk(SRC)) {
-    const js = ts.transpileModule(readFileSync(file, 'utf8'), { compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022, verbatimModuleSyntax: false }, fileName: file }).outputText;
-    const dest = join(out, relative(SRC, file)).replace(/\.ts$/, '.js');
-    mkdirSync(dirname(dest), { recursive: true });
-    writeFileSync(dest, js);
-  }
-}
+import { builtSrc } from '../helpers/transpile.js';
 
 const job: PacCheckJob = {
   checks: [
@@ -36,15 +22,12 @@ const job: PacCheckJob = {
   hosts: [],
 };
 
-t.test('the check in a worker thread answers as the same check in this thread', async (t) => {
-  // Under .tap/ (git-ignored), so that the built modules find node_modules beside the repo.
-  const out = fileURLToPath(new URL(`../../.tap/pac-build-${process.pid}/`, import.meta.url));
-  t.teardown(() => rmSync(out, { recursive: true, force: true }));
-  transpile(out);
-  const built = (await import(pathToFileURL(join(out, 'pac', 'check.js')).href)) as { checkInWorker(job: PacCheckJob): Promise<PacCheckResult> };
-  const inWorker = await built.checkInWorker(job);
+t.test('the check in the sidecar answers as the same check in this process', async (t) => {
+  const out = builtSrc(t, 'pac');
+  const built = (await import(pathToFileURL(join(out, 'pac', 'check.js')).href)) as { checkApart(job: PacCheckJob): Promise<PacCheckResult> };
+  const apart = await built.checkApart(job);
   const here = await checkAll(job);
-  t.same(inWorker, here, 'same errors and warnings, in the same order');
+  t.same(apart, here, 'same errors and warnings, in the same order');
   t.equal(here.errors.filter((e) => e.startsWith('good')).length, 0, 'the good file passes');
   t.ok(here.errors.some((e) => e.startsWith('throws: ')), 'a throwing file is reported');
   t.ok(here.errors.some((e) => e.startsWith('bad answer: ')), 'a bad answer is reported');

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { validateConfig } from '../../src/config/load.js';
+import { validateConfig } from '../../src/config/validate.js';
 import { compileLocator } from '../../src/proxy/locate.js';
 
 const config = validateConfig({

@@ -1,7 +1,7 @@
 import t from 'tap';
 import net from 'node:net';
 import type { IncomingMessage } from 'node:http';
-import { validateConfig } from '../../src/config/load.js';
+import { validateConfig } from '../../src/config/validate.js';
 import { buildRuntime } from '../../src/runtime.js';
 import { Metrics } from '../../src/metrics.js';
 import type { AccessEntry } from '../../src/log.js';

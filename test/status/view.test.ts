@@ -1,5 +1,5 @@
 import t from 'tap';
-import { validateConfig } from '../../src/config/load.js';
+import { validateConfig } from '../../src/config/validate.js';
 import type { ConfigInput } from '../../src/config/schema.js';
 import type { Transaction } from '../../src/proxy/pipeline.js';
 import { buildRuntime, type Runtime } from '../../src/runtime.js';

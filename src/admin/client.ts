@@ -7,7 +7,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
-import { stringify } from 'yaml';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
@@ -115,6 +114,7 @@ export async function idpCommand(args: string[]): Promise<number> {
     const file = writeCertificates(values.certs ?? 'certs', opts.id, meta);
     const lines = meta.certificates.map((c) => `# signing certificate: ${c.subject}, expires ${c.notAfter.toISOString()}, SHA-256 ${c.fingerprintSha256}`);
     lines.push(`# NameID formats: ${meta.nameIdFormats.join(', ') || '(none listed)'}`);
+    const { stringify } = await import('yaml');
     process.stdout.write(`${lines.join('\n')}\n${stringify({ idps: [idpEntry(meta, opts, file)] })}`);
     process.stderr.write(`wrote ${meta.certificates.length} certificate(s) to ${file}\n`);
     return 0;

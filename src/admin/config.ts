@@ -18,8 +18,7 @@
  * and builds a runtime.
  */
 import type { IncomingMessage } from 'node:http';
-import { parseDocument } from 'yaml';
-import { ConfigError, parseConfigData } from '../config/load.js';
+import { ConfigError } from '../config/load.js';
 import { CONFIG_SECTIONS } from '../config/shape.js';
 import { HttpError } from '../http/errors.js';
 import { readBody } from '../scim/body.js';
@@ -44,8 +43,12 @@ async function readText(req: IncomingMessage): Promise<string> {
   }
 }
 
-/** parseOrRefuse checks a document's syntax: a draft that cannot even be parsed is not saved. */
-function parseOrRefuse(text: string, what: string): unknown {
+/**
+ * parseOrRefuse checks a document's syntax: a draft that cannot even be parsed is not saved. The
+ * YAML library loads when the config API is first used, not with the proxy.
+ */
+async function parseOrRefuse(text: string, what: string): Promise<unknown> {
+  const { parseConfigData } = await import('../config/parse.js');
   try {
     return parseConfigData(text, what);
   } catch (err) {
@@ -55,7 +58,8 @@ function parseOrRefuse(text: string, what: string): unknown {
 }
 
 /** withSection replaces one top-level section of a document, keeping the rest (and its comments). */
-export function withSection(text: string, section: string, value: unknown): string {
+export async function withSection(text: string, section: string, value: unknown): Promise<string> {
+  const { parseDocument } = await import('yaml');
   const doc = parseDocument(text);
   if (value === null) doc.delete(section);
   else doc.set(section, doc.createNode(value));
@@ -104,7 +108,7 @@ export function configRoutes(routes: AdminRoutes, deps: AdminDeps): AdminRoutes 
     })
     .change('PUT', '/api/config/draft', 'config.stage', async (req, res, _ctx, who) => {
       const text = await readText(req);
-      parseOrRefuse(text, 'draft');
+      await parseOrRefuse(text, 'draft');
       const r = await stage(text, who);
       sendJson(req, res, 200, r);
       return { target: { section: '*' }, detail: { errors: r.errors.length } };
@@ -160,9 +164,9 @@ export function configRoutes(routes: AdminRoutes, deps: AdminDeps): AdminRoutes 
       writeCertificates(deps.certsDir, opts.id, meta);
       const entry = idpEntry(meta, opts, `certs/${opts.id}.pem`);
       const base = (await versions.draft())?.text ?? (await activeText()).text;
-      const current = (parseOrRefuse(base, 'draft') as { idps?: { id?: unknown }[] } | null)?.idps ?? [];
+      const current = ((await parseOrRefuse(base, 'draft')) as { idps?: { id?: unknown }[] } | null)?.idps ?? [];
       const idps = [...current.filter((p) => p.id !== opts.id), entry];
-      const r = await stage(withSection(base, 'idps', idps), who);
+      const r = await stage(await withSection(base, 'idps', idps), who);
       sendJson(req, res, 200, { entry, nameIdFormats: meta.nameIdFormats, certificates: meta.certificates.map((c) => ({ subject: c.subject, notAfter: c.notAfter.toISOString(), fingerprintSha256: c.fingerprintSha256 })), ...r });
       return { target: { idp: opts.id }, detail: { certificates: meta.certificates.length, errors: r.errors.length } };
     })
@@ -173,9 +177,9 @@ export function configRoutes(routes: AdminRoutes, deps: AdminDeps): AdminRoutes 
   // One route per section, registered once (the router matches exact paths).
   for (const section of SECTIONS) {
     routes.change('PUT', `/api/config/draft/${section}`, 'config.stage', async (req, res, _ctx, who) => {
-      const value = parseOrRefuse(await readText(req), section);
+      const value = await parseOrRefuse(await readText(req), section);
       const base = (await versions.draft())?.text ?? (await activeText()).text;
-      const r = await stage(withSection(base, section, value), who);
+      const r = await stage(await withSection(base, section, value), who);
       sendJson(req, res, 200, r);
       return { target: { section }, detail: { errors: r.errors.length } };
     });

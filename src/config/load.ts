@@ -2,12 +2,11 @@
  * load: reads a config file (YAML or JSON), validates it, and returns a deep-frozen Config or every
  * error at once, each with its file, path and reason.
  *
- * Validation runs in the sidecar (validateApart), so this module, and everything that only reads
- * files or reports a ConfigError, stays clear of the schema and zod; validate.ts is the in-process
- * validator that tools and tests use directly.
+ * Parsing and validation run in the sidecar (parseApart, validateApart), so this module, and
+ * everything that only reads files or reports a ConfigError, stays clear of the YAML library, the
+ * schema and zod; parse.ts and validate.ts do the same work in-process, for tools and tests.
  */
 import { readFile } from 'node:fs/promises';
-import { parseDocument } from 'yaml';
 import { runApart } from '../sidecar/sidecar.js';
 import { ConfigError } from './error.js';
 import type { Config, ConfigInput } from './schema.js';
@@ -35,22 +34,15 @@ export async function validateApart(data: unknown, source = 'config'): Promise<C
   return deepFreeze(await runApart('config', { data, source }));
 }
 
-/** parseConfigData parses YAML (a superset of JSON) into plain data, not yet validated; syntax errors throw ConfigError. */
-export function parseConfigData(text: string, source: string): unknown {
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) {
-    throw new ConfigError(
-      source,
-      doc.errors.map((e) => `line ${e.linePos?.[0]?.line ?? '?'}, column ${e.linePos?.[0]?.col ?? '?'}: ${e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '')}`),
-    );
-  }
-  return doc.toJS({ maxAliasCount: 100 }) as unknown;
+/** parseApart parses a document's text in the sidecar: plain data, or a ConfigError for its syntax. */
+export function parseApart(text: string, source: string): Promise<unknown> {
+  return runApart('parse', { text, source });
 }
 
 /** loadConfig reads and validates a file; with no path it returns the embedded default. */
 export async function loadConfig(path: string | undefined): Promise<Config> {
   if (path === undefined) return validateApart(DEFAULT_CONFIG, '(default config)');
-  return validateApart(parseConfigData(await readConfigText(path), path), path);
+  return validateApart(await parseApart(await readConfigText(path), path), path);
 }
 
 /** readConfigText reads a config file's text, bounded; a failure is a ConfigError naming the file. */

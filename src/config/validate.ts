@@ -6,7 +6,8 @@
  * validateApart, which runs it in the sidecar; tools and tests call it directly.
  */
 import { ConfigError } from './error.js';
-import { deepFreeze, parseConfigData } from './load.js';
+import { deepFreeze } from './load.js';
+import { parseConfigData } from './parse.js';
 import { configSchema, type Config } from './schema.js';
 
 /** formatPath renders a zod path as `locations[1].ips[0]`. */

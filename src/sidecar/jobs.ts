@@ -12,8 +12,16 @@ export interface ConfigJob {
   readonly source: string;
 }
 
+/** ParseJob is one config document's text, and the name errors cite. */
+export interface ParseJob {
+  readonly text: string;
+  readonly source: string;
+}
+
 /** SidecarJobs maps each job's name to its input and its answer. */
 export interface SidecarJobs {
+  /** parse: a document's YAML (or JSON) text as plain data (the YAML library). */
+  parse: { input: ParseJob; output: unknown };
   /** config: validateConfig, the config schema and its defaults (zod). */
   config: { input: ConfigJob; output: Config };
   /** pacCheck: every PAC file of an activation run on the validation table (pac-resolver, QuickJS). */
@@ -25,6 +33,7 @@ export type JobName = keyof SidecarJobs;
 
 /** JOBS runs a job by name; the sidecar's message loop and the in-process fallback share it. */
 export const JOBS: { readonly [K in JobName]: (input: SidecarJobs[K]['input']) => Promise<SidecarJobs[K]['output']> } = {
+  parse: async ({ text, source }) => (await import('../config/parse.js')).parseConfigData(text, source),
   config: async ({ data, source }) => (await import('../config/validate.js')).validateConfig(data, source),
   pacCheck: async (job) => (await import('../pac/checker.js')).checkAll(job),
 };

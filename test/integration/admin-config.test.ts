@@ -153,9 +153,9 @@ t.test('the node list and the audit log', async (t) => {
 
 t.test('withSection replaces one section and keeps the rest', async (t) => {
   const text = '# top\ncloud: a.test # the cloud\nlocations: []\n';
-  t.equal(withSection(text, 'locations', [{ name: 'x', ips: ['10.0.0.0/8'] }]), '# top\ncloud: a.test # the cloud\nlocations:\n  - name: x\n    ips:\n      - 10.0.0.0/8\n');
-  t.same(parse(withSection(text, 'cloud', null)), { locations: [] }, 'null removes a section (back to its default)');
-  t.match(parse(withSection('{"cloud": "a.test"}', 'orgId', 'acme')), { cloud: 'a.test', orgId: 'acme' }, 'a JSON document too');
+  t.equal(await withSection(text, 'locations', [{ name: 'x', ips: ['10.0.0.0/8'] }]), '# top\ncloud: a.test # the cloud\nlocations:\n  - name: x\n    ips:\n      - 10.0.0.0/8\n');
+  t.same(parse(await withSection(text, 'cloud', null)), { locations: [] }, 'null removes a section (back to its default)');
+  t.match(parse(await withSection('{"cloud": "a.test"}', 'orgId', 'acme')), { cloud: 'a.test', orgId: 'acme' }, 'a JSON document too');
 });
 
 t.test('an IdP imported from its metadata through the API is staged, then activated with its certificates', async (t) => {

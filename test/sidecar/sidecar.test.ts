@@ -72,6 +72,19 @@ t.test('the built sidecar', async (t) => {
     t.same((err as ConfigError).errors, here!.errors, 'with the same lines, in the same order');
   });
 
+  t.test('a document parses there as here, and a syntax error comes back as the ConfigError it is', async (t) => {
+    const { parseConfigData } = await import('../../src/config/parse.js');
+    const text = 'locations:\n  - { name: hq, ips: [10.0.0.0/8] } # a comment\nconnectPorts: [443]\n';
+    t.same(await runApart('parse', { text, source: 'doc.yaml' }), parseConfigData(text, 'doc.yaml'), 'the same data');
+    const err = await runApart('parse', { text: 'locations: [\n  { name: hq\n', source: 'broken.yaml' }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    t.ok(err instanceof BuiltConfigError, 'a ConfigError');
+    t.equal((err as ConfigError).source, 'broken.yaml');
+    t.match((err as ConfigError).errors[0], /^line \d+, column \d+: /, 'saying where');
+  });
+
   t.test('one child serves jobs in a row, and goes away when idle', async (t) => {
     await runApart('config', { data: GOOD, source: 'a' });
     const first = sidecars();

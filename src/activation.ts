@@ -15,7 +15,7 @@
  * A failed activation swaps nothing and records nothing; every error comes back with its path.
  */
 import type { Logger } from 'pino';
-import { ConfigError, parseApart, validateApart } from './config/load.js';
+import { ConfigError, configApart, parseApart, validateApart } from './config/load.js';
 import type { Config } from './config/schema.js';
 import type { Metrics } from './metrics.js';
 import { buildRuntime, type Runtime, type RuntimeRef } from './runtime.js';
@@ -133,11 +133,11 @@ export class Activator {
    */
   async boot(): Promise<{ prepared: Prepared; version: number }> {
     const ownText = await this.deps.readOwn();
-    const own = await validateApart(await parseApart(ownText, this.deps.source), this.deps.source);
+    const own = await configApart(ownText, this.deps.source);
     const active = await this.versions.active();
     if (this.deps.shared && active !== null) {
       const source = `active config v${active.version} (from the store)`;
-      const shared = await validateApart(await parseApart(active.text, source), source);
+      const shared = await configApart(active.text, source);
       const clash = mustMatch(own, shared);
       if (clash.length > 0) throw new ConfigError(this.deps.source, clash);
       return { prepared: await this.deps.prepare(await this.configOf(active.text, source)), version: active.version };

@@ -30,9 +30,6 @@ import { type AdminDeps, type AdminRoutes, queryParams, sendJson } from './route
 /** MAX_CONFIG_BODY bounds a staged document. */
 const MAX_CONFIG_BODY = 1024 * 1024;
 
-/** SECTIONS are the config's top-level keys, each stageable on its own. */
-export const SECTIONS: readonly string[] = CONFIG_SECTIONS;
-
 /** readText reads a request body as text, bounded. */
 async function readText(req: IncomingMessage): Promise<string> {
   try {
@@ -174,8 +171,8 @@ export function configRoutes(routes: AdminRoutes, deps: AdminDeps): AdminRoutes 
       sendJson(req, res, 200, { nodes: await deps.activator.nodes() });
     });
 
-  // One route per section, registered once (the router matches exact paths).
-  for (const section of SECTIONS) {
+  // One route per top-level section, each stageable on its own, registered once (the router matches exact paths).
+  for (const section of CONFIG_SECTIONS) {
     routes.change('PUT', `/api/config/draft/${section}`, 'config.stage', async (req, res, _ctx, who) => {
       const value = await parseOrRefuse(await readText(req), section);
       const base = (await versions.draft())?.text ?? (await activeText()).text;

@@ -39,10 +39,15 @@ export function parseApart(text: string, source: string): Promise<unknown> {
   return runApart('parse', { text, source });
 }
 
+/** configApart parses and validates a document's text in the sidecar, in one round trip. */
+export async function configApart(text: string, source: string): Promise<Config> {
+  return deepFreeze(await runApart('configText', { text, source }));
+}
+
 /** loadConfig reads and validates a file; with no path it returns the embedded default. */
 export async function loadConfig(path: string | undefined): Promise<Config> {
   if (path === undefined) return validateApart(DEFAULT_CONFIG, '(default config)');
-  return validateApart(await parseApart(await readConfigText(path), path), path);
+  return configApart(await readConfigText(path), path);
 }
 
 /** readConfigText reads a config file's text, bounded; a failure is a ConfigError naming the file. */

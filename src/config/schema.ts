@@ -8,8 +8,6 @@ import { z } from 'zod';
 import { parseCidr, ipToBigInt, parseHostPort } from './ip.js';
 import { DEFAULT_SCIM_RATE_LIMIT } from './shape.js';
 
-export { DEFAULT_SCIM_RATE_LIMIT };
-
 const hostnameRe = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i;
 
 /** cidr accepts `a.b.c.d/n`, IPv6 CIDRs and bare addresses. */

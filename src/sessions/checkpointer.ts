@@ -104,10 +104,10 @@ export class Checkpointer {
 
   /** worker is the thread that runs rounds, started now if there is none (tests reach it to end it). */
   get worker(): Worker {
-    return this.start$().worker;
+    return this.ensureThread().worker;
   }
 
-  private start$(): Thread {
+  private ensureThread(): Thread {
     if (this.thread !== null) return this.thread;
     const sqlite = createRequire(import.meta.url).resolve('better-sqlite3');
     const worker = new Worker(WORKER, { eval: true, workerData: { file: this.file, sqlite } });
@@ -219,7 +219,7 @@ export class Checkpointer {
       this.gateTimer = setTimeout(() => this.openGate(), GATE_MAX_MS);
     }
     clearTimeout(this.idleTimer);
-    const { worker } = this.start$();
+    const { worker } = this.ensureThread();
     worker.ref();
     worker.postMessage('checkpoint');
   }

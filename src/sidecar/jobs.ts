@@ -24,6 +24,8 @@ export interface SidecarJobs {
   parse: { input: ParseJob; output: unknown };
   /** config: validateConfig, the config schema and its defaults (zod). */
   config: { input: ConfigJob; output: Config };
+  /** configText: parse and config in one round trip, for a document that needs nothing done between. */
+  configText: { input: ParseJob; output: Config };
   /** pacCheck: every PAC file of an activation run on the validation table (pac-resolver, QuickJS). */
   pacCheck: { input: PacCheckJob; output: PacCheckResult };
 }
@@ -35,6 +37,7 @@ export type JobName = keyof SidecarJobs;
 export const JOBS: { readonly [K in JobName]: (input: SidecarJobs[K]['input']) => Promise<SidecarJobs[K]['output']> } = {
   parse: async ({ text, source }) => (await import('../config/parse.js')).parseConfigData(text, source),
   config: async ({ data, source }) => (await import('../config/validate.js')).validateConfig(data, source),
+  configText: async ({ text, source }) => (await import('../config/validate.js')).parseConfigText(text, source),
   pacCheck: async (job) => (await import('../pac/checker.js')).checkAll(job),
 };
 

@@ -107,10 +107,6 @@ class SidecarProcess {
     });
   }
 
-  get gone(): boolean {
-    return this.#gone;
-  }
-
   #busy(): void {
     if (this.#idle !== null) clearTimeout(this.#idle);
     this.#idle = null;
@@ -173,7 +169,8 @@ let current: SidecarProcess | null = null;
  */
 export function runApart<K extends JobName>(job: K, input: SidecarJobs[K]['input']): Promise<SidecarJobs[K]['output']> {
   if (!import.meta.url.endsWith('.js')) return runHere(job, input);
-  if (current === null || current.gone) {
+  // A child that leaves (idle, died) takes itself out of `current` at once, through onGone.
+  if (current === null) {
     try {
       current = new SidecarProcess(new URL('./child.js', import.meta.url), (p) => {
         if (current === p) current = null;

@@ -85,6 +85,18 @@ t.test('the built sidecar', async (t) => {
     t.match((err as ConfigError).errors[0], /^line \d+, column \d+: /, 'saying where');
   });
 
+  t.test('configText parses and validates in one job, as parseConfigText does here', async (t) => {
+    const { parseConfigText } = await import('../../src/config/validate.js');
+    const text = 'locations: [{ name: hq, ips: [10.0.0.0/8] }]\n';
+    t.same(await runApart('configText', { text, source: 'doc.yaml' }), parseConfigText(text, 'doc.yaml'), 'the same config');
+    const err = await runApart('configText', { text: 'locations: [{ name: hq, ips: [nope] }]\n', source: 'bad.yaml' }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    t.ok(err instanceof BuiltConfigError, 'a ConfigError');
+    t.match((err as ConfigError).errors[0], 'locations[0].ips[0]', 'by path');
+  });
+
   t.test('one child serves jobs in a row, and goes away when idle', async (t) => {
     await runApart('config', { data: GOOD, source: 'a' });
     const first = sidecars();

@@ -17,6 +17,9 @@ export type MetricKey =
   | 'ka.p99Ms'
   | 'ka.cpuUs'
   | 'ka.errors'
+  | 'ka2.rps'
+  | 'ka2.p99Ms'
+  | 'ka2.cpuUs'
   | 'nc.rps'
   | 'nc.p50Ms'
   | 'nc.cpuUs'
@@ -51,6 +54,9 @@ export const METRICS: readonly MetricDef[] = [
   { key: 'ka.p99Ms', label: 'keep-alive GET latency p99', unit: 'ms', digits: 2, agg: 'median' },
   { key: 'ka.cpuUs', label: 'proxy CPU per keep-alive GET', unit: 'µs', digits: 1, agg: 'median' },
   { key: 'ka.errors', label: 'keep-alive GET errors (all rounds)', unit: 'count', digits: 0, agg: 'sum' },
+  { key: 'ka2.rps', label: 'keep-alive GET rate, run again at once', unit: 'req/s', digits: 0, agg: 'median' },
+  { key: 'ka2.p99Ms', label: 'keep-alive GET latency p99, run again at once', unit: 'ms', digits: 2, agg: 'median' },
+  { key: 'ka2.cpuUs', label: 'proxy CPU per keep-alive GET, run again at once', unit: 'µs', digits: 1, agg: 'median' },
   { key: 'nc.rps', label: 'new-connection GET rate', unit: 'req/s', digits: 0, agg: 'median' },
   { key: 'nc.p50Ms', label: 'new-connection GET latency p50', unit: 'ms', digits: 2, agg: 'median' },
   { key: 'nc.cpuUs', label: 'proxy CPU per new-connection GET', unit: 'µs', digits: 1, agg: 'median' },

@@ -15,7 +15,7 @@
  */
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
-import { relaunch, SEMI_SPACE_FLAG } from './launch.js';
+import { relaunch, LAUNCH_OPTIONS } from './launch.js';
 import { loadConfig, ConfigError } from './config/load.js';
 import { listenerAddresses } from './runtime.js';
 import type { WorkerSide } from './workers.js';
@@ -157,7 +157,7 @@ async function start(args: string[]): Promise<number> {
     return 0;
   }
   const notRelaunched = relaunch();
-  if (notRelaunched !== null) process.stderr.write(`tollgate: starting without ${SEMI_SPACE_FLAG}: ${notRelaunched}; the young generation may grow to V8's 2 x 16 MiB\n`);
+  if (notRelaunched !== null) process.stderr.write(`tollgate: starting without ${LAUNCH_OPTIONS.map((o) => o.arg).join(' ')}: ${notRelaunched}\n`);
   tuneCollector();
   const configPath = values.config !== undefined ? String(values.config) : undefined;
   const workers = await import('./workers.js');

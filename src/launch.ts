@@ -1,26 +1,37 @@
 /**
- * launch: start the serving process with the V8 limits that only a command line can set.
+ * launch: start the serving process with the V8 settings that only a command line can make.
  *
- *   node dist/src/cli.js start ...  ->  execve(node --max-semi-space-size=4 dist/src/cli.js start ...)
+ *   node dist/src/cli.js start ...
+ *     -> execve(node --max-semi-space-size=4 --no-memory-reducer dist/src/cli.js start ...)
  *
- * V8 sizes its young generation when the isolate is made, so `--max-semi-space-size` works only at
- * launch (setFlagsFromString later is ignored). Left alone, V8 grows each of the young generation's
- * two semi-spaces to 16 MiB under load: 32 MiB of RSS that a proxy, whose garbage dies within one
- * request, does not need. `tollgate start` therefore replaces its own process image, the same PID, the
- * same arguments, environment and stdio, with one started with the flag. A process manager, a
- * container runtime or a test that holds the PID sees nothing but a slightly longer start.
+ * V8 reads both when the isolate is made; setFlagsFromString later is ignored.
+ * - `--max-semi-space-size=4`: left alone, V8 grows each of the young generation's two semi-spaces
+ *   to 16 MiB under load, 32 MiB of RSS that a proxy, whose garbage dies within one request, does not
+ *   need.
+ * - `--no-memory-reducer`: the memory reducer collects and gives pages back while the process is
+ *   idle (it was made for background browser tabs). The next burst of traffic then faults them in
+ *   again and regrows the heap, and its first seconds were the slowest: p99 two to ten times that
+ *   of the same load a moment later. A proxy keeps what its last load needed instead, as squid does.
  *
- * It does nothing when the flag is already there (on the command line, in NODE_OPTIONS, or set by an
- * operator to a value of their own: theirs wins), and it never replaces the process twice. Where
- * execve cannot be had (not Linux, no koffi), start goes on as it is and says so once.
+ * `tollgate start` therefore replaces its own process image, the same PID, arguments, environment and
+ * stdio, with one started with what it lacks. A process manager, a container runtime or a test that
+ * holds the PID sees nothing but a slightly longer start. An option the operator set themselves (on
+ * node's command line or in NODE_OPTIONS, either way round) is theirs, and is left as it is. The
+ * process is never replaced twice. Where execve cannot be had (not Linux, no koffi), start goes on as
+ * it is and says so once.
  */
 import { createRequire } from 'node:module';
 
 /** SEMI_SPACE_MIB is each young-generation semi-space's ceiling, in MiB (V8's default here is 16). */
 export const SEMI_SPACE_MIB = 4;
-/** SEMI_SPACE_FLAG is node's option for that ceiling. */
-export const SEMI_SPACE_FLAG = '--max-semi-space-size';
-/** RELAUNCHED marks the replaced process, so a flag that somehow did not stick cannot loop. */
+
+/** LAUNCH_OPTIONS are V8's option names a serving process is started with, and the argument for each. */
+export const LAUNCH_OPTIONS: readonly { readonly name: string; readonly arg: string }[] = [
+  { name: 'max-semi-space-size', arg: `--max-semi-space-size=${SEMI_SPACE_MIB}` },
+  { name: 'memory-reducer', arg: '--no-memory-reducer' },
+];
+
+/** RELAUNCHED marks the replaced process, so an option that somehow did not stick cannot loop. */
 const RELAUNCHED = 'TOLLGATE_RELAUNCHED';
 
 /** LaunchState is what the process was started with, as relaunchArgs reads it. */
@@ -32,20 +43,24 @@ export interface LaunchState {
   readonly env: NodeJS.ProcessEnv;
 }
 
-/** hasFlag tells whether `--max-semi-space-size` is among node's options, either spelling. */
-function hasFlag(options: readonly string[]): boolean {
-  return options.some((o) => o === SEMI_SPACE_FLAG || o.startsWith(`${SEMI_SPACE_FLAG}=`) || o === '--max_semi_space_size' || o.startsWith('--max_semi_space_size='));
+/** setBy tells whether V8 option `name` is among `options`: `--name`, `--no-name`, `--name=v`, dashes or underscores. */
+function setBy(options: readonly string[], name: string): boolean {
+  return options.some((o) => {
+    const flag = o.replace(/=.*$/s, '').replaceAll('_', '-');
+    return flag === `--${name}` || flag === `--no-${name}`;
+  });
 }
 
 /**
  * relaunchArgs gives the argv to replace this process with, or null when it already has what it needs.
- * The script and its arguments come after node's own options, unchanged.
+ * What it lacks goes first; node's own options, the script and its arguments follow, unchanged.
  */
 export function relaunchArgs(s: LaunchState): string[] | null {
   if (s.env[RELAUNCHED] !== undefined) return null;
-  if (hasFlag(s.execArgv)) return null;
-  if (hasFlag((s.env.NODE_OPTIONS ?? '').split(/\s+/))) return null;
-  return [s.execPath, `${SEMI_SPACE_FLAG}=${SEMI_SPACE_MIB}`, ...s.execArgv, ...s.argv.slice(1)];
+  const given = [...s.execArgv, ...(s.env.NODE_OPTIONS ?? '').split(/\s+/)];
+  const missing = LAUNCH_OPTIONS.filter((o) => !setBy(given, o.name)).map((o) => o.arg);
+  if (missing.length === 0) return null;
+  return [s.execPath, ...missing, ...s.execArgv, ...s.argv.slice(1)];
 }
 
 type Execve = (path: string, argv: readonly (string | null)[], envp: readonly (string | null)[]) => number;

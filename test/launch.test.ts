@@ -5,24 +5,32 @@
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { relaunchArgs, SEMI_SPACE_FLAG, SEMI_SPACE_MIB } from '../src/launch.js';
+import { relaunchArgs, SEMI_SPACE_MIB } from '../src/launch.js';
 
 const MiB = 1 << 20;
+const SEMI = `--max-semi-space-size=${SEMI_SPACE_MIB}`;
+const BOTH = [SEMI, '--no-memory-reducer'];
 const CHILD = fileURLToPath(new URL('./helpers/launch-child.ts', import.meta.url));
 
-t.test('relaunchArgs adds the flag before node options, script and arguments', async (t) => {
+t.test('relaunchArgs adds the options before node options, script and arguments', async (t) => {
   const state = { execPath: '/usr/bin/node', execArgv: ['--import', 'tsx'], argv: ['/usr/bin/node', '/app/cli.js', 'start', '--config', 'x.yaml'], env: {} };
-  t.same(relaunchArgs(state), ['/usr/bin/node', `${SEMI_SPACE_FLAG}=${SEMI_SPACE_MIB}`, '--import', 'tsx', '/app/cli.js', 'start', '--config', 'x.yaml']);
-  t.same(relaunchArgs({ ...state, execArgv: [] }), ['/usr/bin/node', `${SEMI_SPACE_FLAG}=${SEMI_SPACE_MIB}`, '/app/cli.js', 'start', '--config', 'x.yaml']);
+  t.same(relaunchArgs(state), ['/usr/bin/node', ...BOTH, '--import', 'tsx', '/app/cli.js', 'start', '--config', 'x.yaml']);
+  t.same(relaunchArgs({ ...state, execArgv: [] }), ['/usr/bin/node', ...BOTH, '/app/cli.js', 'start', '--config', 'x.yaml']);
 });
 
-t.test('an operator\'s own flag wins, and a relaunched process is never relaunched again', async (t) => {
+t.test('an operator\'s own options win, and a relaunched process is never relaunched again', async (t) => {
   const base = { execPath: '/usr/bin/node', execArgv: [] as string[], argv: ['/usr/bin/node', '/app/cli.js', 'start'], env: {} as NodeJS.ProcessEnv };
+  const argsWith = (execArgv: string[], env: NodeJS.ProcessEnv = {}) => relaunchArgs({ ...base, execArgv, env })?.slice(1, -2);
   for (const execArgv of [['--max-semi-space-size=16'], ['--max_semi_space_size=2'], ['--max-semi-space-size', '8']]) {
-    t.equal(relaunchArgs({ ...base, execArgv }), null, execArgv.join(' '));
+    t.same(argsWith(execArgv), ['--no-memory-reducer', ...execArgv], `${execArgv.join(' ')}: only the other option is added`);
   }
-  t.equal(relaunchArgs({ ...base, env: { NODE_OPTIONS: '--enable-source-maps --max-semi-space-size=8' } }), null, 'in NODE_OPTIONS');
-  t.not(relaunchArgs({ ...base, env: { NODE_OPTIONS: '--enable-source-maps' } }), null, 'other NODE_OPTIONS do not count');
+  for (const execArgv of [['--memory-reducer'], ['--no_memory_reducer']]) {
+    t.same(argsWith(execArgv), [SEMI, ...execArgv], `${execArgv.join(' ')}: only the semi-space ceiling is added`);
+  }
+  t.equal(relaunchArgs({ ...base, execArgv: ['--max-semi-space-size=16', '--memory-reducer'] }), null, 'both set: nothing to do');
+  t.equal(relaunchArgs({ ...base, env: { NODE_OPTIONS: '--enable-source-maps --max-semi-space-size=8 --no-memory-reducer' } }), null, 'both in NODE_OPTIONS');
+  t.same(argsWith([], { NODE_OPTIONS: '--max-semi-space-size=8' }), ['--no-memory-reducer'], 'one in NODE_OPTIONS');
+  t.same(argsWith([], { NODE_OPTIONS: '--enable-source-maps' }), BOTH, 'other NODE_OPTIONS do not count');
   t.equal(relaunchArgs({ ...base, env: { TOLLGATE_RELAUNCHED: '1' } }), null, 'marked as relaunched');
 });
 
@@ -51,17 +59,17 @@ t.test('a process without the flag becomes one with it: same PID, arguments and 
   const { pid, report } = await run([]);
   t.equal(report.pid, pid, 'the same process');
   t.equal(report.why, null, 'relaunch had nothing left to do in the new image');
-  t.same(report.execArgv.slice(0, 1), [`${SEMI_SPACE_FLAG}=${SEMI_SPACE_MIB}`]);
+  t.same(report.execArgv.slice(0, 2), BOTH);
   t.ok(report.execArgv.includes('tsx'), 'node options kept');
   t.same(report.args, ['one', 'two words'], 'arguments kept');
   t.equal(report.kept, 2_000_000);
   t.ok(report.newSpace <= 2 * SEMI_SPACE_MIB * MiB, `young generation ${report.newSpace / MiB} MiB, at most 2 x ${SEMI_SPACE_MIB}`);
 });
 
-t.test('with an operator\'s flag the process is left as it is', async (t) => {
-  const { pid, report } = await run(['--max-semi-space-size=16']);
+t.test('with an operator\'s options the process is left as it is', async (t) => {
+  const { pid, report } = await run(['--max-semi-space-size=16', '--memory-reducer']);
   t.equal(report.pid, pid);
-  t.same(report.execArgv.slice(0, 1), ['--max-semi-space-size=16']);
-  t.notOk(report.execArgv.includes(`${SEMI_SPACE_FLAG}=${SEMI_SPACE_MIB}`));
+  t.same(report.execArgv.slice(0, 2), ['--max-semi-space-size=16', '--memory-reducer']);
+  t.notOk(report.execArgv.includes(SEMI));
   t.ok(report.newSpace > 2 * SEMI_SPACE_MIB * MiB, `young generation ${report.newSpace / MiB} MiB: the retained objects grow it past the cap when nothing holds it`);
 });

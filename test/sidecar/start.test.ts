@@ -12,7 +12,7 @@ import { startOrigin } from '../helpers/origin.js';
 import { viaProxy } from '../helpers/tollgate.js';
 import { collectJsonLines } from '../helpers/node.js';
 import { builtSrc } from '../helpers/transpile.js';
-import { SEMI_SPACE_FLAG, SEMI_SPACE_MIB } from '../../src/launch.js';
+import { LAUNCH_OPTIONS } from '../../src/launch.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tollgate-sidecar-start-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -89,7 +89,7 @@ t.test('it serves, leaves no sidecar behind, and SIGHUP validates in the sidecar
   const proxyPort = Number(String(up.proxy).split(':').pop());
   t.equal((await viaProxy(proxyPort, `${origin.url}/hello`)).status, 200, 'a proxied request is served');
   const cmdline = readFileSync(`/proc/${p.pid}/cmdline`, 'utf8').split('\0');
-  t.same(cmdline.slice(1, 3), [`${SEMI_SPACE_FLAG}=${SEMI_SPACE_MIB}`, cli], 'the PID started runs with the young generation capped');
+  t.same(cmdline.slice(1, 2 + LAUNCH_OPTIONS.length), [...LAUNCH_OPTIONS.map((o) => o.arg), cli], 'the PID started runs with its V8 launch options');
   t.ok(await waitFor('no sidecar', () => (sidecarsOf(p.pid!).length === 0 ? true : undefined), 5000), 'no sidecar runs once the start is done');
 
   // A PAC file that throws fails the check in the sidecar: the activation is refused, the old config serves on.

@@ -34,6 +34,11 @@ function sidecars(): number[] {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** rejection answers with what p rejects with, or null when it resolves. */
+const rejection = (p: Promise<unknown>): Promise<Error | null> => p.then(
+  () => null,
+  (e: unknown) => e as Error,
+);
 
 async function until(what: () => boolean, ms: number): Promise<boolean> {
   const end = Date.now() + ms;
@@ -63,10 +68,7 @@ t.test('the built sidecar', async (t) => {
       here = err as ConfigError;
     }
     t.ok(here instanceof ConfigError && here.errors.length >= 3, 'in this process: several errors');
-    const err = await runApart('config', { data: BAD, source: 'bad.yaml' }).then(
-      () => null,
-      (e: unknown) => e,
-    );
+    const err = await rejection(runApart('config', { data: BAD, source: 'bad.yaml' }));
     t.ok(err instanceof BuiltConfigError, 'a ConfigError, not a plain Error');
     t.equal((err as ConfigError).source, 'bad.yaml', 'naming the same source');
     t.same((err as ConfigError).errors, here!.errors, 'with the same lines, in the same order');
@@ -76,10 +78,7 @@ t.test('the built sidecar', async (t) => {
     const { parseConfigData } = await import('../../src/config/parse.js');
     const text = 'locations:\n  - { name: hq, ips: [10.0.0.0/8] } # a comment\nconnectPorts: [443]\n';
     t.same(await runApart('parse', { text, source: 'doc.yaml' }), parseConfigData(text, 'doc.yaml'), 'the same data');
-    const err = await runApart('parse', { text: 'locations: [\n  { name: hq\n', source: 'broken.yaml' }).then(
-      () => null,
-      (e: unknown) => e,
-    );
+    const err = await rejection(runApart('parse', { text: 'locations: [\n  { name: hq\n', source: 'broken.yaml' }));
     t.ok(err instanceof BuiltConfigError, 'a ConfigError');
     t.equal((err as ConfigError).source, 'broken.yaml');
     t.match((err as ConfigError).errors[0], /^line \d+, column \d+: /, 'saying where');
@@ -89,10 +88,7 @@ t.test('the built sidecar', async (t) => {
     const { parseConfigText } = await import('../../src/config/validate.js');
     const text = 'locations: [{ name: hq, ips: [10.0.0.0/8] }]\n';
     t.same(await runApart('configText', { text, source: 'doc.yaml' }), parseConfigText(text, 'doc.yaml'), 'the same config');
-    const err = await runApart('configText', { text: 'locations: [{ name: hq, ips: [nope] }]\n', source: 'bad.yaml' }).then(
-      () => null,
-      (e: unknown) => e,
-    );
+    const err = await rejection(runApart('configText', { text: 'locations: [{ name: hq, ips: [nope] }]\n', source: 'bad.yaml' }));
     t.ok(err instanceof BuiltConfigError, 'a ConfigError');
     t.match((err as ConfigError).errors[0], 'locations[0].ips[0]', 'by path');
   });
@@ -116,10 +112,7 @@ t.test('the built sidecar', async (t) => {
     const job = runApart('pacCheck', { checks: [{ label: 'spin', runs: [{ clientIp: '192.0.2.1', text: 'function FindProxyForURL(u, h) { for (;;) {} }' }] }], urls: ['http://a.example/'], hosts: [] });
     t.ok(await until(() => sidecars().length === 1, 5000), 'the child is up');
     process.kill(sidecars()[0]!, 'SIGKILL');
-    const err = await job.then(
-      () => null,
-      (e: unknown) => e as Error,
-    );
+    const err = await rejection(job);
     t.ok(err instanceof Error, 'the job failed');
     t.match(err!.message, /pacCheck: sidecar exited \(SIGKILL\)/, 'saying which job and how the child ended');
     const after = await runApart('config', { data: GOOD, source: 'after' });

@@ -131,13 +131,15 @@ export interface TollgateOptions {
   readonly workers?: number;
   /** The core to pin to (default PROXY_CORE); null runs unpinned, which several workers need. */
   readonly core?: number | null;
+  /** Another checkout's built `dist/src/cli.js` to run instead of this one's (bench:ab's base). */
+  readonly cli?: string;
 }
 
 /** startTollgate runs `node dist/src/cli.js start` with a generated config. */
 export async function startTollgate(children: Children, origin: Origin, opts: TollgateOptions): Promise<Contender | Unavailable> {
   const { accessLog, identified = false, nodeArgs = [], workers } = opts;
   const name: ContenderName = identified ? 'tollgate-id' : 'tollgate';
-  const cli = path.join(REPO, 'dist', 'src', 'cli.js');
+  const cli = opts.cli ?? path.join(REPO, 'dist', 'src', 'cli.js');
   if (!existsSync(cli)) return { name, reason: `${cli} missing (run npm run build)` };
   const dir = children.tempDir(name);
   const proxy: HostPort = { host: LOOPBACK, port: await freePort() };
@@ -231,6 +233,8 @@ export interface SquidOptions {
   readonly workers?: number;
   /** The core to pin to (default PROXY_CORE); null runs unpinned, which several workers need. */
   readonly core?: number | null;
+  /** Another checkout's built `dist/src/cli.js` to run instead of this one's (bench:ab's base). */
+  readonly cli?: string;
 }
 
 /**

@@ -85,6 +85,22 @@ export interface TxState {
 
 const NO_GROUPS: readonly string[] = Object.freeze([]);
 
+let clockMs = -1;
+let clockIso = '';
+
+/**
+ * isoNow is `new Date().toISOString()`, made once per millisecond: under load a dozen lines share
+ * each millisecond, and making the date string is about a quarter of a line's cost (0.5 of 2 µs).
+ */
+export function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== clockMs) {
+    clockMs = ms;
+    clockIso = new Date(ms).toISOString();
+  }
+  return clockIso;
+}
+
 /** Counted is one label set's child of the requests counter. */
 type Counted = { inc(): void };
 
@@ -178,7 +194,7 @@ export class TxLog {
     if (status === 0 && tx.reason === '') tx.reason = 'client_aborted';
     this.#count(tx.action, status, tx.protocol, tx.reason);
     const entry: AccessEntry = {
-      time: new Date().toISOString(),
+      time: isoNow(),
       node: tx.rt.nodeName,
       login: tx.login,
       department: tx.department,

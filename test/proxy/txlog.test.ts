@@ -47,3 +47,22 @@ t.test('every door writes the same line; a TLS door adds only its own fields', a
     'counted once each, under one label set',
   );
 });
+
+t.test('the line is stamped with the time it was recorded, in toISOString form', async (t) => {
+  const lines: AccessEntry[] = [];
+  const log = new TxLog({ write: (e) => lines.push(e) }, new Metrics());
+  const socket = new net.Socket();
+  for (let i = 0; i < 3; i++) {
+    const st = log.begin(rt, req, 'HTTP', { door: 'explicit', peerIp: '127.0.0.5', forwardingMethod: 'explicit', tls: null });
+    const before = Date.now();
+    log.record(st, socket, 200);
+    const after = Date.now();
+    const at = Date.parse(lines[i]!.time);
+    t.ok(at >= before && at <= after, `${lines[i]!.time} lies between the clock readings around the record`);
+    t.equal(new Date(at).toISOString(), lines[i]!.time, 'in toISOString form');
+    // The next line is recorded in a later millisecond, and must not carry this one's stamp.
+    const ms = Date.now();
+    while (Date.now() === ms);
+  }
+  t.ok(lines[2]!.time > lines[0]!.time, 'a later record carries a later time');
+});

@@ -13,7 +13,8 @@
  * round's value, beside each build's own medians.
  *
  * Flags: --base DIR (a checkout with `npm ci` and `npm run build` done), --rounds N (default 5),
- * --phases ka,nc,ct (keep-alive GETs, new-connection GETs, CONNECT setup; default all), --quick,
+ * --phases ka,nc,ct,down,up (keep-alive GETs, new-connection GETs, CONNECT setup, 512 MiB down and
+ * up through a tunnel; default ka,nc,ct), --quick,
  * --no-build. Progress goes to stderr, the report to stdout.
  */
 import { existsSync } from 'node:fs';
@@ -21,11 +22,13 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { BASE_OPTIONS, BenchError, ensureBuild, progress, runBase } from './build.js';
 import { BENCH_USER, isUnavailable, startOrigin, startTollgate, type Contender, type Origin } from './contenders.js';
-import { runConnects, runGets } from './load.js';
+import { runBulk, runConnects, runGets } from './load.js';
 import { Children, cpuMicros } from './proc.js';
 
-type PhaseName = 'ka' | 'nc' | 'ct';
-const PHASE_NAMES: Record<PhaseName, string> = { ka: 'keep-alive GETs', nc: 'new-connection GETs', ct: 'CONNECT setup' };
+type PhaseName = 'ka' | 'nc' | 'ct' | 'down' | 'up';
+const PHASE_NAMES: Record<PhaseName, string> = { ka: 'keep-alive GETs', nc: 'new-connection GETs', ct: 'CONNECT setup', down: 'bulk download', up: 'bulk upload' };
+/** BULK_BYTES is one bulk stream through a tunnel, as in `npm run bench`. */
+const BULK_BYTES = 512 * 1024 * 1024;
 type Build = 'this' | 'base';
 
 interface Settings {
@@ -46,11 +49,11 @@ function settingsFromArgs(argv: string[]): Settings {
     if (!existsSync(path.join(base, need))) throw new BenchError(`${path.join(base, need)} is missing: run npm ci && npm run build in the base checkout`);
   }
   const phases = (values.phases ?? 'ka,nc,ct').split(',').map((p) => p.trim());
-  for (const p of phases) if (!(p in PHASE_NAMES)) throw new BenchError(`--phases: ${p} is not one of ka, nc, ct`);
+  for (const p of phases) if (!(p in PHASE_NAMES)) throw new BenchError(`--phases: ${p} is not one of ka, nc, ct, down, up`);
   return { base, rounds: runOpts.rounds, phases: phases as PhaseName[], seconds: quick ? 2 : 4, warmupSeconds: quick ? 1 : 2, build: runOpts.build };
 }
 
-/** One phase on one instance: operations per second and the proxy's CPU per operation. */
+/** One phase on one instance: its rate and the proxy's CPU per operation (per MiB for bulk). */
 interface Sample {
   readonly rate: number;
   readonly cpuUs: number;
@@ -60,6 +63,11 @@ interface Sample {
 async function measure(children: Children, origin: Origin, c: Contender, phase: PhaseName, seconds: number): Promise<Sample> {
   const proxy = c.proxy!;
   const before = cpuMicros(c.pid!);
+  if (phase === 'down' || phase === 'up') {
+    const r = await runBulk(children, proxy, origin.tcp, BULK_BYTES, 60_000, phase);
+    if (r.error !== null) return { rate: NaN, cpuUs: NaN, errors: 1 };
+    return { rate: r.bytes / 1e6 / (r.elapsedMs / 1000), cpuUs: (cpuMicros(c.pid!) - before) / (r.bytes / (1 << 20)), errors: 0 };
+  }
   if (phase === 'ct') {
     const r = await runConnects(children, proxy, origin.tcp, 32, seconds * 1000);
     return { rate: r.ok / (r.elapsedMs / 1000), cpuUs: (cpuMicros(c.pid!) - before) / r.ok, errors: r.errors };
@@ -120,10 +128,11 @@ async function main(): Promise<void> {
   for (const phase of settings.phases) {
     const a = samples.get(key(phase, 'this'))!;
     const b = samples.get(key(phase, 'base'))!;
-    const unit = phase === 'ct' ? 'tunnels/s' : 'req/s';
+    const bulk = phase === 'down' || phase === 'up';
+    const unit = bulk ? 'MB/s' : phase === 'ct' ? 'tunnels/s' : 'req/s';
     for (const [label, pick, u] of [
       ['rate', (s: Sample) => s.rate, unit],
-      ['CPU per op', (s: Sample) => s.cpuUs, 'µs'],
+      [bulk ? 'CPU per MiB' : 'CPU per op', (s: Sample) => s.cpuUs, 'µs'],
     ] as const) {
       const ratios = a.map((s, i) => pick(s) / pick(b[i]!));
       const fmt = (xs: readonly Sample[]) => `${median(xs.map(pick)).toFixed(1)} [${Math.min(...xs.map(pick)).toFixed(1)}–${Math.max(...xs.map(pick)).toFixed(1)}] ${u}`;

@@ -21,8 +21,9 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { BASE_OPTIONS, BenchError, ensureBuild, progress, runBase } from './build.js';
-import { BENCH_USER, isUnavailable, startOrigin, startTollgate, type Contender, type Origin } from './contenders.js';
-import { runBulk, runConnects, runGets } from './load.js';
+import { BENCH_USER, isUnavailable, smallUrl, startOrigin, startTollgate, type Contender, type Origin } from './contenders.js';
+import { runBulk, runConnects, runGets, warmUp } from './load.js';
+import { median } from './report.js';
 import { Children, cpuMicros } from './proc.js';
 
 type PhaseName = 'ka' | 'nc' | 'ct' | 'down' | 'up';
@@ -72,15 +73,8 @@ async function measure(children: Children, origin: Origin, c: Contender, phase: 
     const r = await runConnects(children, proxy, origin.tcp, 32, seconds * 1000);
     return { rate: r.ok / (r.elapsedMs / 1000), cpuUs: (cpuMicros(c.pid!) - before) / r.ok, errors: r.errors };
   }
-  const url = `http://${origin.http.host}:${origin.http.port}/small`;
-  const r = await runGets(children, { connectTo: proxy, url, viaProxy: true, newConnections: phase === 'nc', connections: 50, durationS: seconds });
+  const r = await runGets(children, { connectTo: proxy, url: smallUrl(origin), viaProxy: true, newConnections: phase === 'nc', connections: 50, durationS: seconds });
   return { rate: r.rps, cpuUs: (cpuMicros(c.pid!) - before) / r.ok, errors: r.errors };
-}
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
 async function main(): Promise<void> {
@@ -102,8 +96,7 @@ async function main(): Promise<void> {
     }
     for (const { build, c } of order) {
       progress(`round ${round}/${settings.rounds}: warming up ${build}`);
-      await runGets(children, { connectTo: c.proxy!, url: `http://${origin.http.host}:${origin.http.port}/small`, viaProxy: true, newConnections: false, connections: 50, durationS: settings.warmupSeconds });
-      await runConnects(children, c.proxy!, origin.tcp, 8, 500);
+      await warmUp(children, c.proxy!, origin, settings.warmupSeconds);
     }
     for (const phase of settings.phases) {
       for (const { build, c } of order) {

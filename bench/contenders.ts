@@ -89,6 +89,11 @@ export async function startOrigin(children: Children, opts: OriginOptions = {}):
   };
 }
 
+/** smallUrl is the origin's small GET, the URL every GET load asks for. */
+export function smallUrl(origin: Origin): string {
+  return `http://${origin.http.host}:${origin.http.port}/small`;
+}
+
 /** direct is the no-proxy contender. */
 export function direct(): Contender {
   return { name: 'direct', proxy: null, pid: null, description: 'no proxy: load generator straight to the origin', stop: async () => {} };

@@ -10,6 +10,7 @@
  */
 import path from 'node:path';
 import { Children, runToEnd, LOAD_CORE, type HostPort } from './proc.js';
+import { smallUrl, type Origin } from './contenders.js';
 import type { BulkJob, BulkResult, ConnectJob, ConnectResult } from './loadgen.js';
 
 const BENCH_DIR = import.meta.dirname;
@@ -104,4 +105,16 @@ export function runConnects(children: Children, proxy: HostPort, target: HostPor
 export function runBulk(children: Children, proxy: HostPort | null, origin: HostPort, bytes: number, timeoutMs: number, direction: BulkJob['direction'] = 'down'): Promise<BulkResult> {
   const job: BulkJob = { kind: 'bulk', direction, proxy, origin, bytes, timeoutMs };
   return runLoadgen<BulkResult>(children, job, timeoutMs + 10_000);
+}
+
+/**
+ * warmUp drives one proxy briefly, not recorded, so JIT, pools and allocator arenas reach steady
+ * state: keep-alive GETs for `seconds` (when wrk is there), then half a second of tunnels. It
+ * returns how many responses and tunnels were answered.
+ */
+export async function warmUp(children: Children, proxy: HostPort, origin: Origin, seconds: number, withWrk = true): Promise<number> {
+  let answered = 0;
+  if (withWrk) answered += (await runGets(children, { connectTo: proxy, url: smallUrl(origin), viaProxy: true, newConnections: false, connections: 50, durationS: seconds })).ok;
+  answered += (await runConnects(children, proxy, origin.tcp, 8, 500)).ok;
+  return answered;
 }

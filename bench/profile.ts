@@ -14,7 +14,7 @@
 import { copyFileSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { isUnavailable, startOrigin, startTollgate } from './contenders.js';
+import { isUnavailable, smallUrl, startOrigin, startTollgate } from './contenders.js';
 import { runBulk, runConnects, runGets } from './load.js';
 import { Children, cpuMicros, minorFaults } from './proc.js';
 
@@ -121,7 +121,7 @@ async function main(): Promise<number> {
     const spawnedAt = performance.now();
     const tg = await startTollgate(children, origin, { accessLog: true, identified: values.identified === true, nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profDir] });
     if (isUnavailable(tg)) throw new Error(tg.reason);
-    const url = `http://${origin.http.host}:${origin.http.port}/small`;
+    const url = smallUrl(origin);
     const before = cpuMicros(tg.pid!);
     const faultsBefore = minorFaults(tg.pid!);
     const fromMs = performance.now() - spawnedAt;

@@ -86,20 +86,23 @@ export interface Summary {
   readonly n: number;
 }
 
+/** medianOf is the middle of sorted values (the mean of the two middle ones for an even count). */
+function medianOf(sorted: readonly number[]): number {
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** median of values in any order; NaN when there are none. */
+export function median(values: readonly number[]): number {
+  return values.length === 0 ? NaN : medianOf([...values].sort((a, b) => a - b));
+}
+
 /** summarise reduces a figure's samples by its aggregation; null when there are none. */
 export function summarise(key: MetricKey, values: readonly number[]): Summary | null {
   if (values.length === 0) return null;
   const sorted = [...values].sort((a, b) => a - b);
   const agg = DEF.get(key)!.agg;
-  const mid = sorted.length >> 1;
-  const value =
-    agg === 'sum'
-      ? sorted.reduce((a, b) => a + b, 0)
-      : agg === 'max'
-        ? sorted[sorted.length - 1]!
-        : sorted.length % 2 === 1
-          ? sorted[mid]!
-          : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  const value = agg === 'sum' ? sorted.reduce((a, b) => a + b, 0) : agg === 'max' ? sorted[sorted.length - 1]! : medianOf(sorted);
   return { value, min: sorted[0]!, max: sorted[sorted.length - 1]!, n: sorted.length };
 }
 

@@ -20,8 +20,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { BASE_OPTIONS, BenchError, ensureBuild, progress, runBase } from './build.js';
-import { BENCH_USER, CONTENDERS, direct, isUnavailable, startNaive, startOrigin, startSquid, startTollgate, type Contender, type ContenderName, type Origin } from './contenders.js';
-import { runBulk, runConnects, runGets } from './load.js';
+import { BENCH_USER, CONTENDERS, direct, isUnavailable, smallUrl, startNaive, startOrigin, startSquid, startTollgate, type Contender, type ContenderName, type Origin } from './contenders.js';
+import { runBulk, runConnects, runGets, warmUp as warmUpProxy } from './load.js';
 import { isDisturbed, NOISE_LIMIT_PCT, NoiseMeter } from './noise.js';
 import { Children, commandVersion, cpuMicros, findCommand, RssSampler, rssKiB, sleep, LOAD_CORE, PROXY_CORE } from './proc.js';
 import { evaluateTargets, renderAccessLogs, renderInterference, renderTable, renderTargets, Results, toJson, type MetricKey } from './report.js';
@@ -103,7 +103,7 @@ class Bench {
   }
 
   get smallUrl(): string {
-    return `http://${this.origin.http.host}:${this.origin.http.port}/small`;
+    return smallUrl(this.origin);
   }
 
   tally(c: Contender, n: number): void {
@@ -269,8 +269,7 @@ async function warmUp(bench: Bench): Promise<void> {
   for (const c of bench.contenders) {
     if (c.proxy === null) continue;
     progress(`warming up ${c.name}`);
-    if (bench.haveWrk) bench.tally(c, (await runGets(bench.children, { connectTo: c.proxy, url: bench.smallUrl, viaProxy: true, newConnections: false, connections: 50, durationS: bench.settings.warmupSeconds })).ok);
-    bench.tally(c, (await runConnects(bench.children, c.proxy, bench.origin.tcp, 8, 500)).ok);
+    bench.tally(c, await warmUpProxy(bench.children, c.proxy, bench.origin, bench.settings.warmupSeconds, bench.haveWrk));
   }
 }
 

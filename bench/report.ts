@@ -71,9 +71,9 @@ export const METRICS: readonly MetricDef[] = [
   { key: 'up.MBps', label: 'bulk upload, one stream', unit: 'MB/s', digits: 0, agg: 'median' },
   { key: 'up.cpuMsPerGiB', label: 'proxy CPU per GiB uploaded', unit: 'ms', digits: 0, agg: 'median' },
   { key: 'up.errors', label: 'bulk upload failures (all rounds)', unit: 'count', digits: 0, agg: 'sum' },
-  { key: 'rss.idleMiB', label: 'proxy RSS idle, fresh start', unit: 'MiB', digits: 1, agg: 'median' },
+  { key: 'rss.idleMiB', label: 'proxy RSS idle, 1 s after each round\'s start', unit: 'MiB', digits: 1, agg: 'median' },
   { key: 'rss.loadMiB', label: 'proxy RSS under load (peak of each round)', unit: 'MiB', digits: 1, agg: 'max' },
-  { key: 'rss.afterMiB', label: 'proxy RSS idle, after all load', unit: 'MiB', digits: 1, agg: 'median' },
+  { key: 'rss.afterMiB', label: 'proxy RSS idle, 1.5 s after each round\'s load', unit: 'MiB', digits: 1, agg: 'median' },
 ];
 
 const DEF = new Map(METRICS.map((m) => [m.key, m]));

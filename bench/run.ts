@@ -4,7 +4,8 @@
  *   core 1: wrk / loadgen  ->  core 0: proxy under test  ->  core 1: origin
  *
  * Contenders are measured in alternation: each round runs every phase for every contender, in a
- * rotated order, so drift lands on all of them alike. Phases:
+ * rotated order, so drift lands on all of them alike, and starts its own instance of every proxy
+ * (warmed up, then stopped at the round's end), so no one instance's luck is in every round. Phases:
  *   keep-alive GETs (wrk), new-connection GETs (wrk, `Connection: close`),
  *   CONNECT setup (loadgen), bulk download and upload through a tunnel (loadgen).
  * The proxy's CPU comes from /proc/PID/stat around each measurement, its RSS from /proc/PID/status.
@@ -28,8 +29,8 @@ import { evaluateTargets, renderAccessLogs, renderInterference, renderTable, ren
 
 const REPO = path.resolve(import.meta.dirname, '..');
 const RESULTS_FILE = path.join(import.meta.dirname, 'results', 'latest.json');
-/** WATCHDOG_MS bounds the whole run; past it everything is killed and the bench fails. */
-const WATCHDOG_MS = 14 * 60_000;
+/** WATCHDOG_MS_PER_ROUND bounds the whole run (times the rounds); past it everything is killed and the bench fails. */
+const WATCHDOG_MS_PER_ROUND = 5 * 60_000;
 const MiB = 1 << 20;
 
 /** Settings are the knobs of one run; they are written into the JSON with the results. */
@@ -225,27 +226,45 @@ async function measureOnce(bench: Bench, phase: Phase, c: Contender, round: numb
   }
 }
 
-/** runRounds alternates contenders over the rounds, phase by phase, each round in a rotated order. */
+/**
+ * runRounds alternates contenders over the rounds, phase by phase, each round in a rotated order.
+ * Every round starts its own instance of each proxy and stops it at the end: two instances of one
+ * build can differ by 15-20% on this VM, and one instance kept for the whole run would put its luck
+ * into every round instead of spreading it over them.
+ */
 async function runRounds(bench: Bench): Promise<void> {
   const { settings, results } = bench;
   const budget: Budget = { quietMs: settings.quietBudgetMs, retries: settings.retries };
   for (let round = 1; round <= settings.rounds; round++) {
-    const order = rotate(bench.contenders, round - 1);
-    const peaks = new Map<ContenderName, number>();
-    for (const phase of PHASES) {
-      if (phase.needsWrk && !bench.haveWrk) continue;
-      for (const c of order) {
-        if (!phase.applies(c)) continue;
-        progress(`round ${round}/${settings.rounds}: ${phase.name} — ${c.name}`);
-        await measureOnce(bench, phase, c, round, budget, peaks);
+    await startContenders(bench, round);
+    try {
+      await sleep(1000);
+      for (const c of bench.contenders) if (c.pid !== null) results.add(c.name, 'rss.idleMiB', rssKiB(c.pid) / 1024, round);
+      await warmUp(bench);
+      const order = rotate(bench.contenders, round - 1);
+      const peaks = new Map<ContenderName, number>();
+      for (const phase of PHASES) {
+        if (phase.needsWrk && !bench.haveWrk) continue;
+        for (const c of order) {
+          if (!phase.applies(c)) continue;
+          progress(`round ${round}/${settings.rounds}: ${phase.name} — ${c.name}`);
+          await measureOnce(bench, phase, c, round, budget, peaks);
+        }
       }
+      for (const [name, kib] of peaks) results.add(name, 'rss.loadMiB', kib / 1024, round);
+      await sleep(1500);
+      for (const c of bench.contenders) if (c.pid !== null) results.add(c.name, 'rss.afterMiB', rssKiB(c.pid) / 1024, round);
+    } finally {
+      await stopContenders(bench);
     }
-    for (const [name, kib] of peaks) results.add(name, 'rss.loadMiB', kib / 1024, round);
   }
 }
 
-/** startContenders starts Tollgate and squid (direct needs nothing) and records who could not run. */
-async function startContenders(bench: Bench): Promise<void> {
+/**
+ * startContenders starts this round's Tollgates, naive proxy and squid (direct needs nothing), in
+ * an order rotated by round, and records who could not run.
+ */
+async function startContenders(bench: Bench, round: number): Promise<void> {
   const { children, origin, settings, results } = bench;
   bench.contenders.push(direct());
   const starts = [
@@ -254,14 +273,27 @@ async function startContenders(bench: Bench): Promise<void> {
     () => startTollgate(children, origin, { accessLog: settings.accessLog, identified: true }),
     () => startSquid(children, origin, settings.accessLog),
   ];
-  for (const start of starts) {
+  for (const start of rotate(starts, round - 1)) {
     const c = await start();
     if (isUnavailable(c)) {
-      results.status.set(c.name, { ran: false, reason: c.reason });
-      progress(`${c.name} skipped: ${c.reason}`);
+      if (!results.status.has(c.name)) results.status.set(c.name, { ran: false, reason: c.reason });
+      else results.failures.push({ round, contender: c.name, phase: 'start', message: c.reason });
+      progress(`${c.name} skipped in round ${round}: ${c.reason}`);
     } else bench.contenders.push(c);
   }
-  for (const c of bench.contenders) results.status.set(c.name, { ran: true, description: c.description });
+  bench.contenders.sort((a, b) => CONTENDERS.indexOf(a.name) - CONTENDERS.indexOf(b.name));
+  for (const c of bench.contenders) if (!results.status.has(c.name)) results.status.set(c.name, { ran: true, description: c.description });
+}
+
+/** stopContenders stops this round's instances and adds what their access logs held to the run's count. */
+async function stopContenders(bench: Bench): Promise<void> {
+  const { results } = bench;
+  for (const c of bench.contenders.splice(0)) {
+    await c.stop();
+    if (c.accessLog === undefined) continue;
+    const sum = results.accessLogs.get(c.name) ?? { lines: 0, withLogin: 0, answered: 0, user: BENCH_USER };
+    results.accessLogs.set(c.name, { ...sum, lines: sum.lines + c.accessLog.lines, withLogin: sum.withLogin + c.accessLog.withLogin });
+  }
 }
 
 /** warmUp drives each proxy briefly (not recorded) so JIT, pools and allocator arenas reach steady state. */
@@ -295,11 +327,12 @@ async function main(): Promise<number> {
   const t0 = performance.now();
   const settings = settingsFromArgs(process.argv.slice(2));
   const children = new Children(os.availableParallelism() >= 2);
+  const watchdogMs = WATCHDOG_MS_PER_ROUND * settings.rounds;
   const watchdog = setTimeout(() => {
     children.killAllNow();
-    process.stderr.write(`bench: still running after ${WATCHDOG_MS / 1000} s; stopped everything\n`);
+    process.stderr.write(`bench: still running after ${watchdogMs / 1000} s; stopped everything\n`);
     process.exit(1);
-  }, WATCHDOG_MS);
+  }, watchdogMs);
   watchdog.unref();
 
   const build = ensureBuild(settings.build, progress);
@@ -320,20 +353,11 @@ async function main(): Promise<number> {
   const { results } = bench;
   if (!bench.haveWrk) results.skipped.push({ contender: 'all', what: 'keep-alive and new-connection GETs', reason: 'wrk is not installed (apt-get install -y wrk)' });
   try {
-    await startContenders(bench);
-    await sleep(1000);
-    for (const c of bench.contenders) if (c.pid !== null) results.add(c.name, 'rss.idleMiB', rssKiB(c.pid) / 1024, 0);
-    await warmUp(bench);
     await runRounds(bench);
-    await sleep(1500);
-    for (const c of bench.contenders) if (c.pid !== null) results.add(c.name, 'rss.afterMiB', rssKiB(c.pid) / 1024, 0);
   } finally {
-    for (const c of bench.contenders) await c.stop();
     await origin.stop();
   }
-  for (const c of bench.contenders) {
-    if (c.accessLog !== undefined) results.accessLogs.set(c.name, { ...c.accessLog, answered: bench.answered.get(c.name) ?? 0, user: BENCH_USER });
-  }
+  for (const [name, t] of results.accessLogs) results.accessLogs.set(name, { ...t, answered: bench.answered.get(name) ?? 0 });
 
   const elapsedS = (performance.now() - t0) / 1000;
   const targets = evaluateTargets(results);

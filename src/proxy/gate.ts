@@ -9,11 +9,13 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
 import type { RuntimeRef } from '../runtime.js';
+import { Roster } from './roster.js';
 
 /** ConnectionGate counts connections per client address across the doors that share it. */
 export class ConnectionGate {
   readonly #perIp = new Map<string, number>();
-  readonly #sockets = new Set<Socket>();
+  /** Open connections, for destroyAll (a roster, not a Set: see roster.ts). */
+  readonly #sockets = new Roster<Socket>();
 
   constructor(
     private readonly runtime: RuntimeRef,
@@ -44,6 +46,6 @@ export class ConnectionGate {
 
   /** destroyAll ends every connection still open (the end of a shutdown's grace). */
   destroyAll(): void {
-    for (const s of this.#sockets) s.destroy();
+    for (const s of this.#sockets.values()) s.destroy();
   }
 }

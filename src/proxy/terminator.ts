@@ -26,6 +26,7 @@ import { answerClientError, rawErrorResponse } from '../http/errors.js';
 import type { Metrics } from '../metrics.js';
 import type { Leaf } from '../tls/leaf.js';
 import { peekClientHello } from './clienthello.js';
+import { Roster } from './roster.js';
 import type { Interceptor } from './handler.js';
 import type { Arrival, CountedSocket, TxLog, TxState } from './txlog.js';
 
@@ -56,7 +57,7 @@ const REQUESTS = Symbol('tollgate.requests');
 /** TlsTerminator terminates inspected tunnels; one per proxy listener. */
 export class TlsTerminator implements Interceptor {
   readonly #server: http.Server;
-  readonly #sockets = new Set<Socket>();
+  readonly #sockets = new Roster<Socket>();
   /** Who has refused our certificate for which host, so each is logged once (bounded). */
   readonly #rejected = new LRUCache<string, true>({ max: 10_000, ttl: 3_600_000 });
 
@@ -238,7 +239,7 @@ export class TlsTerminator implements Interceptor {
 
   /** close ends every inspected connection (shutdown). */
   close(): void {
-    for (const s of this.#sockets) s.destroy();
+    for (const s of this.#sockets.values()) s.destroy();
     this.#server.close();
   }
 }

@@ -18,6 +18,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { coded, LLHTTP, MAX_RESPONSE_HEADER_BYTES, requestHead, toHeaders, type Parser, type UpstreamRequest } from './http1.js';
+import { Roster } from './roster.js';
 
 /** Methods that may be sent again when a pooled connection turns out to be dead (RFC 9110 §9.2.2, safe ones). */
 const RETRYABLE = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -317,7 +318,7 @@ class Connection {
 /** UpstreamPool holds the connections to one origin (scheme, host, port). */
 export class UpstreamPool {
   readonly #idle: Connection[] = [];
-  readonly #all = new Set<Connection>();
+  readonly #all = new Roster<Connection>();
   /** Connections being opened (dial, TLS): the pool is in use while any is. */
   #connecting = 0;
   #closed = false;
@@ -386,6 +387,6 @@ export class UpstreamPool {
 
   close(): void {
     this.#closed = true;
-    for (const c of [...this.#all]) c.kill(null);
+    for (const c of this.#all.values()) c.kill(null);
   }
 }

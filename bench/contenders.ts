@@ -49,6 +49,8 @@ export interface Contender {
   stop(): Promise<void>;
   /** Set by stop() when the contender writes a JSON access log the bench can count. */
   accessLog?: AccessLogCount;
+  /** What the process wrote to stdout so far (V8's traces, when asked for). */
+  output(): string;
 }
 
 /** Unavailable says why a contender was not run. */
@@ -96,7 +98,7 @@ export function smallUrl(origin: Origin): string {
 
 /** direct is the no-proxy contender. */
 export function direct(): Contender {
-  return { name: 'direct', proxy: null, pid: null, description: 'no proxy: load generator straight to the origin', stop: async () => {} };
+  return { name: 'direct', proxy: null, pid: null, description: 'no proxy: load generator straight to the origin', output: () => '', stop: async () => {} };
 }
 
 /** BENCH_USER is the user every identified request is attributed to. */
@@ -320,6 +322,7 @@ async function started(
     proxy,
     pid: child.pid,
     description,
+    output: () => child.stdout(),
     async stop() {
       await children.stop(child, 5000);
       if (jsonAccessLog !== null) c.accessLog = countAccessLog(jsonAccessLog);

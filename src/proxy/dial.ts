@@ -99,15 +99,41 @@ function refused(target: string): net.Socket {
 export function dial(opts: DialOptions, host: string, port: number, extra: net.NetConnectOpts | object = {}): net.Socket {
   // An IP literal in any spelling (`2130706433`, `0x7f.1`, `::ffff:7f00:1`) is dialled as its canonical address.
   const literal = canonicalIp(host);
-  let socket: net.Socket;
   if (literal !== null) {
     if (opts.self.isSelf(literal, port)) return refused(`${host}:${port}`);
     // The socket connects to exactly this address, which was just judged: no second look needed.
     return net.connect({ ...extra, host: literal, port });
   }
-  socket = net.connect({ ...extra, host, port, lookup: makeLookup(opts, port) as unknown as net.LookupFunction });
-  // A name's address actually connected to is judged once more, before any byte is written (this
-  // listener runs before the ones a writer adds, which is where queued writes are flushed).
+  return judgePeer(opts, host, port, net.connect({ ...extra, host, port, lookup: makeLookup(opts, port) as unknown as net.LookupFunction }));
+}
+
+/**
+ * dialReading is dial for a tunnel's upstream: half-open allowed, no Nagle, and every read lands in
+ * the caller's buffer (net's `onread`).
+ *
+ * Its net.connect options are one literal, not `dial(..., { allowHalfOpen, noDelay, onread })`'s
+ * spread. Under the bench's CONNECT load (after its keep-alive and new-connection loads), the
+ * spread left closed tunnels and their sockets outliving young collections: about 48 KB promoted
+ * per scavenge and a full collection every 1.6 s, against about 3 KB and none with the literal,
+ * and the tunnel cost about 12 µs more CPU. Building the literal in dial for every caller, the HTTP
+ * forwarder's pooled connections too, was worse than either (about 190 KB a scavenge). What in V8
+ * ties the two together is not pinned down; the measurement is what this rests on, and
+ * `bench/profile.ts --scenario connect --before keepalive,newconn --gc` shows it.
+ */
+export function dialReading(opts: DialOptions, host: string, port: number, onread: net.OnReadOpts): net.Socket {
+  const literal = canonicalIp(host);
+  if (literal !== null) {
+    if (opts.self.isSelf(literal, port)) return refused(`${host}:${port}`);
+    return net.connect({ host: literal, port, allowHalfOpen: true, noDelay: true, onread });
+  }
+  return judgePeer(opts, host, port, net.connect({ host, port, lookup: makeLookup(opts, port) as unknown as net.LookupFunction, allowHalfOpen: true, noDelay: true, onread }));
+}
+
+/**
+ * judgePeer judges the address a name actually connected to once more, before any byte is written
+ * (its listener runs before the ones a writer adds, which is where queued writes are flushed).
+ */
+function judgePeer(opts: DialOptions, host: string, port: number, socket: net.Socket): net.Socket {
   socket.once('connect', () => {
     const peer = socket.remoteAddress;
     if (peer !== undefined && opts.self.isSelf(peer, socket.remotePort ?? port)) socket.destroy(new LoopError(`${host}:${port}`));

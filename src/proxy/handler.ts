@@ -273,7 +273,8 @@ export class RequestPipeline {
     const tx = st.tx;
     const limits = tx.rt.config.limits;
     openTunnel(
-      { ...deps.dial, connectTimeoutMs: limits.upstreamTimeoutMs, idleTimeoutMs: limits.clientIdleTimeoutMs, established: reply },
+      deps.dial,
+      { connectTimeoutMs: limits.upstreamTimeoutMs, idleTimeoutMs: limits.clientIdleTimeoutMs, established: reply },
       socket,
       head,
       tx.host,

@@ -1,7 +1,7 @@
 import t from 'tap';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { dial, SelfGuard, type DialOptions, type Resolve } from '../../src/proxy/dial.js';
+import { dial, dialReading, SelfGuard, type DialOptions, type Resolve } from '../../src/proxy/dial.js';
 
 const listener = net.createServer((s) => s.end('you reached our own listener\n'));
 await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
@@ -10,15 +10,46 @@ t.teardown(() => new Promise<void>((r) => listener.close(() => r())));
 const self = new SelfGuard();
 self.add('127.0.0.1', port);
 
-function outcome(opts: DialOptions, host: string): Promise<string> {
+/** DIALS are the two ways in: plain, and a tunnel's (reads into the caller's buffer). Both must judge alike. */
+const DIALS = ['dial', 'dialReading'] as const;
+type Via = (typeof DIALS)[number];
+
+function outcome(opts: DialOptions, host: string, via: Via = 'dial'): Promise<string> {
   return new Promise((resolve) => {
-    const s = dial(opts, host, port);
     let data = '';
+    const s =
+      via === 'dial'
+        ? dial(opts, host, port)
+        : dialReading(opts, host, port, {
+            buffer: Buffer.alloc(64),
+            callback: (n, b) => {
+              data += Buffer.from(b.subarray(0, n)).toString();
+              return true;
+            },
+          });
     s.on('data', (c: Buffer) => (data += c.toString()));
+    // The tunnel dial allows half-open: the listener's end is answered with ours, so the socket closes.
+    s.on('end', () => s.end());
     s.on('error', (e: NodeJS.ErrnoException) => resolve(e.code ?? e.message));
     s.on('close', () => resolve(data === '' ? 'closed' : 'reached'));
   });
 }
+
+t.test('an IP literal of ours is refused in every spelling, by both dials', async (t) => {
+  for (const via of DIALS) {
+    for (const host of ['127.0.0.1', '2130706433', '0x7f.1', '127.1', '::ffff:7f00:1', '[::ffff:127.0.0.1]']) {
+      t.equal(await outcome({ hosts: () => new Map(), self }, host, via), 'ELOOP_SELF', `${via} ${host}`);
+    }
+    t.equal(await outcome({ hosts: () => new Map(), self: new SelfGuard() }, '0x7f.1', via), 'reached', `${via}: the same spelling reaches the listener when the guard does not know it`);
+  }
+});
+
+t.test('a name resolving to one of ours is refused by the tunnel dial too, and a static host likewise', async (t) => {
+  const resolve: Resolve = (_h, cb) => cb(null, ['127.0.0.3', '127.0.0.1']);
+  t.equal(await outcome({ hosts: () => new Map(), self, resolve }, 'multi.test', 'dialReading'), 'ELOOP_SELF', 'DNS answer');
+  t.equal(await outcome({ hosts: () => new Map([['pinned.test', '127.0.0.1']]), self }, 'pinned.test', 'dialReading'), 'ELOOP_SELF', 'static host');
+  t.equal(await outcome({ hosts: () => new Map(), self: new SelfGuard(), resolve: (_h, cb) => cb(null, ['127.0.0.1']) }, 'fine.test', 'dialReading'), 'reached', 'not ours: reached, its bytes read into the buffer');
+});
 
 t.test('a name is refused if any address it resolves to is ours, whatever the order', async (t) => {
   for (const answer of [['127.0.0.1'], ['127.0.0.3', '127.0.0.1'], ['127.0.0.1', '127.0.0.3'], ['::ffff:7f00:1'], ['0.0.0.0']]) {

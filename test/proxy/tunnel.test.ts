@@ -57,7 +57,7 @@ t.test('an upload reaches the origin whole: the head, bytes that waited in the s
   t.ok(server.readableLength > 0, `${server.readableLength} bytes wait in the stream buffer`);
   const head = randomBytes(100);
   const rest = randomBytes(4 * 1024 * 1024 + 17);
-  const result = new Promise<TunnelResult>((resolve) => openTunnel(opts, server, head, '127.0.0.1', sinkPort, () => {}, resolve));
+  const result = new Promise<TunnelResult>((resolve) => openTunnel(opts, opts, server, head, '127.0.0.1', sinkPort, () => {}, resolve));
   const answer = new Promise<string>((resolve) => {
     let b = '';
     client.on('data', (c: Buffer) => (b += c.toString()));
@@ -85,7 +85,7 @@ t.test('a client that sent its bytes and its end before the tunnel opened still 
   server.pause();
   await new Promise((r) => setTimeout(r, 50));
   t.ok(server.readableLength > 0 && !server.readableEnded, 'bytes and the end wait in the stream, not yet handed out');
-  const result = new Promise<TunnelResult>((resolve) => openTunnel(opts, server, Buffer.alloc(0), '127.0.0.1', sinkPort, () => {}, resolve));
+  const result = new Promise<TunnelResult>((resolve) => openTunnel(opts, opts, server, Buffer.alloc(0), '127.0.0.1', sinkPort, () => {}, resolve));
   t.equal(await answer, `${early.length} ${sha(early)}`);
   client.destroy();
   t.equal((await result).opened, true);
@@ -105,7 +105,7 @@ t.test('a client whose end was already handed out before the tunnel opened: the 
     client.on('data', (c: Buffer) => (b += c.toString()));
     client.on('end', () => resolve(b));
   });
-  const result = new Promise<TunnelResult>((resolve) => openTunnel(opts, server, Buffer.alloc(0), '127.0.0.1', sinkPort, () => {}, resolve));
+  const result = new Promise<TunnelResult>((resolve) => openTunnel(opts, opts, server, Buffer.alloc(0), '127.0.0.1', sinkPort, () => {}, resolve));
   t.equal(await answer, `0 ${sha(Buffer.alloc(0))}`, 'the origin saw the end, and answered');
   client.destroy();
   await result;
@@ -115,7 +115,7 @@ t.test('many tunnels one after another reuse buffers without mixing their bytes'
   for (let i = 0; i < 20; i++) {
     const { client, server } = await accepted(t);
     const data = randomBytes(200_000 + i * 1000);
-    const done = new Promise<TunnelResult>((resolve) => openTunnel(opts, server, Buffer.alloc(0), '127.0.0.1', sinkPort, () => {}, resolve));
+    const done = new Promise<TunnelResult>((resolve) => openTunnel(opts, opts, server, Buffer.alloc(0), '127.0.0.1', sinkPort, () => {}, resolve));
     const answer = new Promise<string>((resolve) => {
       let b = '';
       client.on('data', (c: Buffer) => (b += c.toString()));
@@ -130,7 +130,7 @@ t.test('many tunnels one after another reuse buffers without mixing their bytes'
 
 t.test('a client that resets mid-upload ends the tunnel once, with no error thrown', async (t) => {
   const { client, server } = await accepted(t);
-  const result = new Promise<TunnelResult>((resolve) => openTunnel(opts, server, Buffer.alloc(0), '127.0.0.1', sinkPort, () => {}, resolve));
+  const result = new Promise<TunnelResult>((resolve) => openTunnel(opts, opts, server, Buffer.alloc(0), '127.0.0.1', sinkPort, () => {}, resolve));
   client.write(randomBytes(1024 * 1024));
   await new Promise((r) => setTimeout(r, 20));
   client.resetAndDestroy();

@@ -101,19 +101,11 @@ function isoNow(): string {
   return clockIso;
 }
 
-/** Counted is one label set's child of the requests counter. */
-type Counted = { inc(): void };
-
 /** RequestFacts is what a transaction is begun from: a parsed request, or what a door knows of a connection. */
 export type RequestFacts = Pick<IncomingMessage, 'method' | 'url' | 'headers'>;
 
 /** TxLog begins transactions and records each exactly once. */
 export class TxLog {
-  /** The requests counter's children by label set: looked up by one string, not hashed from an object each time. */
-  readonly #counted = new Map<string, Counted>();
-  /** The blocked counter's children by reason code, likewise. */
-  readonly #blocked = new Map<string, Counted>();
-
   constructor(
     private readonly accessLog: AccessLog,
     private readonly metrics: Metrics,
@@ -157,23 +149,12 @@ export class TxLog {
   }
 
   #count(action: Transaction['action'], status: number, protocol: Transaction['protocol'], reason: string): void {
-    const key = `${action} ${status} ${protocol}`;
-    let c = this.#counted.get(key);
-    if (c === undefined) {
-      c = this.metrics.requests.labels({ action, status: String(status), protocol });
-      // Statuses are three digits and actions and protocols a handful, so this stays small.
-      if (this.#counted.size < 4096) this.#counted.set(key, c);
-    }
-    c.inc();
+    // Statuses are three digits and actions and protocols a handful, so the label sets stay few.
+    this.metrics.requestTally.add(`${action} ${status} ${protocol}`, { action, status: String(status), protocol });
     if (action !== 'blocked') return;
+    // Reasons are the error catalogue's stable codes.
     const why = reason === '' ? 'unspecified' : reason;
-    let b = this.#blocked.get(why);
-    if (b === undefined) {
-      b = this.metrics.blocked.labels({ reason: why });
-      // Reasons are the error catalogue's stable codes.
-      if (this.#blocked.size < 4096) this.#blocked.set(why, b);
-    }
-    b.inc();
+    this.metrics.blockedTally.add(why, { reason: why });
   }
 
   /** countRefusal counts a request the listener refused before it became a transaction (it cannot be parsed). */

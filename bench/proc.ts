@@ -216,12 +216,16 @@ function statFields(pid: number): string[] | null {
   }
 }
 
-/** cpuMicros is the user+system CPU time used so far by pid and its descendants, in µs. */
+/**
+ * cpuMicros is the user+system CPU time used so far by pid and its descendants, in µs: the live
+ * ones, and those pid has reaped (its cutime and cstime), so a child that exits between two readings
+ * (a sidecar) does not take its CPU out of the second.
+ */
 export function cpuMicros(pid: number): number {
   let ticks = 0;
   for (const p of processTree(pid)) {
     const f = statFields(p);
-    if (f !== null) ticks += Number(f[11]) + Number(f[12]); // utime, stime: fields 14 and 15
+    if (f !== null) ticks += Number(f[11]) + Number(f[12]) + (p === pid ? Number(f[13]) + Number(f[14]) : 0); // utime, stime (fields 14, 15); cutime, cstime (16, 17)
   }
   return (ticks * 1e6) / CLK_TCK;
 }
@@ -265,12 +269,12 @@ export function selfAndReapedMicros(): number {
   return u.user + u.system + (ticks * 1e6) / CLK_TCK;
 }
 
-/** minorFaults is the count of minor page faults so far of pid and its descendants (field 10). */
+/** minorFaults is the count of minor page faults so far of pid and its descendants (field 10), reaped ones included (pid's field 11), as cpuMicros. */
 export function minorFaults(pid: number): number {
   let n = 0;
   for (const p of processTree(pid)) {
     const f = statFields(p);
-    if (f !== null) n += Number(f[7]);
+    if (f !== null) n += Number(f[7]) + (p === pid ? Number(f[8]) : 0);
   }
   return n;
 }

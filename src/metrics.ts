@@ -8,22 +8,32 @@ import type { Store } from './sessions/store.js';
  * Tally counts a counter's increments on the data plane's hot path in plain numbers, one row per
  * label set, and hands them to the prom-client counter whenever that is read (a scrape, the admin
  * API, the primary summing its workers). prom-client's own inc hashes and checks the label set on
- * every call, which cost a tunnel or a request about 2 µs. Label sets are bounded by the callers
- * (actions, statuses, the error catalogue's codes); past MAX_ROWS a set goes to the counter directly.
+ * every call, which cost a tunnel or a request about 2 µs. A label set is named by its values in
+ * the counter's label order, joined by SEP; the labels object is made from that name once, the
+ * first time it is seen. Label sets are bounded by the callers (actions, statuses, the error
+ * catalogue's codes); past MAX_ROWS a set goes to the counter directly.
  */
 export class Tally<L extends string> {
   static readonly MAX_ROWS = 4096;
+  /** SEP joins label values into a row's name (a control character: no label value holds one). */
+  static readonly SEP = '\u001f';
   readonly #rows = new Map<string, { readonly labels: Partial<Record<L, string>>; n: number }>();
 
-  constructor(private readonly counter: () => Counter<L>) {}
+  constructor(
+    private readonly labelNames: readonly L[],
+    private readonly counter: () => Counter<L>,
+  ) {}
 
-  /** add counts one under `key`, the label set's own spelling; `labels` is read only the first time a key is seen. */
-  add(key: string, labels: Partial<Record<L, string>>): void {
+  /** add counts one for the label set named `key` (its values joined by SEP, in label order). */
+  add(key: string): void {
     const row = this.#rows.get(key);
     if (row !== undefined) {
       row.n++;
       return;
     }
+    const values = key.split(Tally.SEP);
+    const labels: Partial<Record<L, string>> = {};
+    this.labelNames.forEach((name, i) => (labels[name] = values[i] ?? ''));
     if (this.#rows.size < Tally.MAX_ROWS) this.#rows.set(key, { labels, n: 1 });
     else this.counter().inc(labels);
   }
@@ -54,7 +64,7 @@ export class Level {
 export class Metrics {
   readonly registry = new Registry();
   /** Transactions are counted through `requestTally` (or directly, for what is not the hot path). */
-  readonly requestTally: Tally<'action' | 'status' | 'protocol'> = new Tally(() => this.requests);
+  readonly requestTally: Tally<'action' | 'status' | 'protocol'> = new Tally(['action', 'status', 'protocol'], () => this.requests);
   readonly requests: Counter<'action' | 'status' | 'protocol'> = new Counter({
     name: 'tollgate_requests_total',
     help: 'Transactions by action and status.',
@@ -62,7 +72,7 @@ export class Metrics {
     registers: [this.registry],
     collect: () => this.requestTally.flush(),
   });
-  readonly blockedTally: Tally<'reason'> = new Tally(() => this.blocked);
+  readonly blockedTally: Tally<'reason'> = new Tally(['reason'], () => this.blocked);
   /** Blocked transactions by stable reason code (bounded: the codes are the error catalogue's). */
   readonly blocked: Counter<'reason'> = new Counter({
     name: 'tollgate_blocked_total',

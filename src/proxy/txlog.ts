@@ -12,7 +12,7 @@ import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { normalizeIp } from '../config/ip.js';
 import type { AccessEntry, AccessLog } from '../log.js';
-import type { Metrics } from '../metrics.js';
+import { Tally, type Metrics } from '../metrics.js';
 import type { Runtime } from '../runtime.js';
 import { redactTokens } from '../auth/identify.js';
 import { isUpstreamFault, type UpstreamFailure } from './errno.js';
@@ -84,6 +84,7 @@ export interface TxState {
 }
 
 const NO_GROUPS: readonly string[] = Object.freeze([]);
+const SEP = Tally.SEP;
 
 let clockMs = -1;
 let clockIso = '';
@@ -150,11 +151,11 @@ export class TxLog {
 
   #count(action: Transaction['action'], status: number, protocol: Transaction['protocol'], reason: string): void {
     // Statuses are three digits and actions and protocols a handful, so the label sets stay few.
-    this.metrics.requestTally.add(`${action} ${status} ${protocol}`, { action, status: String(status), protocol });
+    this.metrics.requestTally.add(`${action}${SEP}${status}${SEP}${protocol}`);
     if (action !== 'blocked') return;
     // Reasons are the error catalogue's stable codes.
     const why = reason === '' ? 'unspecified' : reason;
-    this.metrics.blockedTally.add(why, { reason: why });
+    this.metrics.blockedTally.add(why);
   }
 
   /** countRefusal counts a request the listener refused before it became a transaction (it cannot be parsed). */

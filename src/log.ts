@@ -6,6 +6,7 @@
  * case an error object carries them.
  */
 import pino, { type Logger, type DestinationStream } from 'pino';
+import { accessJson } from './accessjson.js';
 import { nssLine } from './nss.js';
 
 /** AccessEntry is one access-log line. */
@@ -116,7 +117,7 @@ export function createAccessLog(target: string | DestinationStream, format: Acce
   const own = typeof target === 'string';
   const dest = !own ? target : target === 'stdout' ? pino.destination({ fd: 1, ...opts }) : pino.destination({ dest: target, mkdir: true, ...opts });
   const buffered = isBuffered(dest) ? dest : null;
-  const line = format === 'nss' ? nssLine : (e: AccessEntry) => JSON.stringify(e);
+  const line = format === 'nss' ? nssLine : accessJson;
   return {
     write(entry) {
       const text = line(entry) + '\n';

@@ -80,6 +80,20 @@ function readInto(socket: Socket, buf: Buffer, onRead: OnRead): boolean {
   return true;
 }
 
+/**
+ * endWriting ends what we send on one side of the tunnel, once the other side has nothing more to
+ * give. When this side's own sending is over too (its end has been read) and every byte for it has
+ * left our buffers, the socket is simply closed: close(2) still delivers what the kernel holds and
+ * then the FIN, as shutdown(2) would, and the shutdown and Node's machinery around it are saved
+ * (squid closes its tunnels this way). Otherwise the write half is ended and the other direction
+ * keeps flowing: the half-close.
+ */
+function endWriting(socket: Socket): void {
+  if (socket.destroyed || socket.writableEnded) return;
+  if (socket.readableEnded && socket.writableLength === 0) socket.destroy();
+  else socket.end();
+}
+
 /** TunnelResult is reported once when the tunnel is over (or failed to open). */
 export interface TunnelResult {
   /** Set when the upstream could not be reached; the caller answers the client. */
@@ -180,7 +194,7 @@ export function openTunnel(
     if (opts.established !== false) client.write(ESTABLISHED);
     if (head.length > 0) upstream.write(head);
     spliceUploads();
-    upstream.once('end', () => client.end());
+    upstream.once('end', () => endWriting(client));
   });
 
   // Uploads, like downloads, are read into one buffer of the tunnel's and written on before the next
@@ -212,8 +226,8 @@ export function openTunnel(
     }
     upBuf = buf;
     // A client whose end was already read and handed out has nothing more to send.
-    if (client.readableEnded) upstream.end();
-    else client.once('end', () => upstream.end());
+    if (client.readableEnded) endWriting(upstream);
+    else client.once('end', () => endWriting(upstream));
     client.resume();
   };
 
@@ -230,7 +244,7 @@ export function openTunnel(
     if (!writing) giveBack(readBuf);
     if (opened) {
       // Whatever the client has not yet read is lost anyway once the origin is gone.
-      if (!client.writableEnded) client.end();
+      endWriting(client);
       if (client.readableEnded || client.destroyed) finish(null);
     }
   });

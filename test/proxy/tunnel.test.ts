@@ -111,6 +111,42 @@ t.test('a client whose end was already handed out before the tunnel opened: the 
   await result;
 });
 
+t.test('a download the client has not read yet when both sides have ended still arrives whole, then a clean end', async (t) => {
+  // The origin answers only after the client's end, then ends too. The tunnel's last step is closing
+  // the client's side: with the kernel still holding bytes for it (1 MiB fits in the socket buffers,
+  // so the tunnel is over before the client reads), or with bytes still in our own buffer (8 MiB
+  // does not fit: its half is ended and drained instead). Neither may cost a byte.
+  for (const [size, closesFirst] of [[1024 * 1024 + 5, true], [8 * 1024 * 1024 + 5, false]] as const) {
+    const body = randomBytes(size);
+    const source = net.createServer({ allowHalfOpen: true }, (s) => {
+      s.resume();
+      s.on('end', () => s.end(body));
+    });
+    await new Promise<void>((r) => source.listen(0, '127.0.0.1', r));
+    t.teardown(() => source.close());
+    const { client, server } = await accepted(t);
+    const result = new Promise<TunnelResult>((resolve) => openTunnel(opts, opts, server, Buffer.alloc(0), '127.0.0.1', (source.address() as AddressInfo).port, () => {}, resolve));
+    client.pause();
+    client.end();
+    const early = await Promise.race([result.then(() => true), new Promise((r) => setTimeout(() => r(false), 1000))]);
+    t.equal(early, closesFirst, closesFirst ? `${size} bytes: the tunnel closed while they were still on their way` : `${size} bytes: the tunnel waits for the client to take them`);
+    const chunks: Buffer[] = [];
+    const ended = await new Promise<string>((resolve) => {
+      client.on('data', (c: Buffer) => chunks.push(c));
+      client.on('end', () => resolve('end'));
+      client.on('error', (err) => resolve(`error ${err.message}`));
+      client.resume();
+    });
+    t.equal(ended, 'end', 'a FIN, not a reset');
+    const got = Buffer.concat(chunks);
+    t.equal(got.length, body.length);
+    t.equal(sha(got), sha(body), 'every byte, in order');
+    const r = await result;
+    t.equal(r.opened, true);
+    t.equal(r.downBytes, body.length, 'all of it counted as sent');
+  }
+});
+
 t.test('many tunnels one after another reuse buffers without mixing their bytes', async (t) => {
   for (let i = 0; i < 20; i++) {
     const { client, server } = await accepted(t);

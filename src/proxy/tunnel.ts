@@ -94,6 +94,18 @@ function endWriting(socket: Socket): void {
   else socket.end();
 }
 
+/**
+ * tookAll tells, just after a write, whether the kernel took all of it at once (Node tries the
+ * write(2) first and, when every byte went, settles the write before returning), so nothing refers
+ * to the read buffer any more and the next read can land in it straight away. Stopping and
+ * restarting the read for every chunk costs an epoll change and Node's resume round trip each time,
+ * which for a short tunnel is a part of its whole cost. The write's callback still comes (on the
+ * next tick, before any further read), and finds nothing left to do.
+ */
+function tookAll(socket: Socket): boolean {
+  return socket.writableLength === 0;
+}
+
 /** TunnelResult is reported once when the tunnel is over (or failed to open). */
 export interface TunnelResult {
   /** Set when the upstream could not be reached; the caller answers the client. */
@@ -147,6 +159,7 @@ export function openTunnel(
   let writing = false;
   let upstreamClosed = false;
   const written = () => {
+    if (!writing) return; // a write the kernel took at once: reading never stopped
     writing = false;
     if (upstreamClosed) giveBack(readBuf);
     else if (!upstream.destroyed) upstream.resume();
@@ -155,10 +168,13 @@ export function openTunnel(
     buffer: readBuf,
     callback: (n: number, buf: Uint8Array): boolean => {
       if (client.destroyed) return false;
-      // The buffer is reused by the next read, so reading waits until this write has left it.
+      // The buffer is reused by the next read, so reading waits until this write has left it...
       writing = true;
       client.write(buf.subarray(0, n), written);
-      return false;
+      // ...unless the kernel took every byte at once (see tookAll).
+      if (!tookAll(client)) return false;
+      writing = false;
+      return true;
     },
   });
   // Bytes already read but still waiting in the stream buffer are the tunnel's too.
@@ -203,6 +219,7 @@ export function openTunnel(
   let upWriting = false;
   let clientClosed = false;
   const upWritten = () => {
+    if (!upWriting) return; // taken at once, as above
     upWriting = false;
     if (clientClosed) {
       if (upBuf !== null) giveBack(upBuf);
@@ -216,7 +233,9 @@ export function openTunnel(
       if (upstream.destroyed) return false;
       upWriting = true;
       upstream.write(b.subarray(0, n), upWritten);
-      return false;
+      if (!tookAll(upstream)) return false;
+      upWriting = false;
+      return true;
     });
     if (!switched) {
       giveBack(buf);

@@ -5,8 +5,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { SelfGuard, type DialOptions } from '../../src/proxy/dial.js';
 import { openTunnel, uploadsReadIntoTunnelBuffer, type TunnelResult } from '../../src/proxy/tunnel.js';
 
-// A raw origin: it counts and hashes what comes until the client's FIN, then answers with both.
-const sink = net.createServer({ allowHalfOpen: true }, (s) => {
+/** answerWithHash counts and hashes what comes until the client's FIN, then answers with both. */
+function answerWithHash(s: Socket): void {
   const h = createHash('sha256');
   let n = 0;
   s.on('data', (c: Buffer) => {
@@ -14,7 +14,10 @@ const sink = net.createServer({ allowHalfOpen: true }, (s) => {
     h.update(c);
   });
   s.on('end', () => s.end(`${n} ${h.digest('hex')}`));
-});
+}
+
+// A raw origin that answers every connection with the count and hash of what it got.
+const sink = net.createServer({ allowHalfOpen: true }, answerWithHash);
 await new Promise<void>((r) => sink.listen(0, '127.0.0.1', r));
 const sinkPort = (sink.address() as AddressInfo).port;
 t.teardown(() => sink.close());
@@ -145,6 +148,31 @@ t.test('a download the client has not read yet when both sides have ended still 
     t.equal(r.opened, true);
     t.equal(r.downBytes, body.length, 'all of it counted as sent');
   }
+});
+
+t.test('an upload to an origin that is slow to read arrives whole: the read buffer is not reused while a write still holds it', async (t) => {
+  // The origin reads nothing for a while, so the kernel's buffers fill and writes upstream stay pending.
+  const slow = net.createServer({ allowHalfOpen: true }, (s) => {
+    s.pause();
+    setTimeout(() => {
+      answerWithHash(s);
+      s.resume();
+    }, 300);
+  });
+  await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+  t.teardown(() => slow.close());
+  const { client, server } = await accepted(t);
+  const result = new Promise<TunnelResult>((resolve) => openTunnel(opts, opts, server, Buffer.alloc(0), '127.0.0.1', (slow.address() as AddressInfo).port, () => {}, resolve));
+  const answer = new Promise<string>((resolve) => {
+    let b = '';
+    client.on('data', (c: Buffer) => (b += c.toString()));
+    client.on('end', () => resolve(b));
+  });
+  const body = randomBytes(16 * 1024 * 1024 + 3);
+  client.end(body);
+  t.equal(await answer, `${body.length} ${sha(body)}`, 'every byte, in order');
+  client.destroy();
+  t.equal((await result).upBytes, body.length);
 });
 
 t.test('many tunnels one after another reuse buffers without mixing their bytes', async (t) => {

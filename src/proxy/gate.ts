@@ -9,13 +9,16 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
 import type { RuntimeRef } from '../runtime.js';
-import { Roster } from './roster.js';
+import { Roster, slot } from './roster.js';
+
+/** GATE_LINKS: every gate's sockets take one shape, whichever listener accepted them (see roster.ts). */
+const GATE_LINKS = slot('gate');
 
 /** ConnectionGate counts connections per client address across the doors that share it. */
 export class ConnectionGate {
   readonly #perIp = new Map<string, number>();
   /** Open connections, for destroyAll (a roster, not a Set: see roster.ts). */
-  readonly #sockets = new Roster<Socket>();
+  readonly #sockets = new Roster<Socket>(GATE_LINKS);
 
   constructor(
     private readonly runtime: RuntimeRef,

@@ -26,7 +26,10 @@ import { answerClientError, rawErrorResponse } from '../http/errors.js';
 import type { Metrics } from '../metrics.js';
 import type { Leaf } from '../tls/leaf.js';
 import { peekClientHello } from './clienthello.js';
-import { Roster } from './roster.js';
+import { Roster, slot } from './roster.js';
+
+/** TERMINATOR_LINKS: the terminator's own links, beside the gate's on the same sockets (see roster.ts). */
+const TERMINATOR_LINKS = slot('terminator');
 import type { Interceptor } from './handler.js';
 import type { Arrival, CountedSocket, TxLog, TxState } from './txlog.js';
 
@@ -57,7 +60,7 @@ const REQUESTS = Symbol('tollgate.requests');
 /** TlsTerminator terminates inspected tunnels; one per proxy listener. */
 export class TlsTerminator implements Interceptor {
   readonly #server: http.Server;
-  readonly #sockets = new Roster<Socket>();
+  readonly #sockets = new Roster<Socket>(TERMINATOR_LINKS);
   /** Who has refused our certificate for which host, so each is logged once (bounded). */
   readonly #rejected = new LRUCache<string, true>({ max: 10_000, ttl: 3_600_000 });
 

@@ -18,7 +18,10 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { coded, LLHTTP, MAX_RESPONSE_HEADER_BYTES, requestHead, toHeaders, type Parser, type UpstreamRequest } from './http1.js';
-import { Roster } from './roster.js';
+import { Roster, slot } from './roster.js';
+
+/** POOL_LINKS: one slot for every pool, made and dropped as origins come and go (see roster.ts). */
+const POOL_LINKS = slot('upstream');
 
 /** Methods that may be sent again when a pooled connection turns out to be dead (RFC 9110 §9.2.2, safe ones). */
 const RETRYABLE = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -318,7 +321,7 @@ class Connection {
 /** UpstreamPool holds the connections to one origin (scheme, host, port). */
 export class UpstreamPool {
   readonly #idle: Connection[] = [];
-  readonly #all = new Roster<Connection>();
+  readonly #all = new Roster<Connection>(POOL_LINKS);
   /** Connections being opened (dial, TLS): the pool is in use while any is. */
   #connecting = 0;
   #closed = false;

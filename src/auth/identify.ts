@@ -9,7 +9,6 @@
  * Our cookie and token are removed from everything that goes upstream (stripOwnCookie, splitToken).
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { LRUCache } from 'lru-cache';
 import type { SurrogateConfig } from '../config/schema.js';
 import type { LocationMatch } from '../proxy/locate.js';
 import type { SessionRecord, Sessions, SurrogateMapping } from '../sessions/session.js';
@@ -170,24 +169,38 @@ const TOUCH_EVERY_MS = 60_000;
 /** SEEN_EVERY_MS: a session in use has its last-seen time written at most this often per node. */
 const SEEN_EVERY_MS = 60_000;
 
-/** OncePer says whether a key is due again: at most once per `everyMs`, for up to `keys` keys at a time. */
-class OncePer {
-  // maxSize with a size of 1 a key bounds the count as max would, but without max's up-front
-  // arrays (lru-cache allocates max slots at once: about 2.5 MiB for 100,000), so memory follows use.
-  readonly #last: LRUCache<string, number>;
+/**
+ * OncePer says whether a key is due again: at most once per `everyMs`, for up to `keys` keys at a
+ * time. It is asked on every identified request, so it is a plain Map (a lookup costs a small
+ * fraction of an LRU's get, which also reorders its list). At the cap, the keys not seen for
+ * everyMs go first: they are due anyway, so forgetting them changes no answer. Only when every key
+ * was seen within everyMs is the whole map dropped, and each of those keys is then due once early
+ * (what an LRU evicting them would do too); the answers only pace background writes.
+ */
+export class OncePer {
+  readonly #last = new Map<string, number>();
 
   constructor(
     private readonly everyMs: number,
-    keys: number,
-  ) {
-    this.#last = new LRUCache<string, number>({ maxSize: keys, sizeCalculation: () => 1 });
-  }
+    private readonly keys: number,
+  ) {}
 
   /** due records `t` for key and answers true when the key's last time is at least everyMs before t. */
   due(key: string, t: number): boolean {
-    if (t - (this.#last.get(key) ?? -Infinity) < this.everyMs) return false;
+    const last = this.#last.get(key);
+    if (last !== undefined && t - last < this.everyMs) return false;
+    if (last === undefined && this.#last.size >= this.keys) this.#prune(t);
     this.#last.set(key, t);
     return true;
+  }
+
+  get size(): number {
+    return this.#last.size;
+  }
+
+  #prune(t: number): void {
+    for (const [k, last] of this.#last) if (t - last >= this.everyMs) this.#last.delete(k);
+    if (this.#last.size >= this.keys) this.#last.clear();
   }
 }
 

@@ -2,12 +2,13 @@ import t from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { COOKIE_NAME, Identifier, isFrameLoad, isNavigation, readOwnCookies, splitToken, stripOwnCookie, TOKEN_PARAM, withToken, type Subject } from '../../src/auth/identify.js';
+import { COOKIE_NAME, Identifier, isFrameLoad, isNavigation, OncePer, readOwnCookies, splitToken, stripOwnCookie, TOKEN_PARAM, withToken, type Subject } from '../../src/auth/identify.js';
 import { HostMatcher, UrlMatcher } from '../../src/auth/exempt.js';
 import { EmbeddedStore } from '../../src/sessions/embedded.js';
 import { TieredStore } from '../../src/sessions/tiered.js';
 import { Sessions } from '../../src/sessions/session.js';
 import type { LocationMatch } from '../../src/proxy/locate.js';
+import { Rng } from '../helpers/rng.js';
 
 t.test('our cookie is found and stripped, whatever its neighbours', async (t) => {
   const cases: [string | undefined, string[], string | undefined][] = [
@@ -103,4 +104,43 @@ t.test('Identifier: memory first, the surrogate only where the policy allows, re
   t.equal((await id.resolve(subj('HTTP', enforce), [], true, false))?.by, 'surrogate', 'other requests keep using the surrogate');
   t.equal(id.peek(subj('HTTP'), [cookie + 'x'], true, true), undefined, 'an unknown cookie: memory cannot say, ask the store');
   t.equal(await id.resolve({ ...subj('HTTP'), host: 'b.test' }, [cookie], true, true), null, "another host's cookie identifies no one");
+});
+
+t.test('OncePer: a key is due at most once per period', async (t) => {
+  const o = new OncePer(60_000, 100);
+  t.equal(o.due('a', 1_000), true, 'first time');
+  t.equal(o.due('a', 1_001), false);
+  t.equal(o.due('a', 60_999), false, 'just inside the period');
+  t.equal(o.due('a', 61_000), true, 'a period later');
+  t.equal(o.due('b', 61_000), true, 'keys are apart');
+  t.equal(o.due('a', 61_001), false);
+});
+
+t.test('OncePer at its cap forgets only keys that are due anyway, and answers as an unbounded record would', async (t) => {
+  // At most 30 keys are seen within any period here, under a cap of 40: pruning always frees room,
+  // so every answer must equal that of a record that never forgets.
+  const period = 1_000;
+  const o = new OncePer(period, 40);
+  const exact = new Map<string, number>();
+  const r = new Rng(14);
+  let mismatches = 0;
+  for (let step = 0, t0 = 0; step < 50_000; step++) {
+    if (step % 3 === 0) t0 += 100; // three requests every 100 ms: at most about 33 keys set within a period
+    const key = `k${r.int(200)}`;
+    const last = exact.get(key);
+    const want = last === undefined || t0 - last >= period;
+    if (want) exact.set(key, t0);
+    if (o.due(key, t0) !== want) mismatches++;
+    if (o.size > 40) t.fail(`step ${step}: ${o.size} keys kept, over the cap`);
+  }
+  t.equal(mismatches, 0);
+});
+
+t.test('OncePer with every key fresh at its cap starts over, staying bounded', async (t) => {
+  const o = new OncePer(60_000, 10);
+  for (let i = 0; i < 10; i++) t.equal(o.due(`k${i}`, 5), true);
+  t.equal(o.size, 10);
+  t.equal(o.due('k10', 6), true, 'a new key still gets its answer');
+  t.ok(o.size <= 10, `${o.size} keys kept`);
+  t.equal(o.due('k10', 7), false, 'and is remembered');
 });

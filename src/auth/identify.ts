@@ -173,9 +173,10 @@ const SEEN_EVERY_MS = 60_000;
  * OncePer says whether a key is due again: at most once per `everyMs`, for up to `keys` keys at a
  * time. It is asked on every identified request, so it is a plain Map (a lookup costs a small
  * fraction of an LRU's get, which also reorders its list). At the cap, the keys not seen for
- * everyMs go first: they are due anyway, so forgetting them changes no answer. Only when every key
- * was seen within everyMs is the whole map dropped, and each of those keys is then due once early
- * (what an LRU evicting them would do too); the answers only pace background writes.
+ * everyMs go first: they are due anyway, so forgetting them changes no answer. When that frees less
+ * than a quarter of the cap, the whole map is dropped instead (so the walk stays rare), and each of
+ * those keys is then due once early, as an LRU evicting them would make it; the answers only pace
+ * background writes.
  */
 export class OncePer {
   readonly #last = new Map<string, number>();
@@ -198,9 +199,10 @@ export class OncePer {
     return this.#last.size;
   }
 
+  /** #prune frees at least a quarter of the cap, so a walk of the map comes at most once per keys/4 new keys. */
   #prune(t: number): void {
     for (const [k, last] of this.#last) if (t - last >= this.everyMs) this.#last.delete(k);
-    if (this.#last.size >= this.keys) this.#last.clear();
+    if (this.#last.size > this.keys * 0.75) this.#last.clear();
   }
 }
 

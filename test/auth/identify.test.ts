@@ -117,15 +117,15 @@ t.test('OncePer: a key is due at most once per period', async (t) => {
 });
 
 t.test('OncePer at its cap forgets only keys that are due anyway, and answers as an unbounded record would', async (t) => {
-  // At most 30 keys are seen within any period here, under a cap of 40: pruning always frees room,
-  // so every answer must equal that of a record that never forgets.
+  // At most about 21 keys are set within any period here, under a cap of 40: pruning always frees
+  // more than a quarter of it, so every answer must equal that of a record that never forgets.
   const period = 1_000;
   const o = new OncePer(period, 40);
   const exact = new Map<string, number>();
   const r = new Rng(14);
   let mismatches = 0;
   for (let step = 0, t0 = 0; step < 50_000; step++) {
-    if (step % 3 === 0) t0 += 100; // three requests every 100 ms: at most about 33 keys set within a period
+    if (step % 2 === 0) t0 += 100; // two requests every 100 ms: at most about 21 keys set within a period
     const key = `k${r.int(200)}`;
     const last = exact.get(key);
     const want = last === undefined || t0 - last >= period;
@@ -136,11 +136,25 @@ t.test('OncePer at its cap forgets only keys that are due anyway, and answers as
   t.equal(mismatches, 0);
 });
 
-t.test('OncePer with every key fresh at its cap starts over, staying bounded', async (t) => {
+t.test('OncePer with most keys fresh at its cap starts over, staying bounded and cheap', async (t) => {
   const o = new OncePer(60_000, 10);
   for (let i = 0; i < 10; i++) t.equal(o.due(`k${i}`, 5), true);
   t.equal(o.size, 10);
   t.equal(o.due('k10', 6), true, 'a new key still gets its answer');
   t.ok(o.size <= 10, `${o.size} keys kept`);
   t.equal(o.due('k10', 7), false, 'and is remembered');
+});
+
+t.test('OncePer walks its map rarely however the keys come', async (t) => {
+  // Keys that turn stale one at a time as new ones come: pruning alone would free one key per walk.
+  const cap = 1000;
+  const o = new OncePer(1_000, cap);
+  let walks = 0;
+  for (let i = 0; i < 20_000; i++) {
+    const before = o.size;
+    o.due(`k${i}`, i);
+    if (o.size <= before) walks++; // a walk (prune or clear) is the only way the size does not grow
+  }
+  t.ok(walks <= (20_000 / (cap / 4)) + 1, `${walks} walks for 20,000 new keys at a cap of ${cap}`);
+  t.ok(o.size <= cap);
 });

@@ -109,6 +109,44 @@ function tookAll(socket: Socket): boolean {
   return socket.writableLength === 0;
 }
 
+/** Relay is one direction of a tunnel: what its reading socket calls per read, and what its close calls. */
+interface Relay {
+  readonly onRead: OnRead;
+  /** closed: the reading socket has closed, so no read can land in the buffer any more. */
+  closed(): void;
+}
+
+/**
+ * relay moves one direction's reads into `to`: each read is written on before the next read lands
+ * in the same buffer, so reading waits for the write's callback (then `resume`), unless the kernel
+ * took every byte at once (tookAll). The buffer goes back to the spares once the reading socket has
+ * closed and no write refers to its bytes.
+ */
+function relay(to: Socket, buf: Buffer, resume: () => void): Relay {
+  let writing = false;
+  let readerClosed = false;
+  const written = () => {
+    if (!writing) return; // a write the kernel took at once: reading never stopped
+    writing = false;
+    if (readerClosed) giveBack(buf);
+    else resume();
+  };
+  return {
+    onRead: (n, b) => {
+      if (to.destroyed) return false;
+      writing = true;
+      to.write(b.subarray(0, n), written);
+      if (!tookAll(to)) return false;
+      writing = false;
+      return true;
+    },
+    closed: () => {
+      readerClosed = true;
+      if (!writing) giveBack(buf);
+    },
+  };
+}
+
 /** TunnelResult is reported once when the tunnel is over (or failed to open). */
 export interface TunnelResult {
   /** Set when the upstream could not be reached; the caller answers the client. */
@@ -159,27 +197,10 @@ export function openTunnel(
   // written to the client before the next read (net's `onread`), instead of a fresh 64 KiB buffer
   // per read, whose page faults cost more CPU than the copying itself.
   const readBuf = takeBuffer();
-  let writing = false;
-  let upstreamClosed = false;
-  const written = () => {
-    if (!writing) return; // a write the kernel took at once: reading never stopped
-    writing = false;
-    if (upstreamClosed) giveBack(readBuf);
-    else if (!upstream.destroyed) upstream.resume();
-  };
-  const upstream = dialReading(dialer, host, port, {
-    buffer: readBuf,
-    callback: (n: number, buf: Uint8Array): boolean => {
-      if (client.destroyed) return false;
-      // The buffer is reused by the next read, so reading waits until this write has left it...
-      writing = true;
-      client.write(buf.subarray(0, n), written);
-      // ...unless the kernel took every byte at once (see tookAll).
-      if (!tookAll(client)) return false;
-      writing = false;
-      return true;
-    },
+  const down = relay(client, readBuf, () => {
+    if (!upstream.destroyed) upstream.resume();
   });
+  const upstream = dialReading(dialer, host, port, { buffer: readBuf, callback: down.onRead });
   // Bytes already read but still waiting in the stream buffer are the tunnel's too.
   const upStart = client.bytesRead - client.readableLength;
   const downStart = client.bytesWritten;
@@ -218,35 +239,22 @@ export function openTunnel(
 
   // Uploads, like downloads, are read into one buffer of the tunnel's and written on before the next
   // read. The client's end ends the upstream's writing: the half-close.
-  let upBuf: Buffer | null = null;
-  let upWriting = false;
-  let clientClosed = false;
-  const upWritten = () => {
-    if (!upWriting) return; // taken at once, as above
-    upWriting = false;
-    if (clientClosed) {
-      if (upBuf !== null) giveBack(upBuf);
-    } else if (!client.destroyed) client.resume();
-  };
+  let up: Relay | null = null;
   const spliceUploads = () => {
     // What arrived before the switch waits in the stream's buffer: it goes first.
     for (let c = client.read() as Buffer | null; c !== null; c = client.read() as Buffer | null) upstream.write(c);
     const buf = takeBuffer();
-    const switched = readInto(client, buf, (n, b) => {
-      if (upstream.destroyed) return false;
-      upWriting = true;
-      upstream.write(b.subarray(0, n), upWritten);
-      if (!tookAll(upstream)) return false;
-      upWriting = false;
-      return true;
+    const r = relay(upstream, buf, () => {
+      if (!client.destroyed) client.resume();
     });
+    const switched = readInto(client, buf, r.onRead);
     if (!switched) {
       giveBack(buf);
       // pipe() ends the destination when the source ends: the half-close.
       client.pipe(upstream);
       return;
     }
-    upBuf = buf;
+    up = r;
     // A client whose end was already read and handed out has nothing more to send.
     if (client.readableEnded) endWriting(upstream);
     else client.once('end', () => endWriting(upstream));
@@ -262,8 +270,7 @@ export function openTunnel(
   });
   client.on('error', () => upstream.destroy());
   upstream.on('close', () => {
-    upstreamClosed = true;
-    if (!writing) giveBack(readBuf);
+    down.closed();
     if (opened) {
       // Whatever the client has not yet read is lost anyway once the origin is gone.
       endWriting(client);
@@ -271,8 +278,7 @@ export function openTunnel(
     }
   });
   client.on('close', () => {
-    clientClosed = true;
-    if (upBuf !== null && !upWriting) giveBack(upBuf);
+    up?.closed();
     // Also covers a client that gives up while we are still dialing (finish reports opened: false).
     upstream.destroy();
     finish(null);
